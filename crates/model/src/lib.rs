@@ -1,0 +1,17 @@
+//! The shared vocabulary of Vigil: label sets, samples, timestamps, label matchers (with Go RE2
+//! regex semantics), Prometheus durations and relabelling rules.
+//!
+//! Pure data and pure functions only: this crate never does I/O and depends on nothing of ours.
+
+pub mod duration;
+pub mod labels;
+pub mod matcher;
+pub mod regex;
+pub mod relabel;
+pub mod sample;
+
+pub use duration::{format_duration, parse_duration, DurationError};
+pub use labels::{Label, Labels, LabelsBuilder};
+pub use matcher::{MatchType, Matcher, MatcherError};
+pub use regex::{GoRegex, RegexError};
+pub use sample::{is_stale_nan, Sample, Timestamp, STALE_NAN, STALE_NAN_BITS};

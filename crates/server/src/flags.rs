@@ -1,0 +1,169 @@
+//! `vigil server` command-line flags, named like Prometheus's.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Args;
+
+fn parse_dur(s: &str) -> Result<Duration, String> {
+    model::parse_duration(s).map_err(|e| e.to_string())
+}
+
+/// Parses a size like Prometheus's `--storage.tsdb.retention.size` (`512MB`, `10GB`; base 2).
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: u64 = num.parse().map_err(|_| format!("invalid size {s:?}"))?;
+    let mult: u64 = match unit {
+        "" | "B" => 1,
+        "KB" => 1 << 10,
+        "MB" => 1 << 20,
+        "GB" => 1 << 30,
+        "TB" => 1 << 40,
+        "PB" => 1 << 50,
+        "EB" => 1 << 60,
+        _ => return Err(format!("invalid size unit in {s:?}")),
+    };
+    n.checked_mul(mult).ok_or_else(|| format!("size {s:?} overflows"))
+}
+
+/// Flags of `vigil server`.
+#[derive(Debug, Clone, Args)]
+pub struct ServerFlags {
+    /// Prometheus configuration file path.
+    #[arg(long = "config.file", default_value = "prometheus.yml")]
+    pub config_file: PathBuf,
+
+    /// Address to listen on for the UI, API and telemetry.
+    #[arg(long = "web.listen-address", default_value = "0.0.0.0:9090")]
+    pub listen_address: SocketAddr,
+
+    /// The URL under which Vigil is externally reachable.
+    #[arg(long = "web.external-url", default_value = "")]
+    pub external_url: String,
+
+    /// Enable shutdown and reload via HTTP request.
+    #[arg(long = "web.enable-lifecycle")]
+    pub enable_lifecycle: bool,
+
+    /// Enable API endpoints for admin control actions.
+    #[arg(long = "web.enable-admin-api")]
+    pub enable_admin_api: bool,
+
+    /// Maximum duration before timing out read of the request.
+    #[arg(long = "web.read-timeout", default_value = "5m", value_parser = parse_dur)]
+    pub read_timeout: Duration,
+
+    /// Base path for metrics storage.
+    #[arg(long = "storage.tsdb.path", default_value = "data/")]
+    pub tsdb_path: PathBuf,
+
+    /// How long to retain samples in storage (0 means the default, 15d).
+    #[arg(long = "storage.tsdb.retention.time", value_parser = parse_dur)]
+    pub retention_time: Option<Duration>,
+
+    /// Maximum number of bytes that can be stored for blocks (0 disables).
+    #[arg(long = "storage.tsdb.retention.size", default_value = "0B", value_parser = parse_size)]
+    pub retention_size: u64,
+
+    /// Minimum duration of a data block before being persisted.
+    #[arg(long = "storage.tsdb.min-block-duration", default_value = "2h", value_parser = parse_dur, hide = true)]
+    pub min_block_duration: Duration,
+
+    /// Maximum duration compacted blocks may span.
+    #[arg(long = "storage.tsdb.max-block-duration", value_parser = parse_dur, hide = true)]
+    pub max_block_duration: Option<Duration>,
+
+    /// Size of a WAL segment file.
+    #[arg(long = "storage.tsdb.wal-segment-size", default_value = "128MB", value_parser = parse_size, hide = true)]
+    pub wal_segment_size: u64,
+
+    /// Do not create a lockfile in the data directory.
+    #[arg(long = "storage.tsdb.no-lockfile")]
+    pub no_lockfile: bool,
+
+    /// The maximum lookback duration for retrieving metrics during expression evaluations.
+    #[arg(long = "query.lookback-delta", default_value = "5m", value_parser = parse_dur)]
+    pub lookback_delta: Duration,
+
+    /// Maximum time a query may take before being aborted.
+    #[arg(long = "query.timeout", default_value = "2m", value_parser = parse_dur)]
+    pub query_timeout: Duration,
+
+    /// Maximum number of samples a single query can load into memory.
+    #[arg(long = "query.max-samples", default_value_t = 50_000_000)]
+    pub query_max_samples: u64,
+
+    /// Maximum number of queries executed concurrently.
+    #[arg(long = "query.max-concurrency", default_value_t = 20)]
+    pub query_max_concurrency: u32,
+
+    /// How often file-based service discovery checks its files for changes.
+    #[arg(long = "scrape.discovery-poll-interval", default_value = "5s", value_parser = parse_dur, hide = true)]
+    pub discovery_poll_interval: Duration,
+
+    /// Only log messages with the given severity or above: debug, info, warn, error.
+    #[arg(long = "log.level", default_value = "info", value_parser = ["debug", "info", "warn", "error"])]
+    pub log_level: String,
+
+    /// Output format of log messages: logfmt, json.
+    #[arg(long = "log.format", default_value = "logfmt", value_parser = ["logfmt", "json"])]
+    pub log_format: String,
+}
+
+impl ServerFlags {
+    /// The effective retention: Prometheus's default is 15d when neither time nor size is set.
+    pub fn retention(&self) -> Duration {
+        match self.retention_time {
+            Some(d) if !d.is_zero() => d,
+            _ => Duration::from_secs(15 * 24 * 3600),
+        }
+    }
+
+    /// Flag names and values as `/api/v1/status/flags` shows them.
+    pub fn to_map(&self) -> std::collections::BTreeMap<String, String> {
+        let d = model::format_duration;
+        let mut m = std::collections::BTreeMap::new();
+        let mut put = |k: &str, v: String| {
+            m.insert(k.to_string(), v);
+        };
+        put("config.file", self.config_file.display().to_string());
+        put("web.listen-address", self.listen_address.to_string());
+        put("web.external-url", self.external_url.clone());
+        put("web.enable-lifecycle", self.enable_lifecycle.to_string());
+        put("web.enable-admin-api", self.enable_admin_api.to_string());
+        put("web.read-timeout", d(self.read_timeout));
+        put("storage.tsdb.path", self.tsdb_path.display().to_string());
+        put("storage.tsdb.retention.time", d(self.retention()));
+        put("storage.tsdb.retention.size", format!("{}B", self.retention_size));
+        put("storage.tsdb.min-block-duration", d(self.min_block_duration));
+        put(
+            "storage.tsdb.max-block-duration",
+            d(self.max_block_duration.unwrap_or(self.retention() / 10)),
+        );
+        put("storage.tsdb.no-lockfile", self.no_lockfile.to_string());
+        put("query.lookback-delta", d(self.lookback_delta));
+        put("query.timeout", d(self.query_timeout));
+        put("query.max-samples", self.query_max_samples.to_string());
+        put("query.max-concurrency", self.query_max_concurrency.to_string());
+        put("log.level", self.log_level.clone());
+        put("log.format", self.log_format.clone());
+        m
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("0B"), Ok(0));
+        assert_eq!(parse_size("512MB"), Ok(512 << 20));
+        assert_eq!(parse_size("1GB"), Ok(1 << 30));
+        assert!(parse_size("1XB").is_err());
+        assert!(parse_size("").is_err());
+    }
+}

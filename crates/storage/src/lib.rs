@@ -1,0 +1,197 @@
+//! Storage contracts shared by everything that writes or reads series: [`Appender`] for ingestion,
+//! [`Queryable`]/[`Querier`] for reads, and small in-memory helpers.
+//!
+//! This crate owns the interfaces only; it never stores anything itself. Units: timestamps are
+//! milliseconds since the epoch; time ranges `[mint, maxt]` are inclusive at both ends.
+//! Every trait object here is `Send`, and `Appendable`/`Queryable` are `Sync` so one storage can
+//! be shared by scrape loops and HTTP handlers.
+
+use model::{Labels, Matcher, Timestamp};
+
+/// A storage-specific handle to a series, returned by [`Appender::append`] so the next append to
+/// the same series can skip the label lookup. `0` means "unknown".
+pub type SeriesRef = u64;
+
+/// Why an append or a read failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    /// The sample is older than the newest sample of its series.
+    #[error("out of order sample")]
+    OutOfOrder,
+    /// The same timestamp was appended twice with different values.
+    #[error("duplicate sample for timestamp")]
+    DuplicateSample,
+    /// The sample is older than what the storage still accepts (e.g. before the head's window).
+    #[error("out of bounds")]
+    OutOfBounds,
+    /// The label set is not valid for storage (empty, or duplicate names).
+    #[error("invalid labels: {0}")]
+    InvalidLabels(String),
+    /// A per-query or per-request limit was exceeded.
+    #[error("{0}")]
+    Limit(String),
+    /// The storage is closed or shutting down.
+    #[error("storage closed")]
+    Closed,
+    /// An I/O error with what was being done.
+    #[error("{context}")]
+    Io {
+        context: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// Corrupt data found while reading.
+    #[error("corruption: {0}")]
+    Corruption(String),
+}
+
+impl StorageError {
+    /// Whether this error rejects one sample (the rest of a batch can proceed) rather than the
+    /// whole batch.
+    pub fn is_sample_error(&self) -> bool {
+        matches!(self, StorageError::OutOfOrder | StorageError::DuplicateSample | StorageError::OutOfBounds)
+    }
+
+    pub fn io(context: impl Into<String>, source: std::io::Error) -> Self {
+        StorageError::Io { context: context.into(), source }
+    }
+}
+
+pub type Result<T, E = StorageError> = std::result::Result<T, E>;
+
+/// A batch of appends that becomes visible and durable at [`Appender::commit`].
+/// Not shared between threads; create one per batch (per scrape).
+pub trait Appender: Send {
+    /// Adds one float sample. Pass `series_ref` from an earlier call for the same labels (or 0);
+    /// when it is non-zero and still valid, `labels` may be ignored. Returns the series' ref.
+    /// Sample-level errors ([`StorageError::is_sample_error`]) leave the batch usable.
+    fn append(&mut self, series_ref: SeriesRef, labels: &Labels, t: Timestamp, v: f64) -> Result<SeriesRef>;
+
+    /// Writes the batch durably (WAL) and makes it visible to queries.
+    fn commit(self: Box<Self>) -> Result<()>;
+
+    /// Discards the batch.
+    fn rollback(self: Box<Self>);
+}
+
+/// Something that hands out appenders.
+pub trait Appendable: Send + Sync {
+    fn appender(&self) -> Box<dyn Appender>;
+}
+
+/// Iterates the samples of one series in increasing timestamp order.
+pub trait SampleIterator: Send {
+    /// The next sample, or `None` at the end.
+    fn next(&mut self) -> Option<(Timestamp, f64)>;
+
+    /// Advances to the first sample with timestamp >= `t` and returns it (may return the current
+    /// sample again if it already satisfies the bound).
+    fn seek(&mut self, t: Timestamp) -> Option<(Timestamp, f64)>;
+}
+
+/// One series from a query.
+pub trait Series: Send {
+    fn labels(&self) -> &Labels;
+    /// A fresh iterator over the samples within the querier's time range.
+    fn iter(&self) -> Box<dyn SampleIterator + '_>;
+}
+
+/// Extra information about a select; storages may use it to read less.
+#[derive(Debug, Clone, Default)]
+pub struct SelectHints {
+    pub start: Timestamp,
+    pub end: Timestamp,
+    /// Query step in ms, 0 for instant queries.
+    pub step: i64,
+    /// Aggregation or function name wrapping the selector, if any.
+    pub func: Option<String>,
+    /// Only label sets are needed, not samples (e.g. `/api/v1/series`).
+    pub labels_only: bool,
+    /// Stop after this many series (0 = no limit).
+    pub limit: usize,
+}
+
+/// Reads a fixed time range of a storage. Cheap to create; holds no long-lived locks.
+pub trait Querier: Send {
+    /// Series matching all `matchers` (at least one matcher must not match the empty string,
+    /// checked by callers), with samples in the querier's range. When `sorted`, series come in
+    /// label order.
+    fn select(&self, sorted: bool, hints: &SelectHints, matchers: &[Matcher]) -> Result<Vec<Box<dyn Series>>>;
+
+    /// Sorted distinct values of label `name` among series matching `matchers` (all series
+    /// when empty).
+    fn label_values(&self, name: &str, matchers: &[Matcher]) -> Result<Vec<String>>;
+
+    /// Sorted distinct label names among series matching `matchers` (all series when empty).
+    fn label_names(&self, matchers: &[Matcher]) -> Result<Vec<String>>;
+}
+
+/// Something that can be queried over a time range.
+pub trait Queryable: Send + Sync {
+    fn querier(&self, mint: Timestamp, maxt: Timestamp) -> Result<Box<dyn Querier>>;
+}
+
+/// A series held in memory as a vector of samples, for tests and small merged results.
+#[derive(Debug, Clone)]
+pub struct VecSeries {
+    pub labels: Labels,
+    pub samples: Vec<(Timestamp, f64)>,
+}
+
+impl Series for VecSeries {
+    fn labels(&self) -> &Labels {
+        &self.labels
+    }
+
+    fn iter(&self) -> Box<dyn SampleIterator + '_> {
+        Box::new(SliceIter { s: &self.samples, i: 0 })
+    }
+}
+
+/// Iterator over a sample slice.
+pub struct SliceIter<'a> {
+    s: &'a [(Timestamp, f64)],
+    i: usize,
+}
+
+impl<'a> SliceIter<'a> {
+    pub fn new(s: &'a [(Timestamp, f64)]) -> Self {
+        SliceIter { s, i: 0 }
+    }
+}
+
+impl SampleIterator for SliceIter<'_> {
+    fn next(&mut self) -> Option<(Timestamp, f64)> {
+        let r = self.s.get(self.i).copied();
+        if r.is_some() {
+            self.i += 1;
+        }
+        r
+    }
+
+    fn seek(&mut self, t: Timestamp) -> Option<(Timestamp, f64)> {
+        // The current sample is the one last returned, if any.
+        let from = self.i.saturating_sub(1);
+        let idx = from + self.s[from.min(self.s.len())..].partition_point(|&(st, _)| st < t);
+        self.i = idx;
+        self.next()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slice_iter_seek() {
+        let s = [(1, 1.0), (5, 5.0), (9, 9.0)];
+        let mut it = SliceIter::new(&s);
+        assert_eq!(it.seek(4), Some((5, 5.0)));
+        assert_eq!(it.seek(5), Some((5, 5.0)));
+        assert_eq!(it.next(), Some((9, 9.0)));
+        assert_eq!(it.seek(10), None);
+        let mut it = SliceIter::new(&s);
+        assert_eq!(it.seek(0), Some((1, 1.0)));
+        assert_eq!(it.next(), Some((5, 5.0)));
+    }
+}

@@ -1,0 +1,109 @@
+//! `vigil`: one binary, one subcommand per role. This file only parses flags and dispatches;
+//! every role lives in its own crate.
+
+mod logging;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "vigil", version, about = "A highly-available, Prometheus-compatible monitoring system")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a Prometheus-compatible server: scrape targets, store samples, serve the HTTP API.
+    Server(server::ServerFlags),
+    /// Check configuration files.
+    Check {
+        #[command(subcommand)]
+        what: CheckCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum CheckCommand {
+    /// Check a prometheus.yml the way `vigil server` would load it.
+    Config {
+        /// The files to check.
+        files: Vec<std::path::PathBuf>,
+    },
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Server(flags) => {
+            logging::init(&flags.log_level, &flags.log_format);
+            run_async(server_main(flags))
+        }
+        Command::Check { what: CheckCommand::Config { files } } => check_config(&files),
+    }
+}
+
+fn run_async(fut: impl std::future::Future<Output = anyhow::Result<()>>) -> std::process::ExitCode {
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("vigil: start runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(fut) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            eprintln!("vigil: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn server_main(flags: server::ServerFlags) -> anyhow::Result<()> {
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let app = server::App::new(flags, shutdown.clone()).await?;
+    let signals = tokio::spawn(handle_signals(app.clone(), shutdown.clone()));
+    let res = app.run().await;
+    signals.abort();
+    res.map_err(Into::into)
+}
+
+/// SIGHUP reloads the configuration; SIGINT/SIGTERM stop the server gracefully.
+async fn handle_signals(app: server::App, shutdown: tokio_util::sync::CancellationToken) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut hup), Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::hangup()),
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        tracing::error!("cannot install signal handlers");
+        return;
+    };
+    loop {
+        tokio::select! {
+            _ = hup.recv() => {
+                if let Err(e) = app.reload() {
+                    tracing::error!("error reloading config: {e}");
+                }
+            }
+            _ = term.recv() => { tracing::warn!("received SIGTERM, exiting gracefully..."); shutdown.cancel(); return; }
+            _ = int.recv() => { tracing::warn!("received SIGINT, exiting gracefully..."); shutdown.cancel(); return; }
+        }
+    }
+}
+
+fn check_config(files: &[std::path::PathBuf]) -> std::process::ExitCode {
+    let mut failed = false;
+    for f in files {
+        match server::config::Config::load_file(f) {
+            Ok(c) => println!("SUCCESS: {} is valid prometheus config file syntax ({} scrape configs)", f.display(), c.scrape_configs.len()),
+            Err(e) => {
+                println!("FAILED: {e}");
+                failed = true;
+            }
+        }
+    }
+    if failed { std::process::ExitCode::from(1) } else { std::process::ExitCode::SUCCESS }
+}

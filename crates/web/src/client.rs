@@ -1,0 +1,1 @@
+//! HTTP client configuration (Prometheus's common HTTPClientConfig).
