@@ -9,9 +9,11 @@ pub mod matcher;
 pub mod regex;
 pub mod relabel;
 pub mod sample;
+pub mod selector;
 
 pub use duration::{format_duration, parse_duration, DurationError};
 pub use labels::{Label, Labels, LabelsBuilder};
 pub use matcher::{MatchType, Matcher, MatcherError};
 pub use regex::{GoRegex, RegexError};
+pub use selector::{parse_selector, SelectorError};
 pub use sample::{is_stale_nan, Sample, Timestamp, STALE_NAN, STALE_NAN_BITS};

@@ -167,3 +167,20 @@ mod tests {
         assert!(parse_size("").is_err());
     }
 }
+
+impl ServerFlags {
+    /// Default flags (as if none were given) with the three settings an embedding needs.
+    pub fn for_embedding(config_file: PathBuf, tsdb_path: PathBuf, listen_address: SocketAddr) -> Self {
+        #[derive(clap::Parser)]
+        struct Wrapper {
+            #[command(flatten)]
+            flags: ServerFlags,
+        }
+        let mut f = <Wrapper as clap::Parser>::parse_from(["vigil"]).flags;
+        f.config_file = config_file;
+        f.tsdb_path = tsdb_path;
+        f.listen_address = listen_address;
+        f.enable_lifecycle = true;
+        f
+    }
+}

@@ -1,1 +1,14 @@
-//! server
+//! The `vigil server` role: loads prometheus.yml, wires storage, scraping and the HTTP API, and
+//! handles reloads. Exposes an embeddable [`App`]; the binary only parses flags and signals.
+//!
+//! Never used by the other roles (`alertmanager`, `query`).
+
+mod api;
+mod app;
+pub mod config;
+pub mod flags;
+mod metrics;
+mod params;
+
+pub use app::{App, RuntimeInfo, ServerError};
+pub use flags::ServerFlags;

@@ -2,6 +2,7 @@
 //! every role lives in its own crate.
 
 mod logging;
+mod up;
 
 use clap::{Parser, Subcommand};
 
@@ -16,6 +17,8 @@ struct Cli {
 enum Command {
     /// Run a Prometheus-compatible server: scrape targets, store samples, serve the HTTP API.
     Server(server::ServerFlags),
+    /// Start a local topology on embedded defaults with a demo workload, and print its URLs.
+    Up(up::UpFlags),
     /// Check configuration files.
     Check {
         #[command(subcommand)]
@@ -38,6 +41,10 @@ fn main() -> std::process::ExitCode {
         Command::Server(flags) => {
             logging::init(&flags.log_level, &flags.log_format);
             run_async(server_main(flags))
+        }
+        Command::Up(flags) => {
+            logging::init(&flags.log_level, "logfmt");
+            run_async(up::run(flags))
         }
         Command::Check { what: CheckCommand::Config { files } } => check_config(&files),
     }

@@ -1,0 +1,124 @@
+//! Synthetic scrape targets: a realistic mix of counters, gauges and histograms whose values
+//! change every second. Used by `vigil up` as the demo workload and by the benchmarks in
+//! `bench/` as the targets every system scrapes.
+//!
+//! Values are pure functions of (target, series, time), so the exporters keep no state and any
+//! number of them are cheap to serve.
+
+use std::fmt::Write;
+use std::net::SocketAddr;
+
+use axum::routing::get;
+use axum::Router;
+use tokio_util::sync::CancellationToken;
+
+const METHODS: [&str; 4] = ["GET", "POST", "PUT", "DELETE"];
+const CODES: [&str; 5] = ["200", "201", "404", "500", "503"];
+const BUCKETS: [&str; 11] = ["0.005", "0.01", "0.025", "0.05", "0.1", "0.25", "0.5", "1", "2.5", "5", "+Inf"];
+
+/// A cheap deterministic hash for pseudo-random but stable per-series parameters.
+fn mix(mut x: u64) -> u64 {
+    x ^= x >> 33;
+    x = x.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    x ^= x >> 33;
+    x = x.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+    x ^ (x >> 33)
+}
+
+/// Renders the exposition of target `target` with about `series` series at time `now_s`.
+/// A third of the series are counters, a third gauges, a third histogram series.
+pub fn render(target: u64, series: usize, now_s: f64) -> String {
+    let mut out = String::with_capacity(series * 96);
+    let third = series / 3;
+    let t = now_s.floor();
+
+    out.push_str("# HELP demo_http_requests_total Requests handled, by handler, method and code.\n");
+    out.push_str("# TYPE demo_http_requests_total counter\n");
+    for i in 0..third {
+        let h = mix(target << 32 ^ i as u64);
+        let rate = 1.0 + (h % 100) as f64;
+        let v = (t * rate).floor();
+        let _ = writeln!(
+            out,
+            "demo_http_requests_total{{handler=\"/api/v{}/item{}\",method=\"{}\",code=\"{}\"}} {}",
+            i % 3,
+            i / 20,
+            METHODS[i % 4],
+            CODES[(i / 4) % 5],
+            v
+        );
+    }
+
+    out.push_str("# HELP demo_queue_depth Items waiting per queue and shard.\n");
+    out.push_str("# TYPE demo_queue_depth gauge\n");
+    for i in 0..third {
+        let h = mix(target << 32 ^ (i as u64 + 1_000_000));
+        let period = 30.0 + (h % 600) as f64;
+        let v = ((t / period).sin() * 100.0 + 100.0).round();
+        let _ = writeln!(out, "demo_queue_depth{{queue=\"q{}\",shard=\"{}\"}} {}", i / 8, i % 8, v);
+    }
+
+    out.push_str("# HELP demo_request_duration_seconds Request latency.\n");
+    out.push_str("# TYPE demo_request_duration_seconds histogram\n");
+    let per = BUCKETS.len() + 2;
+    let hists = (series - 2 * third).div_ceil(per);
+    for j in 0..hists {
+        let h = mix(target << 32 ^ (j as u64 + 2_000_000));
+        let rate = 1.0 + (h % 50) as f64;
+        let count = (t * rate).floor();
+        let route = format!("/r{j}");
+        let mut cum = 0.0;
+        for (k, le) in BUCKETS.iter().enumerate() {
+            cum = if k + 1 == BUCKETS.len() { count } else { (count * (k as f64 + 1.0) / BUCKETS.len() as f64).floor() };
+            let _ = writeln!(out, "demo_request_duration_seconds_bucket{{route=\"{route}\",le=\"{le}\"}} {cum}");
+        }
+        let _ = writeln!(out, "demo_request_duration_seconds_sum{{route=\"{route}\"}} {}", cum * 0.042);
+        let _ = writeln!(out, "demo_request_duration_seconds_count{{route=\"{route}\"}} {cum}");
+    }
+    out
+}
+
+fn now_s() -> f64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0)
+}
+
+/// Serves `count` demo targets on consecutive listeners, each with `series` series, until
+/// `shutdown`. Returns the bound addresses once listening.
+pub async fn serve(
+    listen: Vec<SocketAddr>,
+    series: usize,
+    shutdown: CancellationToken,
+) -> std::io::Result<Vec<SocketAddr>> {
+    let mut addrs = Vec::new();
+    for (idx, addr) in listen.into_iter().enumerate() {
+        let l = tokio::net::TcpListener::bind(addr).await?;
+        addrs.push(l.local_addr()?);
+        let target = idx as u64;
+        let app = Router::new().route(
+            "/metrics",
+            get(move || async move {
+                ([("content-type", "text/plain; version=0.0.4")], render(target, series, now_s()))
+            }),
+        );
+        let token = shutdown.clone();
+        tokio::spawn(async move {
+            let _ = axum::serve(l, app).with_graceful_shutdown(async move { token.cancelled().await }).await;
+        });
+    }
+    Ok(addrs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn series_count_and_change() {
+        let a = render(1, 1000, 1000.0);
+        let b = render(1, 1000, 1001.0);
+        let lines = a.lines().filter(|l| !l.starts_with('#')).count();
+        assert!((1000..1013).contains(&lines), "{lines}");
+        assert_ne!(a, b, "values must change every second");
+        assert_ne!(render(1, 10, 5.0), render(2, 10, 5.0), "targets differ");
+    }
+}

@@ -1,0 +1,265 @@
+//! `/api/v1/*` handlers of `vigil server` (series, labels, targets, status, metadata) and the
+//! lifecycle endpoints. Envelopes and status codes come from `web::api`.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use axum::body::Bytes;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use serde_json::json;
+use storage::SelectHints;
+use web::api::{ok, ApiError, ApiResult, ApiSuccess};
+
+use crate::app::App;
+use crate::params::Params;
+
+fn internal(e: impl std::fmt::Display) -> ApiError {
+    ApiError::internal(e.to_string())
+}
+
+/// `GET|POST /api/v1/series`
+pub async fn series(State(app): State<App>, RawQuery(q): RawQuery, body: Bytes) -> ApiResult<Vec<model::Labels>> {
+    let p = Params::parse(q.as_deref(), &body);
+    let sets = p.matchers()?;
+    if sets.is_empty() {
+        return Err(ApiError::bad_data("no match[] parameter provided"));
+    }
+    let (start, end) = p.time_range()?;
+    let limit = p.limit()?;
+    let app2 = app.clone();
+    let res = tokio::task::spawn_blocking(move || -> Result<Vec<model::Labels>, ApiError> {
+        let q = app2.queryable().querier(start, end).map_err(internal)?;
+        let hints = SelectHints { start, end, labels_only: true, ..Default::default() };
+        let mut out = BTreeSet::new();
+        for ms in &sets {
+            for s in q.select(true, &hints, ms).map_err(internal)? {
+                out.insert(s.labels().clone());
+            }
+        }
+        Ok(out.into_iter().collect())
+    })
+    .await
+    .map_err(internal)??;
+    truncate_with_warning(res, limit)
+}
+
+fn truncate_with_warning<T: Serialize>(mut v: Vec<T>, limit: usize) -> ApiResult<Vec<T>> {
+    if limit > 0 && v.len() > limit {
+        v.truncate(limit);
+        return Ok(ApiSuccess::new(v).with_warnings(vec!["results truncated due to limit".to_string()]));
+    }
+    ok(v)
+}
+
+/// `GET|POST /api/v1/labels`
+pub async fn label_names(State(app): State<App>, RawQuery(q): RawQuery, body: Bytes) -> ApiResult<Vec<String>> {
+    let p = Params::parse(q.as_deref(), &body);
+    let sets = p.matchers()?;
+    let (start, end) = p.time_range()?;
+    let limit = p.limit()?;
+    let res = tokio::task::spawn_blocking(move || -> Result<Vec<String>, ApiError> {
+        let q = app.queryable().querier(start, end).map_err(internal)?;
+        if sets.is_empty() {
+            return q.label_names(&[]).map_err(internal);
+        }
+        let mut out = BTreeSet::new();
+        for ms in &sets {
+            out.extend(q.label_names(ms).map_err(internal)?);
+        }
+        Ok(out.into_iter().collect())
+    })
+    .await
+    .map_err(internal)??;
+    truncate_with_warning(res, limit)
+}
+
+/// `GET /api/v1/label/<name>/values`
+pub async fn label_values(
+    State(app): State<App>,
+    Path(name): Path<String>,
+    RawQuery(q): RawQuery,
+) -> ApiResult<Vec<String>> {
+    let p = Params::parse(q.as_deref(), b"");
+    // compat: Prometheus accepts UTF-8 names written as U__ escapes only in 3.x; 2.42 requires a
+    // legacy label name here.
+    if !crate::config::is_valid_label_name(&name) {
+        return Err(ApiError::bad_data(format!("invalid label name: {name:?}")));
+    }
+    let sets = p.matchers()?;
+    let (start, end) = p.time_range()?;
+    let limit = p.limit()?;
+    let res = tokio::task::spawn_blocking(move || -> Result<Vec<String>, ApiError> {
+        let q = app.queryable().querier(start, end).map_err(internal)?;
+        if sets.is_empty() {
+            return q.label_values(&name, &[]).map_err(internal);
+        }
+        let mut out = BTreeSet::new();
+        for ms in &sets {
+            out.extend(q.label_values(&name, ms).map_err(internal)?);
+        }
+        Ok(out.into_iter().collect())
+    })
+    .await
+    .map_err(internal)??;
+    truncate_with_warning(res, limit)
+}
+
+/// `GET /api/v1/targets?state=active|dropped|any&scrapePool=…`
+pub async fn targets(State(app): State<App>, RawQuery(q): RawQuery) -> ApiResult<serde_json::Value> {
+    let p = Params::parse(q.as_deref(), b"");
+    let state = p.get("state").unwrap_or("any").to_ascii_lowercase();
+    let pool = p.get("scrapePool").filter(|s| !s.is_empty()).map(str::to_string);
+    let (show_active, show_dropped) = match state.as_str() {
+        "" | "any" => (true, true),
+        "active" => (true, false),
+        "dropped" => (false, true),
+        _ => (true, true),
+    };
+    let sm = app.scrape_manager();
+    let in_pool = |p: &str| pool.as_deref().is_none_or(|want| want == p);
+    let active: Vec<_> = if show_active {
+        sm.targets_active().into_iter().filter(|t| in_pool(&t.scrape_pool)).collect()
+    } else {
+        Vec::new()
+    };
+    let dropped: Vec<_> = if show_dropped {
+        sm.targets_dropped().into_iter().filter(|t| in_pool(&t.scrape_pool)).collect()
+    } else {
+        Vec::new()
+    };
+    ok(json!({ "activeTargets": active, "droppedTargets": dropped }))
+}
+
+/// `GET /api/v1/metadata?metric=&limit=&limit_per_metric=`
+pub async fn metadata(State(app): State<App>, RawQuery(q): RawQuery) -> ApiResult<BTreeMap<String, Vec<scrape::MetricMetadata>>> {
+    let p = Params::parse(q.as_deref(), b"");
+    let parse_limit = |k: &str| -> Result<i64, ApiError> {
+        match p.get(k) {
+            None | Some("") => Ok(-1),
+            Some(s) => s
+                .parse::<i64>()
+                .map_err(|_| ApiError::bad_data(format!("invalid parameter {k:?}: cannot parse {s:?}"))),
+        }
+    };
+    let limit = parse_limit("limit")?;
+    let per_metric = parse_limit("limit_per_metric")?;
+    let metric = p.get("metric").filter(|s| !s.is_empty());
+    let mut out: BTreeMap<String, Vec<scrape::MetricMetadata>> = BTreeMap::new();
+    for (name, md) in app.scrape_manager().metadata() {
+        if metric.is_some_and(|m| m != name) {
+            continue;
+        }
+        let e = out.entry(name).or_default();
+        if !e.contains(&md) && (per_metric <= 0 || (e.len() as i64) < per_metric) {
+            e.push(md);
+        }
+    }
+    if limit >= 0 {
+        // compat: Prometheus returns at most `limit` metrics (0 means none).
+        out = out.into_iter().take(limit as usize).collect();
+    }
+    ok(out)
+}
+
+/// `GET /api/v1/status/config`
+pub async fn status_config(State(app): State<App>) -> ApiResult<serde_json::Value> {
+    ok(json!({ "yaml": app.config().to_yaml() }))
+}
+
+/// `GET /api/v1/status/flags`
+pub async fn status_flags(State(app): State<App>) -> ApiResult<BTreeMap<String, String>> {
+    ok(app.flags().to_map())
+}
+
+/// `GET /api/v1/status/buildinfo`
+pub async fn status_buildinfo() -> ApiResult<serde_json::Value> {
+    ok(json!({
+        "version": env!("CARGO_PKG_VERSION"),
+        "revision": option_env!("VIGIL_GIT_REVISION").unwrap_or("unknown"),
+        "branch": "main",
+        "buildUser": "vigil",
+        "buildDate": "",
+        "goVersion": "rust",
+    }))
+}
+
+/// `GET /api/v1/status/runtimeinfo`
+pub async fn status_runtimeinfo(State(app): State<App>) -> ApiResult<serde_json::Value> {
+    let cwd = std::env::current_dir().map(|p| p.display().to_string()).unwrap_or_default();
+    let rt = app.runtime_info();
+    ok(json!({
+        "startTime": rt.start_time,
+        "CWD": cwd,
+        "reloadConfigSuccess": rt.reload_ok,
+        "lastConfigTime": rt.last_config_time,
+        "corruptionCount": rt.corruption_count,
+        "goroutineCount": rt.tasks,
+        "GOMAXPROCS": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+        "GOMEMLIMIT": i64::MAX,
+        "GOGC": "",
+        "GODEBUG": "",
+        "storageRetention": model::format_duration(app.flags().retention()),
+    }))
+}
+
+/// `GET /api/v1/status/tsdb?limit=`
+pub async fn status_tsdb(State(app): State<App>, RawQuery(q): RawQuery) -> ApiResult<tsdb::TsdbStats> {
+    let p = Params::parse(q.as_deref(), b"");
+    let limit = match p.get("limit") {
+        None | Some("") => 10,
+        Some(s) => match s.parse::<usize>() {
+            Ok(n) if n > 0 => n,
+            _ => return Err(ApiError::bad_data("limit must be a positive number")),
+        },
+    };
+    ok(app.db().stats(limit))
+}
+
+/// `GET /metrics`: the server's own metrics in text format 0.0.4.
+pub async fn metrics(State(app): State<App>) -> Response {
+    let body = crate::metrics::render(&app);
+    ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], body).into_response()
+}
+
+pub async fn healthy() -> &'static str {
+    "Prometheus Server is Healthy.\n"
+}
+
+pub async fn ready(State(app): State<App>) -> Response {
+    if app.is_ready() {
+        (StatusCode::OK, "Prometheus Server is Ready.\n").into_response()
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable").into_response()
+    }
+}
+
+fn lifecycle_disabled() -> Response {
+    (StatusCode::FORBIDDEN, "Lifecycle API is not enabled.").into_response()
+}
+
+/// `POST|PUT /-/reload`
+pub async fn reload(State(app): State<App>) -> Response {
+    if !app.flags().enable_lifecycle {
+        return lifecycle_disabled();
+    }
+    match app.reload() {
+        Ok(()) => StatusCode::OK.into_response(),
+        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, format!("failed to reload config: {e}")).into_response(),
+    }
+}
+
+/// `POST|PUT /-/quit`
+pub async fn quit(State(app): State<App>) -> Response {
+    if !app.flags().enable_lifecycle {
+        return lifecycle_disabled();
+    }
+    app.shutdown_token().cancel();
+    (StatusCode::OK, "Requesting termination... Goodbye!").into_response()
+}
+
+/// Any other `/api/v1/...` path.
+pub async fn api_not_found() -> ApiError {
+    ApiError::not_found("not found")
+}

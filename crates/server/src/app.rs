@@ -1,0 +1,275 @@
+//! The `vigil server` role as an embeddable runtime: `App::new` → `run` (until the shutdown
+//! token fires) with `reload` at any time. The binary only adds flags and signals.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use axum::routing::{get, post};
+use axum::Router;
+use tokio_util::sync::CancellationToken;
+
+use crate::api;
+use crate::config::{Config, ConfigError};
+use crate::flags::ServerFlags;
+
+/// Why the server could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error("error loading config from {path}")]
+    Config {
+        path: String,
+        #[source]
+        source: ConfigError,
+    },
+    #[error("opening storage at {path}")]
+    Storage {
+        path: String,
+        #[source]
+        source: tsdb::TsdbError,
+    },
+    #[error("listen on {addr}")]
+    Listen {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("serve HTTP")]
+    Serve(#[source] std::io::Error),
+}
+
+/// What `/api/v1/status/runtimeinfo` reports.
+pub struct RuntimeInfo {
+    pub start_time: String,
+    pub reload_ok: bool,
+    pub last_config_time: String,
+    pub corruption_count: u64,
+    pub tasks: usize,
+}
+
+struct Inner {
+    flags: ServerFlags,
+    config: ArcSwap<Config>,
+    db: Arc<tsdb::Db>,
+    scrape: scrape::ScrapeManager,
+    shutdown: CancellationToken,
+    ready: AtomicBool,
+    reload_ok: AtomicBool,
+    last_reload_success_s: AtomicI64,
+    start_time: jiff::Timestamp,
+    reload_lock: parking_lot::Mutex<()>,
+    listener: parking_lot::Mutex<Option<tokio::net::TcpListener>>,
+    local_addr: SocketAddr,
+}
+
+/// A running (or ready to run) server. Cheap to clone.
+#[derive(Clone)]
+pub struct App {
+    inner: Arc<Inner>,
+}
+
+impl App {
+    /// Loads the config, opens (and replays) the storage and binds the listener.
+    pub async fn new(flags: ServerFlags, shutdown: CancellationToken) -> Result<App, ServerError> {
+        let config = Config::load_file(&flags.config_file).map_err(|source| ServerError::Config {
+            path: flags.config_file.display().to_string(),
+            source,
+        })?;
+        tracing::info!(file = %flags.config_file.display(), "loaded configuration file");
+
+        let opts = tsdb::Options {
+            retention: flags.retention(),
+            wal_segment_size: flags.wal_segment_size as usize,
+            min_block_duration: flags.min_block_duration,
+            ..Default::default()
+        };
+        let path = flags.tsdb_path.clone();
+        let db = tokio::task::spawn_blocking(move || tsdb::Db::open(&path, opts))
+            .await
+            .map_err(|e| ServerError::Serve(std::io::Error::other(e)))?
+            .map_err(|source| ServerError::Storage {
+                path: flags.tsdb_path.display().to_string(),
+                source,
+            })?;
+        tracing::info!(series = db.num_series(), "TSDB started");
+
+        let listener = tokio::net::TcpListener::bind(flags.listen_address)
+            .await
+            .map_err(|source| ServerError::Listen { addr: flags.listen_address, source })?;
+        let local_addr = listener.local_addr().map_err(ServerError::Serve)?;
+
+        let scrape_opts = scrape::ManagerOptions {
+            discovery_poll_interval: flags.discovery_poll_interval,
+            offset_seed: config.external_labels().stable_hash(),
+            ..Default::default()
+        };
+        let appendable: Arc<dyn storage::Appendable> = db.clone();
+        let scrape = scrape::ScrapeManager::new(appendable, scrape_opts);
+
+        let inner = Inner {
+            flags,
+            config: ArcSwap::from_pointee(config),
+            db,
+            scrape,
+            shutdown,
+            ready: AtomicBool::new(false),
+            reload_ok: AtomicBool::new(true),
+            last_reload_success_s: AtomicI64::new(jiff::Timestamp::now().as_second()),
+            start_time: jiff::Timestamp::now(),
+            reload_lock: parking_lot::Mutex::new(()),
+            listener: parking_lot::Mutex::new(Some(listener)),
+            local_addr,
+        };
+        Ok(App { inner: Arc::new(inner) })
+    }
+
+    /// The address the HTTP server listens on (useful with port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.inner.local_addr
+    }
+
+    /// Runs scraping, maintenance and the HTTP server until the shutdown token is cancelled,
+    /// then stops scraping and closes the storage.
+    pub async fn run(&self) -> Result<(), ServerError> {
+        let Some(listener) = self.inner.listener.lock().take() else {
+            return Err(ServerError::Serve(std::io::Error::other("server already running")));
+        };
+        let cfg = self.inner.config.load_full();
+        self.inner.scrape.apply_config(cfg.scrape_configs.clone());
+        let scrape_task = tokio::spawn(self.inner.scrape.clone().run(self.inner.shutdown.child_token()));
+        let maint = tokio::spawn(self.clone().maintenance());
+
+        let router = self.router();
+        tracing::info!(address = %self.inner.local_addr, "listening");
+        self.inner.ready.store(true, Ordering::SeqCst);
+        tracing::info!("server is ready to receive web requests");
+        let token = self.inner.shutdown.clone();
+        let served = axum::serve(listener, router)
+            .with_graceful_shutdown(async move { token.cancelled().await })
+            .await;
+        self.inner.ready.store(false, Ordering::SeqCst);
+        self.inner.shutdown.cancel();
+        tracing::info!("stopping scrape manager");
+        let _ = scrape_task.await;
+        maint.abort();
+        let db = self.inner.db.clone();
+        let _ = tokio::task::spawn_blocking(move || db.close()).await;
+        tracing::info!("see you next time!");
+        served.map_err(ServerError::Serve)
+    }
+
+    /// Periodic storage upkeep: retention and WAL truncation.
+    async fn maintenance(self) {
+        let every = Duration::from_secs(60).min(self.inner.flags.min_block_duration.max(Duration::from_secs(1)));
+        loop {
+            tokio::select! {
+                _ = self.inner.shutdown.cancelled() => return,
+                _ = tokio::time::sleep(every) => {}
+            }
+            let db = self.inner.db.clone();
+            let now = jiff::Timestamp::now().as_millisecond();
+            match tokio::task::spawn_blocking(move || db.run_retention(now)).await {
+                Ok(Err(e)) => tracing::error!("storage maintenance: {e}"),
+                Err(e) => tracing::error!("storage maintenance task: {e}"),
+                Ok(Ok(())) => {}
+            }
+        }
+    }
+
+    fn router(&self) -> Router {
+        let v1 = Router::new()
+            .route("/series", get(api::series).post(api::series))
+            .route("/labels", get(api::label_names).post(api::label_names))
+            .route("/label/{name}/values", get(api::label_values))
+            .route("/targets", get(api::targets))
+            .route("/metadata", get(api::metadata))
+            .route("/status/config", get(api::status_config))
+            .route("/status/flags", get(api::status_flags))
+            .route("/status/buildinfo", get(api::status_buildinfo))
+            .route("/status/runtimeinfo", get(api::status_runtimeinfo))
+            .route("/status/tsdb", get(api::status_tsdb))
+            .fallback(api::api_not_found);
+        Router::new()
+            .nest("/api/v1", v1)
+            .route("/metrics", get(api::metrics))
+            .route("/-/healthy", get(api::healthy).head(api::healthy))
+            .route("/-/ready", get(api::ready).head(api::ready))
+            .route("/-/reload", post(api::reload).put(api::reload))
+            .route("/-/quit", post(api::quit).put(api::quit))
+            .with_state(self.clone())
+    }
+
+    /// Re-reads the config file. A bad file keeps the running config and is reported.
+    pub fn reload(&self) -> Result<(), ConfigError> {
+        let _g = self.inner.reload_lock.lock();
+        tracing::info!(file = %self.inner.flags.config_file.display(), "loading configuration file");
+        match Config::load_file(&self.inner.flags.config_file) {
+            Ok(cfg) => {
+                self.inner.scrape.apply_config(cfg.scrape_configs.clone());
+                self.inner.config.store(Arc::new(cfg));
+                self.inner.reload_ok.store(true, Ordering::SeqCst);
+                self.inner.last_reload_success_s.store(jiff::Timestamp::now().as_second(), Ordering::SeqCst);
+                tracing::info!("completed loading of configuration file");
+                Ok(())
+            }
+            Err(e) => {
+                self.inner.reload_ok.store(false, Ordering::SeqCst);
+                tracing::error!("error reloading config, keeping the old one: {e}");
+                Err(e)
+            }
+        }
+    }
+
+    pub fn config(&self) -> Arc<Config> {
+        self.inner.config.load_full()
+    }
+
+    pub fn flags(&self) -> &ServerFlags {
+        &self.inner.flags
+    }
+
+    pub fn db(&self) -> &Arc<tsdb::Db> {
+        &self.inner.db
+    }
+
+    pub fn queryable(&self) -> Arc<dyn storage::Queryable> {
+        self.inner.db.clone()
+    }
+
+    pub fn scrape_manager(&self) -> &scrape::ScrapeManager {
+        &self.inner.scrape
+    }
+
+    pub fn is_ready(&self) -> bool {
+        self.inner.ready.load(Ordering::SeqCst)
+    }
+
+    pub fn shutdown_token(&self) -> &CancellationToken {
+        &self.inner.shutdown
+    }
+
+    pub fn reload_successful(&self) -> bool {
+        self.inner.reload_ok.load(Ordering::SeqCst)
+    }
+
+    pub fn last_reload_success_seconds(&self) -> i64 {
+        self.inner.last_reload_success_s.load(Ordering::SeqCst)
+    }
+
+    pub fn start_time(&self) -> jiff::Timestamp {
+        self.inner.start_time
+    }
+
+    pub fn runtime_info(&self) -> RuntimeInfo {
+        let last = jiff::Timestamp::from_second(self.last_reload_success_seconds()).unwrap_or(self.inner.start_time);
+        RuntimeInfo {
+            start_time: self.inner.start_time.to_string(),
+            reload_ok: self.reload_successful(),
+            last_config_time: last.to_string(),
+            corruption_count: self.inner.db.metrics().wal_corruptions,
+            tasks: tokio::runtime::Handle::try_current().map(|h| h.metrics().num_alive_tasks()).unwrap_or(0),
+        }
+    }
+}

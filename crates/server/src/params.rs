@@ -1,0 +1,120 @@
+//! Request parameters as Prometheus reads them: from the query string and, for POST, from a
+//! form-encoded body; repeated keys such as `match[]` are kept in order.
+
+use model::{Matcher, Timestamp};
+use web::api::ApiError;
+
+/// The smallest and largest timestamps the API accepts, Prometheus's `minTime`/`maxTime`
+/// (`math.MinInt64/1000 + 62135596801` seconds and its mirror), in ms.
+pub const MIN_TIME: Timestamp = (i64::MIN / 1000 + 62_135_596_801) * 1000;
+pub const MAX_TIME: Timestamp = (i64::MAX / 1000 - 62_135_596_801) * 1000;
+
+/// Parsed parameters of one request.
+#[derive(Debug, Default)]
+pub struct Params {
+    pairs: Vec<(String, String)>,
+}
+
+impl Params {
+    pub fn parse(query: Option<&str>, body: &[u8]) -> Params {
+        let mut pairs: Vec<(String, String)> = Vec::new();
+        if let Some(q) = query {
+            pairs.extend(form_urlencoded::parse(q.as_bytes()).into_owned());
+        }
+        pairs.extend(form_urlencoded::parse(body).into_owned());
+        Params { pairs }
+    }
+
+    /// The first value of `key`.
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.pairs.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+    }
+
+    /// All values of `key`, in order.
+    pub fn all(&self, key: &str) -> Vec<&str> {
+        self.pairs.iter().filter(|(k, _)| k == key).map(|(_, v)| v.as_str()).collect()
+    }
+
+    /// A timestamp parameter, or `default` when absent or empty.
+    pub fn time(&self, key: &str, default: Timestamp) -> Result<Timestamp, ApiError> {
+        match self.get(key) {
+            None | Some("") => Ok(default),
+            Some(s) => parse_time(s).map_err(|_| {
+                ApiError::bad_data(format!("invalid parameter {key:?}: cannot parse {s:?} to a valid timestamp"))
+            }),
+        }
+    }
+
+    /// `start`/`end` with Prometheus's defaults (the whole time range).
+    pub fn time_range(&self) -> Result<(Timestamp, Timestamp), ApiError> {
+        let start = self.time("start", MIN_TIME)?;
+        let end = self.time("end", MAX_TIME)?;
+        if end < start {
+            return Err(ApiError::bad_data("invalid parameter \"end\": end timestamp must not be before start time"));
+        }
+        Ok((start, end))
+    }
+
+    /// `match[]` selectors.
+    pub fn matchers(&self) -> Result<Vec<Vec<Matcher>>, ApiError> {
+        self.all("match[]")
+            .into_iter()
+            .map(|s| model::parse_selector(s).map_err(|e| ApiError::bad_data(e.to_string())))
+            .collect()
+    }
+
+    /// `limit` (0 or absent = no limit).
+    pub fn limit(&self) -> Result<usize, ApiError> {
+        match self.get("limit") {
+            None | Some("") => Ok(0),
+            Some(s) => match s.parse::<i64>() {
+                Ok(n) if n >= 0 => Ok(n as usize),
+                _ => Err(ApiError::bad_data(format!("invalid parameter \"limit\": cannot parse {s:?} to a valid limit"))),
+            },
+        }
+    }
+}
+
+/// Prometheus's `parseTime`: float Unix seconds or RFC 3339, in ms.
+pub fn parse_time(s: &str) -> Result<Timestamp, ()> {
+    if let Ok(f) = s.parse::<f64>() {
+        if !f.is_finite() {
+            return Err(());
+        }
+        let secs = f.trunc();
+        // compat: Prometheus rounds the fraction to milliseconds.
+        let ms = ((f - secs) * 1000.0).round();
+        return Ok((secs as i64).saturating_mul(1000).saturating_add(ms as i64));
+    }
+    // compat: Prometheus also accepts its own formatted min/max times.
+    match s {
+        "-292273086-05-16T16:47:06Z" => return Ok(MIN_TIME),
+        "292277025-08-18T07:12:54.999999999Z" => return Ok(MAX_TIME),
+        _ => {}
+    }
+    let ts: jiff::Timestamp = s.parse().map_err(|_| ())?;
+    Ok(ts.as_millisecond())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times() {
+        assert_eq!(parse_time("1"), Ok(1000));
+        assert_eq!(parse_time("1.5"), Ok(1500));
+        assert_eq!(parse_time("1435781451.781"), Ok(1_435_781_451_781));
+        assert_eq!(parse_time("2015-07-01T20:10:51.781Z"), Ok(1_435_781_451_781));
+        assert_eq!(parse_time("2015-07-01T22:10:51.781+02:00"), Ok(1_435_781_451_781));
+        assert!(parse_time("abc").is_err());
+        assert!(parse_time("NaN").is_err());
+    }
+
+    #[test]
+    fn repeated_params() {
+        let p = Params::parse(Some("match[]=up&match[]=%7Bjob%3D%22a%22%7D&start=1"), b"end=2");
+        assert_eq!(p.all("match[]"), vec!["up", "{job=\"a\"}"]);
+        assert_eq!(p.time_range().unwrap(), (1000, 2000));
+    }
+}
