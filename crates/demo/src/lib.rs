@@ -122,3 +122,34 @@ mod tests {
         assert_ne!(render(1, 10, 5.0), render(2, 10, 5.0), "targets differ");
     }
 }
+
+/// Flags of `vigil demo`: serve synthetic targets on consecutive ports.
+#[derive(Debug, Clone, clap::Args)]
+pub struct DemoFlags {
+    /// Number of targets.
+    #[arg(long, default_value_t = 2)]
+    pub targets: usize,
+    /// Series per target.
+    #[arg(long, default_value_t = 1000)]
+    pub series: usize,
+    /// Address of the first target; the others use the following ports.
+    #[arg(long, default_value = "127.0.0.1:9101")]
+    pub listen: SocketAddr,
+}
+
+/// Runs `vigil demo` until Ctrl-C or SIGTERM.
+pub async fn run(flags: DemoFlags) -> std::io::Result<()> {
+    let addrs = (0..flags.targets)
+        .map(|i| SocketAddr::new(flags.listen.ip(), flags.listen.port() + i as u16))
+        .collect();
+    let shutdown = CancellationToken::new();
+    let bound = serve(addrs, flags.series, shutdown.clone()).await?;
+    println!("serving {} demo targets with {} series each, first at http://{}/metrics", bound.len(), flags.series, bound[0]);
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+    shutdown.cancel();
+    Ok(())
+}

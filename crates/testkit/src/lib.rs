@@ -139,3 +139,90 @@ pub fn peer_missing(prog: &str) -> anyhow::Result<()> {
     eprintln!("SKIPPED: {prog} not installed");
     Ok(())
 }
+
+/// How a [`FakeTarget`] answers each scrape.
+#[derive(Clone, Debug)]
+pub enum Behaviour {
+    /// 200 with this text-format body.
+    Body(String),
+    /// Accepts, reads the request, then never answers.
+    Hang,
+    /// Accepts and closes the connection without answering.
+    Close,
+    /// Answers with this HTTP status and a short body.
+    Status(u16),
+}
+
+/// A loopback HTTP target with scripted behaviour that counts the requests it answered.
+pub struct FakeTarget {
+    pub addr: std::net::SocketAddr,
+    pub served: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    behaviour: std::sync::Arc<std::sync::Mutex<Behaviour>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl FakeTarget {
+    pub async fn start(b: Behaviour) -> anyhow::Result<FakeTarget> {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let addr = l.local_addr()?;
+        let served = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let behaviour = std::sync::Arc::new(std::sync::Mutex::new(b));
+        let (s2, b2) = (served.clone(), behaviour.clone());
+        let task = tokio::spawn(async move {
+            while let Ok((mut sock, _)) = l.accept().await {
+                let (served, behaviour) = (s2.clone(), b2.clone());
+                tokio::spawn(async move {
+                    loop {
+                        // Read one request head (scrapes are GETs without a body).
+                        let mut buf = Vec::new();
+                        let mut chunk = [0u8; 4096];
+                        while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+                            match sock.read(&mut chunk).await {
+                                Ok(0) | Err(_) => return,
+                                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                            }
+                        }
+                        let b = behaviour.lock().map(|g| g.clone()).unwrap_or(Behaviour::Close);
+                        let resp = match b {
+                            Behaviour::Hang => {
+                                tokio::time::sleep(Duration::from_secs(3600)).await;
+                                return;
+                            }
+                            Behaviour::Close => return,
+                            Behaviour::Body(body) => format!(
+                                "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\n\r\n{body}",
+                                body.len()
+                            ),
+                            Behaviour::Status(code) => {
+                                format!("HTTP/1.1 {code} Oops\r\nContent-Length: 4\r\n\r\noops")
+                            }
+                        };
+                        if sock.write_all(resp.as_bytes()).await.is_err() {
+                            return;
+                        }
+                        served.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    }
+                });
+            }
+        });
+        Ok(FakeTarget { addr, served, behaviour, task })
+    }
+
+    /// Changes what the target answers from now on.
+    pub fn set(&self, b: Behaviour) {
+        if let Ok(mut g) = self.behaviour.lock() {
+            *g = b;
+        }
+    }
+
+    pub fn served(&self) -> u64 {
+        self.served.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+impl Drop for FakeTarget {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}

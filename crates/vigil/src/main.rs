@@ -19,6 +19,8 @@ enum Command {
     Server(server::ServerFlags),
     /// Start a local topology on embedded defaults with a demo workload, and print its URLs.
     Up(up::UpFlags),
+    /// Serve synthetic demo targets (the workload of `vigil up` and the benchmarks).
+    Demo(demo::DemoFlags),
     /// Check configuration files.
     Check {
         #[command(subcommand)]
@@ -46,6 +48,7 @@ fn main() -> std::process::ExitCode {
             logging::init(&flags.log_level, "logfmt");
             run_async(up::run(flags))
         }
+        Command::Demo(flags) => run_async(async move { demo::run(flags).await.map_err(Into::into) }),
         Command::Check { what: CheckCommand::Config { files } } => check_config(&files),
     }
 }

@@ -1,0 +1,9 @@
+//! Behaviour tests of the `vigil` binary against real processes: Debian's node exporter and
+//! promtool, in-process misbehaving targets, crashes and reloads.
+
+mod bad_targets;
+mod config_check;
+mod crash;
+mod node_exporter;
+mod reload;
+mod util;
