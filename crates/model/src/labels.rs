@@ -80,12 +80,16 @@ impl Labels {
     /// The empty label set.
     pub fn empty() -> Self {
         static EMPTY: std::sync::OnceLock<Arc<str>> = std::sync::OnceLock::new();
-        Labels { data: EMPTY.get_or_init(|| Arc::from("")).clone() }
+        Labels {
+            data: EMPTY.get_or_init(|| Arc::from("")).clone(),
+        }
     }
 
     /// Builds a label set from pairs in any order. For duplicate names the last one wins; empty
     /// values are kept (use [`LabelsBuilder`] to drop them).
-    pub fn from_pairs<N: AsRef<str>, V: AsRef<str>>(pairs: impl IntoIterator<Item = (N, V)>) -> Self {
+    pub fn from_pairs<N: AsRef<str>, V: AsRef<str>>(
+        pairs: impl IntoIterator<Item = (N, V)>,
+    ) -> Self {
         let mut v: Vec<(N, V)> = pairs.into_iter().collect();
         // Stable sort keeps input order among equal names so "last wins" below is well defined.
         v.sort_by(|a, b| a.0.as_ref().cmp(b.0.as_ref()));
@@ -104,7 +108,10 @@ impl Labels {
         let mut s = String::new();
         let mut prev: Option<&str> = None;
         for (n, v) in pairs {
-            debug_assert!(prev.is_none_or(|p| p < n), "labels not sorted/unique: {prev:?} {n}");
+            debug_assert!(
+                prev.is_none_or(|p| p < n),
+                "labels not sorted/unique: {prev:?} {n}"
+            );
             prev = Some(n);
             push_len(&mut s, n.len());
             s.push_str(n);
@@ -119,7 +126,10 @@ impl Labels {
 
     /// Iterates over the labels in name order.
     pub fn iter(&self) -> LabelsIter<'_> {
-        LabelsIter { data: &self.data, pos: 0 }
+        LabelsIter {
+            data: &self.data,
+            pos: 0,
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -165,7 +175,10 @@ impl Labels {
     /// Hash over only the named labels (`names` sorted), as PromQL's `by (...)` grouping uses.
     pub fn hash_for_labels(&self, names: &[impl AsRef<str>]) -> u64 {
         let mut h = xxhash_rust::xxh64::Xxh64::new(0);
-        for l in self.iter().filter(|l| names.iter().any(|n| n.as_ref() == l.name)) {
+        for l in self
+            .iter()
+            .filter(|l| names.iter().any(|n| n.as_ref() == l.name))
+        {
             h.update(l.name.as_bytes());
             h.update(&[0xff]);
             h.update(l.value.as_bytes());
@@ -199,12 +212,18 @@ impl Labels {
         if !self.contains(METRIC_NAME) {
             return self.clone();
         }
-        Labels::from_sorted(self.iter().filter(|l| l.name != METRIC_NAME).map(|l| (l.name, l.value)))
+        Labels::from_sorted(
+            self.iter()
+                .filter(|l| l.name != METRIC_NAME)
+                .map(|l| (l.name, l.value)),
+        )
     }
 
     /// Owned pairs, for serialisation and tests.
     pub fn to_pairs(&self) -> Vec<(String, String)> {
-        self.iter().map(|l| (l.name.to_string(), l.value.to_string())).collect()
+        self.iter()
+            .map(|l| (l.name.to_string(), l.value.to_string()))
+            .collect()
     }
 
     /// Bytes used by this label set's buffer (for memory accounting).
@@ -306,7 +325,9 @@ impl serde::Serialize for Labels {
 impl<'de> serde::Deserialize<'de> for Labels {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let m = std::collections::BTreeMap::<String, String>::deserialize(d)?;
-        Ok(Labels::from_sorted(m.iter().map(|(k, v)| (k.as_str(), v.as_str()))))
+        Ok(Labels::from_sorted(
+            m.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+        ))
     }
 }
 
@@ -325,7 +346,9 @@ pub fn quote_go(s: &str) -> String {
             '\u{8}' => out.push_str("\\b"),
             '\u{c}' => out.push_str("\\f"),
             '\u{b}' => out.push_str("\\v"),
-            c if (c as u32) < 0x20 || c as u32 == 0x7f => out.push_str(&format!("\\x{:02x}", c as u32)),
+            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
+                out.push_str(&format!("\\x{:02x}", c as u32))
+            }
             c => out.push(c),
         }
     }
@@ -342,7 +365,9 @@ pub struct LabelsBuilder {
 
 impl From<&Labels> for LabelsBuilder {
     fn from(l: &Labels) -> Self {
-        LabelsBuilder { pairs: l.to_pairs() }
+        LabelsBuilder {
+            pairs: l.to_pairs(),
+        }
     }
 }
 
@@ -418,7 +443,10 @@ mod tests {
     #[test]
     fn roundtrip_sorted_and_dedup() {
         let l = Labels::from_pairs([("b", "2"), ("a", "1"), ("b", "3")]);
-        assert_eq!(l.to_pairs(), vec![("a".into(), "1".into()), ("b".into(), "3".into())]);
+        assert_eq!(
+            l.to_pairs(),
+            vec![("a".into(), "1".into()), ("b".into(), "3".into())]
+        );
         assert_eq!(l.get("b"), Some("3"));
         assert_eq!(l.get("c"), None);
         assert_eq!(l.len(), 2);
@@ -449,7 +477,10 @@ mod tests {
             buf.push(0xff);
         }
         assert_eq!(l.stable_hash(), xxhash_rust::xxh64::xxh64(&buf, 0));
-        assert_ne!(l.stable_hash(), labels! {"__name__" => "up", "job" => "b"}.stable_hash());
+        assert_ne!(
+            l.stable_hash(),
+            labels! {"__name__" => "up", "job" => "b"}.stable_hash()
+        );
     }
 
     #[test]

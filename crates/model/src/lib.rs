@@ -11,9 +11,9 @@ pub mod relabel;
 pub mod sample;
 pub mod selector;
 
-pub use duration::{format_duration, parse_duration, DurationError};
+pub use duration::{DurationError, format_duration, parse_duration};
 pub use labels::{Label, Labels, LabelsBuilder};
 pub use matcher::{MatchType, Matcher, MatcherError};
 pub use regex::{GoRegex, RegexError};
-pub use selector::{parse_selector, SelectorError};
-pub use sample::{is_stale_nan, Sample, Timestamp, STALE_NAN, STALE_NAN_BITS};
+pub use sample::{STALE_NAN, STALE_NAN_BITS, Sample, Timestamp, is_stale_nan};
+pub use selector::{SelectorError, parse_selector};

@@ -60,18 +60,30 @@ impl Matcher {
         let name = name.into();
         let value = value.into();
         let re = match kind {
-            MatchType::RegexMatch | MatchType::RegexNoMatch => Some(
-                GoRegex::new(&value)
-                    .map_err(|source| MatcherError::Regex { name: name.clone(), source })?,
-            ),
+            MatchType::RegexMatch | MatchType::RegexNoMatch => {
+                Some(GoRegex::new(&value).map_err(|source| MatcherError::Regex {
+                    name: name.clone(),
+                    source,
+                })?)
+            }
             _ => None,
         };
-        Ok(Matcher { name, value, kind, re })
+        Ok(Matcher {
+            name,
+            value,
+            kind,
+            re,
+        })
     }
 
     /// `name="value"`, which cannot fail.
     pub fn equal(name: impl Into<String>, value: impl Into<String>) -> Self {
-        Matcher { name: name.into(), value: value.into(), kind: MatchType::Equal, re: None }
+        Matcher {
+            name: name.into(),
+            value: value.into(),
+            kind: MatchType::Equal,
+            re: None,
+        }
     }
 
     /// Whether the label value `v` (use "" for a missing label) matches.
@@ -125,7 +137,9 @@ impl fmt::Debug for Matcher {
 
 /// Whether a label set satisfies every matcher.
 pub fn matches_all(labels: &crate::Labels, matchers: &[Matcher]) -> bool {
-    matchers.iter().all(|m| m.matches(labels.get_or_empty(&m.name)))
+    matchers
+        .iter()
+        .all(|m| m.matches(labels.get_or_empty(&m.name)))
 }
 
 #[cfg(test)]
@@ -141,7 +155,11 @@ mod tests {
         let n = Matcher::new(MatchType::RegexNoMatch, "a", "").unwrap();
         assert!(n.matches("x") && !n.matches(""));
         assert!(Matcher::equal("a", "").matches_empty());
-        assert!(Matcher::new(MatchType::NotEqual, "a", "b").unwrap().matches(""));
+        assert!(
+            Matcher::new(MatchType::NotEqual, "a", "b")
+                .unwrap()
+                .matches("")
+        );
         assert_eq!(m.to_string(), "a=~\"fo+\"");
     }
 }

@@ -18,11 +18,18 @@ fn err<T>(msg: impl Into<String>) -> Result<T, SelectorError> {
 /// Parses a series selector into matchers. At least one matcher must not match the empty
 /// string, as Prometheus requires.
 pub fn parse_selector(input: &str) -> Result<Vec<Matcher>, SelectorError> {
-    let mut p = P { s: input.as_bytes(), i: 0, src: input };
+    let mut p = P {
+        s: input.as_bytes(),
+        i: 0,
+        src: input,
+    };
     let ms = p.selector()?;
     p.ws();
     if p.i != p.s.len() {
-        return err(format!("1:{}: parse error: unexpected character after selector", p.i + 1));
+        return err(format!(
+            "1:{}: parse error: unexpected character after selector",
+            p.i + 1
+        ));
     }
     if ms.iter().all(Matcher::matches_empty) {
         return err("vector selector must contain at least one non-empty matcher");
@@ -82,7 +89,12 @@ impl P<'_> {
                     Some(b'"') | Some(b'\'') | Some(b'`') => self.string()?,
                     _ => match self.ident(false) {
                         Some(l) => l.to_string(),
-                        None => return err(format!("1:{}: parse error: expected label name", self.i + 1)),
+                        None => {
+                            return err(format!(
+                                "1:{}: parse error: expected label name",
+                                self.i + 1
+                            ));
+                        }
                     },
                 };
                 self.ws();
@@ -96,14 +108,20 @@ impl P<'_> {
                         value
                     ));
                 }
-                let m = Matcher::new(op, lname, value)
-                    .map_err(|e| SelectorError { msg: format!("1:{}: parse error: {e}", self.i + 1) })?;
+                let m = Matcher::new(op, lname, value).map_err(|e| SelectorError {
+                    msg: format!("1:{}: parse error: {e}", self.i + 1),
+                })?;
                 ms.push(m);
                 self.ws();
                 match self.peek() {
                     Some(b',') => self.i += 1,
                     Some(b'}') => {}
-                    _ => return err(format!("1:{}: parse error: unexpected character in label matching", self.i + 1)),
+                    _ => {
+                        return err(format!(
+                            "1:{}: parse error: unexpected character in label matching",
+                            self.i + 1
+                        ));
+                    }
                 }
             }
         } else if name.is_none() {
@@ -119,7 +137,12 @@ impl P<'_> {
             Some(b"!~") => (MatchType::RegexNoMatch, 2),
             Some(b"!=") => (MatchType::NotEqual, 2),
             _ if self.peek() == Some(b'=') => (MatchType::Equal, 1),
-            _ => return err(format!("1:{}: parse error: expected label matching operator", self.i + 1)),
+            _ => {
+                return err(format!(
+                    "1:{}: parse error: expected label matching operator",
+                    self.i + 1
+                ));
+            }
         };
         self.i += n;
         Ok(op)
@@ -141,13 +164,17 @@ impl P<'_> {
                     if q == b'`' {
                         return Ok(raw.to_string());
                     }
-                    return unquote_go(raw, q as char)
-                        .map_err(|m| SelectorError { msg: format!("1:{}: parse error: {m}", start) });
+                    return unquote_go(raw, q as char).map_err(|m| SelectorError {
+                        msg: format!("1:{}: parse error: {m}", start),
+                    });
                 }
                 _ => j += 1,
             }
         }
-        err(format!("1:{}: parse error: unterminated quoted string", start))
+        err(format!(
+            "1:{}: parse error: unterminated quoted string",
+            start
+        ))
     }
 }
 
@@ -160,14 +187,17 @@ pub fn unquote_go(raw: &str, quote: char) -> Result<String, String> {
             out.push(c);
             continue;
         }
-        let Some(e) = it.next() else { return Err("invalid escape at end of string".into()) };
-        let hex = |it: &mut std::iter::Peekable<std::str::Chars<'_>>, n: usize| -> Result<u32, String> {
-            let s: String = (0..n).filter_map(|_| it.next()).collect();
-            if s.len() != n {
-                return Err("invalid escape sequence".into());
-            }
-            u32::from_str_radix(&s, 16).map_err(|_| format!("invalid escape sequence \\{e}{s}"))
+        let Some(e) = it.next() else {
+            return Err("invalid escape at end of string".into());
         };
+        let hex =
+            |it: &mut std::iter::Peekable<std::str::Chars<'_>>, n: usize| -> Result<u32, String> {
+                let s: String = (0..n).filter_map(|_| it.next()).collect();
+                if s.len() != n {
+                    return Err("invalid escape sequence".into());
+                }
+                u32::from_str_radix(&s, 16).map_err(|_| format!("invalid escape sequence \\{e}{s}"))
+            };
         match e {
             'a' => out.push('\u{7}'),
             'b' => out.push('\u{8}'),
@@ -181,7 +211,11 @@ pub fn unquote_go(raw: &str, quote: char) -> Result<String, String> {
             'x' => {
                 // compat: Go's \x yields a byte; non-ASCII bytes make invalid UTF-8, rejected here.
                 let v = hex(&mut it, 2)?;
-                out.push(char::from_u32(v).filter(|c| c.is_ascii()).ok_or("invalid UTF-8 escape")?);
+                out.push(
+                    char::from_u32(v)
+                        .filter(|c| c.is_ascii())
+                        .ok_or("invalid UTF-8 escape")?,
+                );
             }
             'u' => out.push(char::from_u32(hex(&mut it, 4)?).ok_or("invalid unicode escape")?),
             'U' => out.push(char::from_u32(hex(&mut it, 8)?).ok_or("invalid unicode escape")?),
@@ -193,7 +227,11 @@ pub fn unquote_go(raw: &str, quote: char) -> Result<String, String> {
                         None => return Err("invalid octal escape".into()),
                     }
                 }
-                out.push(char::from_u32(v).filter(|c| c.is_ascii()).ok_or("invalid UTF-8 escape")?);
+                out.push(
+                    char::from_u32(v)
+                        .filter(|c| c.is_ascii())
+                        .ok_or("invalid UTF-8 escape")?,
+                );
             }
             other => return Err(format!("unknown escape sequence \\{other}")),
         }
@@ -215,7 +253,10 @@ mod tests {
     #[test]
     fn selectors() {
         ok("up", "__name__=\"up\"");
-        ok("up{job=\"a\", x=~'b.*',}", "__name__=\"up\",job=\"a\",x=~\"b.*\"");
+        ok(
+            "up{job=\"a\", x=~'b.*',}",
+            "__name__=\"up\",job=\"a\",x=~\"b.*\"",
+        );
         ok("{__name__=~\"node_.+\"}", "__name__=~\"node_.+\"");
         ok("a:b:c { l != `x\\y` }", "__name__=\"a:b:c\",l!=\"x\\\\y\"");
         ok("{a=\"\\n\\u00e9\"}", "a=\"\\né\"");
@@ -223,7 +264,18 @@ mod tests {
 
     #[test]
     fn errors() {
-        for bad in ["", "{}", "{a=\"\"}", "up{", "up{a}", "up{a=\"b\"", "up{a=b}", "up x", "{a=~\"(\"}", "up{__name__=\"x\"}"] {
+        for bad in [
+            "",
+            "{}",
+            "{a=\"\"}",
+            "up{",
+            "up{a}",
+            "up{a=\"b\"",
+            "up{a=b}",
+            "up x",
+            "{a=~\"(\"}",
+            "up{__name__=\"x\"}",
+        ] {
             assert!(parse_selector(bad).is_err(), "{bad:?} should fail");
         }
     }

@@ -4,6 +4,7 @@
 mod bad_targets;
 mod config_check;
 mod crash;
+mod layering;
 mod node_exporter;
 mod reload;
 mod util;

@@ -1,0 +1,388 @@
+//! The database: opening a data directory, the life cycle, truncation and retention.
+//!
+//! ```text
+//! DIR/lock              flock'ed while open
+//! DIR/wal/00000000…     WAL segments       (docs/format/wal.md)
+//! DIR/wal/checkpoint.N  WAL checkpoint
+//! DIR/chunks_head/000001…  full head chunks (docs/format/head_chunks.md)
+//! ```
+
+use std::fs::{self, File, OpenOptions};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::time::Duration;
+
+use model::Timestamp;
+use parking_lot::Mutex;
+use storage::{Appendable, Appender, Querier, Queryable};
+
+use crate::appender::DbAppender;
+use crate::error::{IoContext, TsdbError};
+use crate::head::querier::HeadQuerier;
+use crate::head::{GcStats, Head};
+use crate::head_chunks::{ChunkDiskMapper, DEFAULT_MAX_FILE_SIZE};
+use crate::metrics::{Metrics, TsdbMetrics};
+use crate::replay::{self, ReplayStats};
+use crate::stats::{self, TsdbStats};
+use crate::wal::checkpoint::{self, CheckpointStats, Keep};
+use crate::wal::record::Tombstone;
+use crate::wal::{self, Wal, DEFAULT_SEGMENT_SIZE};
+
+/// Database options. Defaults follow Prometheus's flags.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// `--storage.tsdb.retention.time`: data older than this is dropped (default 15d).
+    pub retention: Duration,
+    /// Size at which a WAL segment is closed (default 128 MiB).
+    pub wal_segment_size: usize,
+    /// The chunk range (default 2h): head chunks never cross a multiple of it, and retention
+    /// truncates the head at most once per this duration.
+    pub min_block_duration: Duration,
+    /// Size at which a head chunk file is closed (default 128 MiB).
+    pub head_chunk_file_size: usize,
+    /// Take `DIR/lock` (Prometheus's `--storage.tsdb.no-lockfile` negated).
+    pub lockfile: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            retention: Duration::from_secs(15 * 24 * 3600),
+            wal_segment_size: DEFAULT_SEGMENT_SIZE,
+            min_block_duration: Duration::from_secs(2 * 3600),
+            head_chunk_file_size: DEFAULT_MAX_FILE_SIZE,
+            lockfile: true,
+        }
+    }
+}
+
+fn millis(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+impl Options {
+    fn validate(&self) -> Result<(), TsdbError> {
+        if self.min_block_duration.as_millis() == 0 {
+            return Err(TsdbError::InvalidOption { name: "min_block_duration", reason: "must be positive".into() });
+        }
+        if self.retention.as_millis() == 0 {
+            return Err(TsdbError::InvalidOption { name: "retention", reason: "must be positive".into() });
+        }
+        if self.wal_segment_size < wal::PAGE_SIZE {
+            return Err(TsdbError::InvalidOption {
+                name: "wal_segment_size",
+                reason: format!("must be at least one page ({} bytes)", wal::PAGE_SIZE),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// What a truncation did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct TruncateStats {
+    pub mint: i64,
+    pub gc: GcStats,
+    pub chunk_files_removed: usize,
+    pub checkpoint: Option<CheckpointStats>,
+    pub wal_segments_removed: usize,
+}
+
+pub(crate) struct Inner {
+    dir: PathBuf,
+    opts: Options,
+    pub(crate) head: Arc<Head>,
+    pub(crate) wal: Wal,
+    metrics: Arc<Metrics>,
+    /// Serialises "which series records are missing" + the WAL write of a commit; holds a
+    /// reusable buffer for the series record.
+    pub(crate) log_lock: Mutex<Vec<u8>>,
+    /// Queries see nothing older than this (now − retention at the last retention run).
+    visible_mint: AtomicI64,
+    truncate_lock: Mutex<()>,
+    last_retention_slot: Mutex<Option<i64>>,
+    closed: AtomicBool,
+    replay: ReplayStats,
+    _lock: Option<File>,
+}
+
+impl Inner {
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+
+    fn close(&self) -> Result<(), TsdbError> {
+        if self.closed.swap(true, Ordering::AcqRel) {
+            return Ok(());
+        }
+        // Wait for commits in flight to finish their WAL write.
+        let _g = self.log_lock.lock();
+        let wal = self.wal.close();
+        let chunks = self.head.chunks.close();
+        wal.and(chunks)
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        if let Err(e) = self.close() {
+            tracing::error!(error = %e, "close TSDB");
+        }
+    }
+}
+
+/// A Prometheus-compatible head-only time series database. Share it as `Arc<Db>`: appenders
+/// and queriers may be used from many threads at once.
+pub struct Db {
+    inner: Arc<Inner>,
+}
+
+fn take_lock(dir: &Path) -> Result<File, TsdbError> {
+    let path = dir.join("lock");
+    let f = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .ctx(|| format!("open lock file {}", path.display()))?;
+    match f.try_lock() {
+        Ok(()) => Ok(f),
+        Err(std::fs::TryLockError::WouldBlock) => Err(TsdbError::Locked(dir.to_path_buf())),
+        Err(std::fs::TryLockError::Error(e)) => Err(TsdbError::Io { context: format!("lock {}", path.display()), source: e }),
+    }
+}
+
+impl Db {
+    /// Opens (creating if needed) the data directory `dir`: takes its lock, loads head chunks,
+    /// replays the WAL (repairing a corrupt tail) and starts a new WAL segment.
+    pub fn open(dir: &Path, opts: Options) -> Result<Arc<Db>, TsdbError> {
+        opts.validate()?;
+        fs::create_dir_all(dir).ctx(|| format!("create data directory {}", dir.display()))?;
+        let lock = if opts.lockfile { Some(take_lock(dir)?) } else { None };
+        let metrics = Arc::new(Metrics::default());
+        let (chunks, loaded) = ChunkDiskMapper::open(&dir.join("chunks_head"), opts.head_chunk_file_size)?;
+        let head = Arc::new(Head::new(chunks, millis(opts.min_block_duration), metrics.clone()));
+        let wal_dir = dir.join("wal");
+        fs::create_dir_all(&wal_dir).ctx(|| format!("create WAL directory {}", wal_dir.display()))?;
+        let started = std::time::Instant::now();
+        let replay = replay::replay(&head, &wal_dir, loaded)?;
+        tracing::info!(
+            series = head.num_series(),
+            samples = replay.samples,
+            chunks = replay.chunks_loaded,
+            checkpoint = ?replay.checkpoint,
+            segments = replay.segments,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "replayed WAL"
+        );
+        let wal = Wal::open(&wal_dir, opts.wal_segment_size, metrics.wal.clone())?;
+        let inner = Inner {
+            dir: dir.to_path_buf(),
+            opts,
+            head,
+            wal,
+            metrics,
+            log_lock: Mutex::new(Vec::new()),
+            visible_mint: AtomicI64::new(i64::MIN),
+            truncate_lock: Mutex::new(()),
+            last_retention_slot: Mutex::new(None),
+            closed: AtomicBool::new(false),
+            replay,
+            _lock: lock,
+        };
+        Ok(Arc::new(Db { inner: Arc::new(inner) }))
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.inner.dir
+    }
+
+    pub fn options(&self) -> &Options {
+        &self.inner.opts
+    }
+
+    /// What the replay at open found.
+    pub fn replay_stats(&self) -> &ReplayStats {
+        &self.inner.replay
+    }
+
+    /// Writes out and fsyncs the WAL and the head chunk files; appends fail afterwards.
+    pub fn close(&self) -> Result<(), TsdbError> {
+        self.inner.close()
+    }
+
+    /// Oldest sample time in the head (ms), `i64::MAX` when empty.
+    pub fn head_min_time(&self) -> Timestamp {
+        self.inner.head.min_time()
+    }
+
+    /// Newest sample time in the head (ms), `i64::MIN` when empty.
+    pub fn head_max_time(&self) -> Timestamp {
+        self.inner.head.max_time()
+    }
+
+    pub fn num_series(&self) -> u64 {
+        self.inner.head.num_series()
+    }
+
+    pub fn metrics(&self) -> TsdbMetrics {
+        self.inner.metrics.snapshot(self.inner.head.num_series(), self.inner.head.chunks.size())
+    }
+
+    /// Cardinality statistics (top `limit` of each list) for `/api/v1/status/tsdb`.
+    pub fn stats(&self, limit: usize) -> TsdbStats {
+        stats::compute(&self.inner.head, limit)
+    }
+
+    /// Applies retention at `now_ms`: data older than `now_ms − retention` disappears from
+    /// queries at once and is deleted by a [`Db::truncate`], which runs at most once per
+    /// `min_block_duration` (the first call after open always runs one). Returns what the
+    /// truncation did, if one ran. Call it periodically (e.g. every minute).
+    pub fn run_retention(&self, now_ms: Timestamp) -> Result<Option<TruncateStats>, TsdbError> {
+        let cutoff = now_ms.saturating_sub(millis(self.inner.opts.retention));
+        self.inner.visible_mint.fetch_max(cutoff, Ordering::AcqRel);
+        let slot = now_ms.div_euclid(millis(self.inner.opts.min_block_duration));
+        {
+            let mut last = self.inner.last_retention_slot.lock();
+            if last.is_some_and(|l| l >= slot) {
+                return Ok(None);
+            }
+            *last = Some(slot);
+        }
+        self.truncate(cutoff).map(Some)
+    }
+
+    /// Drops everything older than `mint` from the head: chunks that end before it, series left
+    /// empty, chunk files holding only such chunks; then checkpoints the older part of the WAL
+    /// and deletes the segments the checkpoint replaces. Samples older than `mint` are refused
+    /// from now on.
+    pub fn truncate(&self, mint: Timestamp) -> Result<TruncateStats, TsdbError> {
+        let res = self.truncate_inner(mint);
+        let m = &self.inner.metrics;
+        match &res {
+            Ok(_) => m.truncations.fetch_add(1, Ordering::Relaxed),
+            Err(_) => m.truncation_failures.fetch_add(1, Ordering::Relaxed),
+        };
+        res
+    }
+
+    fn truncate_inner(&self, mint: Timestamp) -> Result<TruncateStats, TsdbError> {
+        let inner = &self.inner;
+        if inner.is_closed() {
+            return Err(TsdbError::Closed);
+        }
+        let _g = inner.truncate_lock.lock();
+        let head = &inner.head;
+        head.min_valid_time.fetch_max(mint, Ordering::AcqRel);
+        let mut stats = TruncateStats { mint, ..Default::default() };
+        stats.gc = head.gc(mint, inner.wal.current_segment());
+        stats.chunk_files_removed = head.chunks.truncate(mint)?;
+        match self.truncate_wal(mint) {
+            Ok(Some((cp, removed))) => {
+                stats.checkpoint = Some(cp);
+                stats.wal_segments_removed = removed;
+            }
+            Ok(None) => {}
+            Err(e) => {
+                inner.metrics.checkpoint_failures.fetch_add(1, Ordering::Relaxed);
+                return Err(e);
+            }
+        }
+        tracing::info!(mint, series_removed = stats.gc.series_removed, chunks_removed = stats.gc.chunks_removed, "head truncated");
+        Ok(stats)
+    }
+
+    /// Checkpoints the oldest two thirds of the closed WAL segments (like Prometheus: the newest
+    /// ones mostly hold samples of still-open chunks, which a checkpoint would only copy).
+    fn truncate_wal(&self, mint: Timestamp) -> Result<Option<(CheckpointStats, usize)>, TsdbError> {
+        let inner = &self.inner;
+        let wal_dir = inner.wal.dir().to_path_buf();
+        // A fresh segment, so even a quiet WAL gets closed segments to truncate.
+        let current = inner.wal.next_segment()?;
+        let after_cp = checkpoint::last_checkpoint(&wal_dir)?.map_or(0, |c| c.0 + 1);
+        let Some(first) = wal::list_segments(&wal_dir)?.into_iter().map(|s| s.0).find(|&i| i >= after_cp) else {
+            return Ok(None);
+        };
+        if current == 0 || current - 1 < first {
+            return Ok(None);
+        }
+        let closed = current - first;
+        let take = closed * 2 / 3;
+        if take == 0 {
+            return Ok(None);
+        }
+        let to = first + take - 1;
+
+        let head = &inner.head;
+        let live: HashMapI = head.all_series().iter().map(|s| (s.series_ref, s.state.lock().mmapped_maxt())).collect();
+        // Samples up to each series' last on-disk chunk are dropped from the checkpoint, so
+        // those chunks must be durable first.
+        head.chunks.sync()?;
+        let keep = KeepLive {
+            live,
+            deleted: head.deleted.lock().clone().into_iter().collect(),
+            aliases: head.aliases.lock().clone().into_iter().collect(),
+            to,
+            mint,
+        };
+        let cp = checkpoint::create(&wal_dir, to, &keep)?;
+        inner.metrics.checkpoints_created.fetch_add(1, Ordering::Relaxed);
+        inner.wal.wait_syncs();
+        let removed = inner.wal.delete_segments_before(to + 1)?;
+        checkpoint::delete_checkpoints_before(&wal_dir, to)?;
+        head.deleted.lock().retain(|_, seg| *seg > to);
+        tracing::info!(checkpoint = to, segments_removed = removed, samples_kept = cp.samples_kept, "WAL checkpoint created");
+        Ok(Some((cp, removed)))
+    }
+}
+
+type HashMapI = std::collections::HashMap<u64, i64, foldhash::fast::RandomState>;
+type HashMapU = std::collections::HashMap<u64, u64, foldhash::fast::RandomState>;
+
+/// Checkpoint policy: records of live series (and of removed ones the remaining segments may
+/// still name); samples newer than `mint` that are not yet in a chunk file.
+struct KeepLive {
+    /// Live series ref → max time already in chunk files.
+    live: HashMapI,
+    deleted: std::collections::HashMap<u64, u32, foldhash::fast::RandomState>,
+    aliases: HashMapU,
+    to: u32,
+    mint: i64,
+}
+
+impl KeepLive {
+    fn resolve(&self, r: u64) -> u64 {
+        self.aliases.get(&r).copied().unwrap_or(r)
+    }
+}
+
+impl Keep for KeepLive {
+    fn series(&self, r: u64) -> bool {
+        self.live.contains_key(&self.resolve(r)) || self.deleted.get(&r).is_some_and(|&seg| seg > self.to)
+    }
+
+    fn sample(&self, r: u64, t: i64) -> bool {
+        t >= self.mint && self.live.get(&self.resolve(r)).is_some_and(|&on_disk| t > on_disk)
+    }
+
+    fn tombstone(&self, ts: &Tombstone) -> bool {
+        ts.maxt >= self.mint && self.live.contains_key(&self.resolve(ts.series_ref))
+    }
+}
+
+impl Appendable for Db {
+    fn appender(&self) -> Box<dyn Appender> {
+        Box::new(DbAppender::new(self.inner.clone()))
+    }
+}
+
+impl Queryable for Db {
+    fn querier(&self, mint: Timestamp, maxt: Timestamp) -> storage::Result<Box<dyn Querier>> {
+        if self.inner.is_closed() {
+            return Err(storage::StorageError::Closed);
+        }
+        let floor = self.inner.visible_mint.load(Ordering::Acquire).max(self.inner.head.min_valid_time.load(Ordering::Acquire));
+        Ok(Box::new(HeadQuerier { head: self.inner.head.clone(), mint: mint.max(floor), maxt }))
+    }
+}

@@ -1,0 +1,295 @@
+//! The head: every series in memory, found by label hash or by ref, with an inverted index.
+//!
+//! Locks: series live in two striped maps (by `Labels::stable_hash`, by ref) so parallel scrape
+//! loops rarely meet; each series has its own small mutex for its chunks. Order, where several
+//! are held: hash stripe → ref stripe → series → chunk files; the postings lock is never held
+//! together with a series lock.
+
+pub(crate) mod postings;
+pub(crate) mod querier;
+pub(crate) mod series;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+
+use model::Labels;
+use parking_lot::{Mutex, RwLock};
+
+use crate::chunkenc::XorIterator;
+use crate::head_chunks::{ChunkDiskMapper, LoadedChunk};
+use crate::metrics::Metrics;
+use postings::MemPostings;
+use series::{MemSeries, MmapChunk};
+
+type Map<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+
+/// Stripes per map. Enough that ~100 concurrent appenders on a few cores almost never share one,
+/// small enough that the empty maps cost little (~200 KiB).
+const STRIPES: usize = 2048;
+
+#[derive(Default)]
+struct HashStripe {
+    unique: Map<u64, Arc<MemSeries>>,
+    /// Series whose label hash collides with the one in `unique` (xxhash64: practically never).
+    conflicts: Map<u64, Vec<Arc<MemSeries>>>,
+}
+
+impl HashStripe {
+    fn get(&self, hash: u64, labels: &Labels) -> Option<&Arc<MemSeries>> {
+        if let Some(s) = self.unique.get(&hash) {
+            if s.labels == *labels {
+                return Some(s);
+            }
+        }
+        self.conflicts.get(&hash)?.iter().find(|s| s.labels == *labels)
+    }
+
+    fn insert(&mut self, hash: u64, s: Arc<MemSeries>) {
+        match self.unique.get(&hash) {
+            None => {
+                self.unique.insert(hash, s);
+            }
+            Some(_) => self.conflicts.entry(hash).or_default().push(s),
+        }
+    }
+
+    fn remove(&mut self, hash: u64, series_ref: u64) {
+        if self.unique.get(&hash).is_some_and(|s| s.series_ref == series_ref) {
+            self.unique.remove(&hash);
+            // Promote a colliding series, if any, so lookups keep finding it.
+            if let Some(list) = self.conflicts.get_mut(&hash) {
+                if let Some(s) = list.pop() {
+                    self.unique.insert(hash, s);
+                }
+                if list.is_empty() {
+                    self.conflicts.remove(&hash);
+                }
+            }
+        } else if let Some(list) = self.conflicts.get_mut(&hash) {
+            list.retain(|s| s.series_ref != series_ref);
+            if list.is_empty() {
+                self.conflicts.remove(&hash);
+            }
+        }
+    }
+}
+
+/// What a truncation removed.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct GcStats {
+    pub series_removed: usize,
+    pub chunks_removed: usize,
+}
+
+pub(crate) struct Head {
+    by_hash: Box<[RwLock<HashStripe>]>,
+    by_ref: Box<[RwLock<Map<u64, Arc<MemSeries>>>]>,
+    pub(crate) postings: RwLock<MemPostings>,
+    last_ref: AtomicU64,
+    num_series: AtomicU64,
+    min_time: AtomicI64,
+    max_time: AtomicI64,
+    /// Samples older than this are out of bounds.
+    pub(crate) min_valid_time: AtomicI64,
+    pub(crate) chunk_range: i64,
+    pub(crate) chunks: ChunkDiskMapper,
+    pub(crate) metrics: Arc<Metrics>,
+    /// Series removed by GC → the WAL segment current at removal. Their records are kept in
+    /// checkpoints until the WAL no longer has segments that may refer to them.
+    pub(crate) deleted: Mutex<Map<u64, u32>>,
+    /// Extra WAL refs found at replay for labels that already had a series → that series' ref.
+    pub(crate) aliases: Mutex<Map<u64, u64>>,
+}
+
+fn stripe(x: u64) -> usize {
+    (x as usize) & (STRIPES - 1)
+}
+
+impl Head {
+    pub(crate) fn new(chunks: ChunkDiskMapper, chunk_range: i64, metrics: Arc<Metrics>) -> Self {
+        Head {
+            by_hash: (0..STRIPES).map(|_| RwLock::default()).collect(),
+            by_ref: (0..STRIPES).map(|_| RwLock::default()).collect(),
+            postings: RwLock::default(),
+            last_ref: AtomicU64::new(0),
+            num_series: AtomicU64::new(0),
+            min_time: AtomicI64::new(i64::MAX),
+            max_time: AtomicI64::new(i64::MIN),
+            min_valid_time: AtomicI64::new(i64::MIN),
+            chunk_range: chunk_range.max(1),
+            chunks,
+            metrics,
+            deleted: Mutex::default(),
+            aliases: Mutex::default(),
+        }
+    }
+
+    pub(crate) fn num_series(&self) -> u64 {
+        self.num_series.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn min_time(&self) -> i64 {
+        self.min_time.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn max_time(&self) -> i64 {
+        self.max_time.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.min_time() > self.max_time()
+    }
+
+    pub(crate) fn update_time_range(&self, mint: i64, maxt: i64) {
+        self.min_time.fetch_min(mint, Ordering::Relaxed);
+        self.max_time.fetch_max(maxt, Ordering::Relaxed);
+    }
+
+    pub(crate) fn get_by_ref(&self, r: u64) -> Option<Arc<MemSeries>> {
+        self.by_ref[stripe(r)].read().get(&r).cloned()
+    }
+
+    pub(crate) fn get_by_labels(&self, labels: &Labels) -> Option<Arc<MemSeries>> {
+        let hash = labels.stable_hash();
+        self.by_hash[stripe(hash)].read().get(hash, labels).cloned()
+    }
+
+    /// The series with these labels, created (with a new ref, or `with_ref`) if missing.
+    /// Returns whether it was created.
+    pub(crate) fn get_or_create(&self, labels: &Labels, with_ref: Option<u64>, logged: bool) -> (Arc<MemSeries>, bool) {
+        let hash = labels.stable_hash();
+        let hs = &self.by_hash[stripe(hash)];
+        if let Some(s) = hs.read().get(hash, labels) {
+            return (s.clone(), false);
+        }
+        let mut hs = hs.write();
+        if let Some(s) = hs.get(hash, labels) {
+            return (s.clone(), false);
+        }
+        let r = match with_ref {
+            Some(r) => {
+                self.last_ref.fetch_max(r, Ordering::Relaxed);
+                r
+            }
+            None => self.last_ref.fetch_add(1, Ordering::Relaxed) + 1,
+        };
+        let s = Arc::new(MemSeries::new(r, labels.clone(), logged));
+        hs.insert(hash, s.clone());
+        self.by_ref[stripe(r)].write().insert(r, s.clone());
+        drop(hs);
+        self.postings.write().add(r, labels);
+        self.num_series.fetch_add(1, Ordering::Relaxed);
+        self.metrics.series_created.fetch_add(1, Ordering::Relaxed);
+        (s, true)
+    }
+
+    /// Makes sure refs handed out later are above `r` (refs seen during replay).
+    pub(crate) fn bump_last_ref(&self, r: u64) {
+        self.last_ref.fetch_max(r, Ordering::Relaxed);
+    }
+
+    /// Attaches chunks found in the chunk files to a series during replay. Chunks that do not
+    /// start after the series' data are dropped (a duplicate or reordered chunk).
+    pub(crate) fn attach_chunks(&self, s: &MemSeries, mut loaded: Vec<LoadedChunk>) {
+        loaded.sort_by_key(|c| c.mint);
+        let mut st = s.state.lock();
+        let mut attached = 0i64;
+        for c in loaded {
+            if c.mint <= st.last_t || c.maxt < c.mint {
+                tracing::warn!(series = s.series_ref, mint = c.mint, "dropping out-of-sequence head chunk from disk");
+                continue;
+            }
+            st.mmapped.push(MmapChunk::new(c.chunk_ref, c.mint, c.maxt));
+            st.last_t = c.maxt;
+            st.last_v = 0;
+            self.update_time_range(c.mint, c.maxt);
+            attached += 1;
+        }
+        if attached == 0 {
+            return;
+        }
+        st.mmapped.shrink_to_fit();
+        self.metrics.head_chunks.fetch_add(attached, Ordering::Relaxed);
+        // The last value, so an identical sample at the same time is still a silent duplicate.
+        if let Some(last) = st.mmapped.last() {
+            if let Ok(bytes) = self.chunks.chunk(last.chunk_ref()) {
+                if let Ok(it) = XorIterator::new(bytes.as_slice()) {
+                    if let Some((t, v)) = it.last() {
+                        if t == st.last_t {
+                            st.last_v = v.to_bits();
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// All series, cloned out stripe by stripe.
+    pub(crate) fn all_series(&self) -> Vec<Arc<MemSeries>> {
+        let mut out = Vec::with_capacity(self.num_series() as usize);
+        for s in self.by_ref.iter() {
+            out.extend(s.read().values().cloned());
+        }
+        out
+    }
+
+    /// Drops chunks that end before `mint` and then series left without data and without
+    /// uncommitted samples. `wal_segment` is the segment being written now.
+    pub(crate) fn gc(&self, mint: i64, wal_segment: u32) -> GcStats {
+        let mut stats = GcStats::default();
+        let mut candidates = Vec::new();
+        for stripe in self.by_ref.iter() {
+            let list: Vec<Arc<MemSeries>> = stripe.read().values().cloned().collect();
+            for s in list {
+                let mut st = s.state.lock();
+                stats.chunks_removed += st.truncate_before(mint);
+                if st.is_empty() && st.pending == 0 {
+                    candidates.push(s.clone());
+                }
+            }
+        }
+        let mut removed = Vec::new();
+        for s in candidates {
+            let hash = s.labels.stable_hash();
+            let mut hs = self.by_hash[stripe(hash)].write();
+            let mut rs = self.by_ref[stripe(s.series_ref)].write();
+            let mut st = s.state.lock();
+            if !st.is_empty() || st.pending > 0 || st.removed {
+                continue;
+            }
+            st.removed = true;
+            hs.remove(hash, s.series_ref);
+            rs.remove(&s.series_ref);
+            removed.push((s.series_ref, s.labels.clone()));
+        }
+        if !removed.is_empty() {
+            let gone: std::collections::HashSet<u64> = removed.iter().map(|r| r.0).collect();
+            let mut deleted = self.deleted.lock();
+            for r in &gone {
+                deleted.insert(*r, wal_segment);
+            }
+            self.aliases.lock().retain(|alias, target| {
+                let dead = gone.contains(target);
+                if dead {
+                    deleted.insert(*alias, wal_segment);
+                }
+                !dead
+            });
+        }
+        self.postings.write().remove(&removed);
+        stats.series_removed = removed.len();
+        let m = &self.metrics;
+        m.head_chunks.fetch_sub(stats.chunks_removed as i64, Ordering::Relaxed);
+        m.head_chunks_removed.fetch_add(stats.chunks_removed as u64, Ordering::Relaxed);
+        m.series_removed.fetch_add(removed.len() as u64, Ordering::Relaxed);
+        self.num_series.fetch_sub(removed.len() as u64, Ordering::Relaxed);
+        if self.num_series() == 0 {
+            self.min_time.store(i64::MAX, Ordering::Relaxed);
+            self.max_time.store(i64::MIN, Ordering::Relaxed);
+        } else if mint > self.min_time() {
+            self.min_time.store(mint, Ordering::Relaxed);
+        }
+        stats
+    }
+}
