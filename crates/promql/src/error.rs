@@ -15,8 +15,8 @@ pub enum Error {
     Timeout,
     #[error("query was canceled in query execution")]
     Canceled,
-    #[error("read series")]
-    Storage(#[source] storage::StorageError),
+    #[error(transparent)]
+    Storage(storage::StorageError),
     /// An evaluation error with Prometheus's wording (duplicate series, bad arguments, ...).
     #[error("{0}")]
     Eval(String),

@@ -94,8 +94,14 @@ fn matchers(ms: &PMatchers, name: &Option<String>) -> Result<Vec<Matcher>, Parse
                 m.value
             ));
         }
-        let mm = Matcher::new(kind, m.name.clone(), m.value.clone())
-            .map_err(|e| ParseError { msg: format!("{e}: {}", std::error::Error::source(&e).map(|s| s.to_string()).unwrap_or_default()) })?;
+        let mm = Matcher::new(kind, m.name.clone(), m.value.clone()).map_err(|e| ParseError {
+            msg: format!(
+                "{e}: {}",
+                std::error::Error::source(&e)
+                    .map(|s| s.to_string())
+                    .unwrap_or_default()
+            ),
+        })?;
         out.push(mm);
     }
     if out.iter().all(Matcher::matches_empty) {
@@ -139,7 +145,8 @@ fn binary(b: &p::BinaryExpr) -> Result<Expr, ParseError> {
     let op = bin_op(b.op)?;
     let lhs = convert(&b.lhs)?;
     let rhs = convert(&b.rhs)?;
-    let both_vectors = lhs.value_type() == ValueType::Vector && rhs.value_type() == ValueType::Vector;
+    let both_vectors =
+        lhs.value_type() == ValueType::Vector && rhs.value_type() == ValueType::Vector;
     let mut return_bool = false;
     let mut matching = None;
     if let Some(m) = &b.modifier {
@@ -150,8 +157,12 @@ fn binary(b: &p::BinaryExpr) -> Result<Expr, ParseError> {
         if both_vectors {
             let (card, include) = match &m.card {
                 p::VectorMatchCardinality::OneToOne => (Cardinality::OneToOne, vec![]),
-                p::VectorMatchCardinality::ManyToOne(ls) => (Cardinality::ManyToOne, ls.labels.clone()),
-                p::VectorMatchCardinality::OneToMany(ls) => (Cardinality::OneToMany, ls.labels.clone()),
+                p::VectorMatchCardinality::ManyToOne(ls) => {
+                    (Cardinality::ManyToOne, ls.labels.clone())
+                }
+                p::VectorMatchCardinality::OneToMany(ls) => {
+                    (Cardinality::OneToMany, ls.labels.clone())
+                }
                 p::VectorMatchCardinality::ManyToMany => (Cardinality::ManyToMany, vec![]),
             };
             let (on, labels) = match &m.matching {
@@ -159,19 +170,39 @@ fn binary(b: &p::BinaryExpr) -> Result<Expr, ParseError> {
                 Some(p::LabelModifier::Exclude(ls)) => (false, ls.labels.clone()),
                 None => (false, vec![]),
             };
-            matching = Some(VectorMatching { card, on, labels, include });
+            matching = Some(VectorMatching {
+                card,
+                on,
+                labels,
+                include,
+            });
         }
     }
     if both_vectors && matching.is_none() {
-        let card = if op.is_set() { Cardinality::ManyToMany } else { Cardinality::OneToOne };
-        matching = Some(VectorMatching { card, on: false, labels: vec![], include: vec![] });
+        let card = if op.is_set() {
+            Cardinality::ManyToMany
+        } else {
+            Cardinality::OneToOne
+        };
+        matching = Some(VectorMatching {
+            card,
+            on: false,
+            labels: vec![],
+            include: vec![],
+        });
     }
     if let Some(m) = &mut matching
         && op.is_set()
     {
         m.card = Cardinality::ManyToMany;
     }
-    Ok(Expr::Binary(Binary { op, lhs: Box::new(lhs), rhs: Box::new(rhs), return_bool, matching }))
+    Ok(Expr::Binary(Binary {
+        op,
+        lhs: Box::new(lhs),
+        rhs: Box::new(rhs),
+        return_bool,
+        matching,
+    }))
 }
 
 fn aggregate(a: &p::AggregateExpr) -> Result<Expr, ParseError> {
@@ -188,7 +219,12 @@ fn aggregate(a: &p::AggregateExpr) -> Result<Expr, ParseError> {
         Some(p) => Some(Box::new(convert(p)?)),
         None => None,
     };
-    Ok(Expr::Aggregate(Aggregate { op, expr: Box::new(convert(&a.expr)?), param, grouping }))
+    Ok(Expr::Aggregate(Aggregate {
+        op,
+        expr: Box::new(convert(&a.expr)?),
+        param,
+        grouping,
+    }))
 }
 
 fn convert(e: &p::Expr) -> Result<Expr, ParseError> {
@@ -196,9 +232,10 @@ fn convert(e: &p::Expr) -> Result<Expr, ParseError> {
         p::Expr::NumberLiteral(n) => Expr::NumberLiteral(n.val),
         p::Expr::StringLiteral(s) => Expr::StringLiteral(s.val.clone()),
         p::Expr::VectorSelector(vs) => Expr::VectorSelector(vector_selector(vs)?),
-        p::Expr::MatrixSelector(ms) => {
-            Expr::MatrixSelector(MatrixSelector { vs: vector_selector(&ms.vs)?, range: duration_ms(&ms.range) })
-        }
+        p::Expr::MatrixSelector(ms) => Expr::MatrixSelector(MatrixSelector {
+            vs: vector_selector(&ms.vs)?,
+            range: duration_ms(&ms.range),
+        }),
         p::Expr::Subquery(s) => Expr::Subquery(Subquery {
             expr: Box::new(convert(&s.expr)?),
             range: duration_ms(&s.range),
@@ -208,7 +245,12 @@ fn convert(e: &p::Expr) -> Result<Expr, ParseError> {
         }),
         p::Expr::Call(c) => Expr::Call(Call {
             func: c.func.name.to_string(),
-            args: c.args.args.iter().map(|a| convert(a)).collect::<Result<_, _>>()?,
+            args: c
+                .args
+                .args
+                .iter()
+                .map(|a| convert(a))
+                .collect::<Result<_, _>>()?,
         }),
         p::Expr::Aggregate(a) => aggregate(a)?,
         p::Expr::Binary(b) => binary(b)?,
@@ -225,7 +267,9 @@ mod tests {
     #[test]
     fn converts_selectors_with_go_regex() {
         let e = parse(r#"foo{a=~"\\d+"} offset -5m @ 10"#).unwrap();
-        let Expr::VectorSelector(vs) = e else { panic!("{e:?}") };
+        let Expr::VectorSelector(vs) = e else {
+            panic!("{e:?}")
+        };
         assert_eq!(vs.offset, -300_000);
         assert_eq!(vs.at, Some(At::Timestamp(10_000)));
         assert_eq!(vs.matchers.len(), 2);

@@ -22,8 +22,14 @@ pub struct Series {
 /// A query's value, typed as in Prometheus's API (`resultType`).
 #[derive(Debug, Clone, PartialEq)]
 pub enum Value {
-    Scalar { t: i64, v: f64 },
-    String { t: i64, s: String },
+    Scalar {
+        t: i64,
+        v: f64,
+    },
+    String {
+        t: i64,
+        s: String,
+    },
     /// In evaluation order (which `sort` and friends define for instant queries).
     Vector(Vec<Sample>),
     /// Sorted by labels for range queries.

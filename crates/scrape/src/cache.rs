@@ -11,7 +11,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use model::labels::METRIC_NAME;
-use model::{Labels, Timestamp, STALE_NAN};
+use model::{Labels, STALE_NAN, Timestamp};
 use storage::{Appender, SeriesRef, StorageError};
 
 use crate::target::MetricMetadata;
@@ -36,7 +36,9 @@ pub(crate) struct SeriesEntry {
 pub(crate) enum CacheEntry {
     Series(SeriesEntry),
     /// Dropped by metric relabelling (or relabelled to nothing).
-    Dropped { seen: u64 },
+    Dropped {
+        seen: u64,
+    },
 }
 
 /// HELP/TYPE/UNIT of one family and when it was last seen.
@@ -122,11 +124,16 @@ impl ScrapeCache {
                     _ => None,
                 })
                 .collect();
-            append_stale(app, stale.into_iter().filter(|(_, _, h)| !live_now.contains(h)), t);
+            append_stale(
+                app,
+                stale.into_iter().filter(|(_, _, h)| !live_now.contains(h)),
+                t,
+            );
         }
         self.live_iter = Some(cur);
         let before = self.metadata.len();
-        self.metadata.retain(|_, m| cur - m.seen <= METADATA_KEEP_ITERATIONS);
+        self.metadata
+            .retain(|_, m| cur - m.seen <= METADATA_KEEP_ITERATIONS);
         self.metadata_changed |= self.metadata.len() != before;
     }
 
@@ -141,7 +148,9 @@ impl ScrapeCache {
             .entries
             .values()
             .filter_map(|e| match e {
-                CacheEntry::Series(s) if s.live == prev || (s.live == cur && s.prev_live == prev) => {
+                CacheEntry::Series(s)
+                    if s.live == prev || (s.live == cur && s.prev_live == prev) =>
+                {
                     Some((s.series_ref, s.labels.clone(), s.hash))
                 }
                 _ => None,
@@ -152,13 +161,15 @@ impl ScrapeCache {
 
     /// Appends the report series.
     pub(crate) fn append_report(&mut self, app: &mut dyn Appender, t: Timestamp, values: [f64; 5]) {
-        for i in 0..5 {
-            match app.append(self.report_refs[i], &self.report_labels[i], t, values[i]) {
+        for (i, v) in values.into_iter().enumerate() {
+            match app.append(self.report_refs[i], &self.report_labels[i], t, v) {
                 Ok(r) => self.report_refs[i] = r,
                 Err(e) if e.is_sample_error() => {
                     tracing::debug!(series = %self.report_labels[i], "report sample rejected: {e}");
                 }
-                Err(e) => tracing::warn!(series = %self.report_labels[i], "append report sample: {e}"),
+                Err(e) => {
+                    tracing::warn!(series = %self.report_labels[i], "append report sample: {e}")
+                }
             }
         }
         self.report_written = true;
@@ -169,7 +180,9 @@ impl ScrapeCache {
         if !self.report_written {
             return;
         }
-        let series: Vec<_> = (0..5).map(|i| (self.report_refs[i], self.report_labels[i].clone(), 0)).collect();
+        let series: Vec<_> = (0..5)
+            .map(|i| (self.report_refs[i], self.report_labels[i].clone(), 0))
+            .collect();
         append_stale(app, series.into_iter(), t);
     }
 
@@ -206,10 +219,22 @@ impl ScrapeCache {
     fn meta_entry(&mut self, metric: &str) -> &mut MetaEntry {
         if !self.metadata.contains_key(metric) {
             self.metadata_changed = true;
-            let md = MetricMetadata { kind: "unknown".to_string(), help: String::new(), unit: String::new() };
-            self.metadata.insert(metric.into(), MetaEntry { md, seen: self.iter });
+            let md = MetricMetadata {
+                kind: "unknown".to_string(),
+                help: String::new(),
+                unit: String::new(),
+            };
+            self.metadata.insert(
+                metric.into(),
+                MetaEntry {
+                    md,
+                    seen: self.iter,
+                },
+            );
         }
-        self.metadata.get_mut(metric).expect("BUG: metadata entry inserted above")
+        self.metadata
+            .get_mut(metric)
+            .expect("BUG: metadata entry inserted above")
     }
 
     /// The metadata, sorted by metric name, if it changed since the last call.
@@ -217,14 +242,21 @@ impl ScrapeCache {
         if !std::mem::take(&mut self.metadata_changed) {
             return None;
         }
-        let mut v: Vec<(String, MetricMetadata)> =
-            self.metadata.iter().map(|(k, e)| (k.to_string(), e.md.clone())).collect();
+        let mut v: Vec<(String, MetricMetadata)> = self
+            .metadata
+            .iter()
+            .map(|(k, e)| (k.to_string(), e.md.clone()))
+            .collect();
         v.sort_by(|a, b| a.0.cmp(&b.0));
         Some(Arc::new(v))
     }
 }
 
-fn append_stale(app: &mut dyn Appender, series: impl Iterator<Item = (SeriesRef, Labels, u64)>, t: Timestamp) {
+fn append_stale(
+    app: &mut dyn Appender,
+    series: impl Iterator<Item = (SeriesRef, Labels, u64)>,
+    t: Timestamp,
+) {
     let mut seen = HashSet::new();
     for (r, labels, hash) in series {
         if hash != 0 && !seen.insert(hash) {
@@ -249,7 +281,13 @@ mod tests {
     struct Rec(Vec<(Labels, i64, f64)>);
 
     impl Appender for Rec {
-        fn append(&mut self, _r: SeriesRef, l: &Labels, t: Timestamp, v: f64) -> storage::Result<SeriesRef> {
+        fn append(
+            &mut self,
+            _r: SeriesRef,
+            l: &Labels,
+            t: Timestamp,
+            v: f64,
+        ) -> storage::Result<SeriesRef> {
             self.0.push((l.clone(), t, v));
             Ok(1)
         }
@@ -264,7 +302,14 @@ mod tests {
         let labels = labels! {"__name__" => key};
         let hash = labels.stable_hash();
         let e = c.entries.entry(key.as_bytes().into()).or_insert_with(|| {
-            CacheEntry::Series(SeriesEntry { series_ref: 0, labels, hash, seen: 0, live: 0, prev_live: 0 })
+            CacheEntry::Series(SeriesEntry {
+                series_ref: 0,
+                labels,
+                hash,
+                seen: 0,
+                live: 0,
+                prev_live: 0,
+            })
         });
         if let CacheEntry::Series(s) = e {
             s.seen = iter;
@@ -276,12 +321,11 @@ mod tests {
     }
 
     fn stale_names(r: &Rec) -> Vec<String> {
-        let mut v: Vec<String> = r
-            .0
-            .iter()
-            .filter(|(_, _, v)| is_stale_nan(*v))
-            .map(|(l, _, _)| l.metric_name().unwrap_or("").to_string())
-            .collect();
+        let mut v: Vec<String> =
+            r.0.iter()
+                .filter(|(_, _, v)| is_stale_nan(*v))
+                .map(|(l, _, _)| l.metric_name().unwrap_or("").to_string())
+                .collect();
         v.sort();
         v
     }
@@ -299,7 +343,11 @@ mod tests {
         c.begin();
         see(&mut c, "a", true);
         c.end_success(&mut r, 2);
-        assert_eq!(stale_names(&r), vec!["b"], "series with explicit timestamps are not tracked");
+        assert_eq!(
+            stale_names(&r),
+            vec!["b"],
+            "series with explicit timestamps are not tracked"
+        );
         assert_eq!(c.entries.len(), 1, "unseen entries are evicted");
         c.begin();
         see(&mut c, "a", true);
@@ -337,10 +385,20 @@ mod tests {
         c.set_type("m", "counter");
         c.set_help("m", "help");
         let md = c.take_metadata_update().unwrap();
-        assert_eq!(md[0].1, MetricMetadata { kind: "counter".into(), help: "help".into(), unit: String::new() });
+        assert_eq!(
+            md[0].1,
+            MetricMetadata {
+                kind: "counter".into(),
+                help: "help".into(),
+                unit: String::new()
+            }
+        );
         c.begin();
         c.set_type("m", "counter");
         c.set_help("m", "help");
-        assert!(c.take_metadata_update().is_none(), "unchanged metadata is not republished");
+        assert!(
+            c.take_metadata_update().is_none(),
+            "unchanged metadata is not republished"
+        );
     }
 }

@@ -60,10 +60,18 @@ pub struct ScrapeConfig {
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub params: BTreeMap<String, Vec<String>>,
     /// Filled from the global section by [`ScrapeConfig::apply_defaults`].
-    #[serde(default, with = "serde_opt_prom_duration", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        with = "serde_opt_prom_duration",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub scrape_interval: Option<Duration>,
     /// Filled from the global section by [`ScrapeConfig::apply_defaults`].
-    #[serde(default, with = "serde_opt_prom_duration", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        with = "serde_opt_prom_duration",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub scrape_timeout: Option<Duration>,
     #[serde(default = "default_metrics_path")]
     pub metrics_path: String,
@@ -165,7 +173,8 @@ impl ScrapeConfig {
 
     /// The scrape timeout (the global default capped at the interval if not set).
     pub fn timeout(&self) -> Duration {
-        self.scrape_timeout.unwrap_or(DEFAULT_SCRAPE_TIMEOUT.min(self.interval()))
+        self.scrape_timeout
+            .unwrap_or(DEFAULT_SCRAPE_TIMEOUT.min(self.interval()))
     }
 
     /// Prometheus's checks. Also normalises the HTTP client settings (the legacy bearer token
@@ -181,8 +190,9 @@ impl ScrapeConfig {
             )));
         }
         let mut http = self.http_client_config();
-        http.validate()
-            .map_err(|e| ConfigError::new(format!("invalid HTTP client config for job {job:?}: {e}")))?;
+        http.validate().map_err(|e| {
+            ConfigError::new(format!("invalid HTTP client config for job {job:?}: {e}"))
+        })?;
         self.set_http_client_config(http);
         for sc in &self.static_configs {
             sc.validate()?;
@@ -253,7 +263,9 @@ impl StaticConfig {
     fn validate(&self) -> Result<(), ConfigError> {
         for name in self.labels.keys() {
             if !is_valid_label_name(name) {
-                return Err(ConfigError::new(format!("{name:?} is not a valid label name")));
+                return Err(ConfigError::new(format!(
+                    "{name:?} is not a valid label name"
+                )));
             }
         }
         for t in &self.targets {
@@ -276,11 +288,15 @@ pub struct FileSdConfig {
 impl FileSdConfig {
     fn validate(&self) -> Result<(), ConfigError> {
         if self.files.is_empty() {
-            return Err(ConfigError::new("file service discovery config must contain at least one path name"));
+            return Err(ConfigError::new(
+                "file service discovery config must contain at least one path name",
+            ));
         }
         for f in &self.files {
             if !is_valid_file_sd_name(f) {
-                return Err(ConfigError::new(format!("path name {f:?} is not valid for file discovery")));
+                return Err(ConfigError::new(format!(
+                    "path name {f:?} is not valid for file discovery"
+                )));
             }
         }
         Ok(())
@@ -305,7 +321,9 @@ fn is_valid_file_sd_name(name: &str) -> bool {
 /// A target address may not contain a path (Prometheus's `CheckTargetAddress`).
 pub(crate) fn check_target_address(addr: &str) -> Result<(), ConfigError> {
     if addr.contains('/') {
-        return Err(ConfigError::new(format!("{addr:?} is not a valid hostname")));
+        return Err(ConfigError::new(format!(
+            "{addr:?} is not a valid hostname"
+        )));
     }
     Ok(())
 }
@@ -341,13 +359,19 @@ impl ByteSize {
         let mut rest = s;
         let mut total = 0f64;
         while !rest.is_empty() {
-            let num_len = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(rest.len());
+            let num_len = rest
+                .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+                .unwrap_or(rest.len());
             if num_len == 0 {
                 return Err(format!("invalid size {orig:?}"));
             }
-            let n: f64 = rest[..num_len].parse().map_err(|_| format!("invalid size {orig:?}"))?;
+            let n: f64 = rest[..num_len]
+                .parse()
+                .map_err(|_| format!("invalid size {orig:?}"))?;
             rest = &rest[num_len..];
-            let unit_len = rest.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(rest.len());
+            let unit_len = rest
+                .find(|c: char| c.is_ascii_digit() || c == '.')
+                .unwrap_or(rest.len());
             if unit_len == 0 {
                 return Err(format!("missing unit in size {orig:?}"));
             }
@@ -378,7 +402,7 @@ impl fmt::Display for ByteSize {
         const UNITS: [&str; 7] = ["B", "KB", "MB", "GB", "TB", "PB", "EB"];
         let mut n = self.0;
         let mut i = 0;
-        while n != 0 && n % 1024 == 0 && i + 1 < UNITS.len() {
+        while n != 0 && n.is_multiple_of(1024) && i + 1 < UNITS.len() {
             n /= 1024;
             i += 1;
         }
@@ -428,7 +452,10 @@ mod tests {
     #[track_caller]
     fn bad(y: &str, want: &str) {
         let err = parse(y).expect_err("config should be rejected");
-        assert!(err.contains(want), "error {err:?} does not contain {want:?}");
+        assert!(
+            err.contains(want),
+            "error {err:?} does not contain {want:?}"
+        );
     }
 
     #[test]
@@ -441,7 +468,11 @@ mod tests {
         assert_eq!(c.timeout(), Duration::from_secs(10));
         assert!(c.follow_redirects && c.enable_http2);
         let c = parse("job_name: a\nscrape_interval: 5s\n").unwrap();
-        assert_eq!(c.timeout(), Duration::from_secs(5), "inherited timeout is capped at the interval");
+        assert_eq!(
+            c.timeout(),
+            Duration::from_secs(5),
+            "inherited timeout is capped at the interval"
+        );
         let mut n = ScrapeConfig::new("a");
         n.apply_defaults(Duration::from_secs(60), Duration::from_secs(10));
         assert_eq!(n, parse("job_name: a\n").unwrap());
@@ -450,9 +481,18 @@ mod tests {
     #[test]
     fn strict_parsing_names_the_field() {
         bad("job_name: a\nscrape_intervall: 5s\n", "scrape_intervall");
-        bad("job_name: a\nkubernetes_sd_configs: [{role: pod}]\n", "kubernetes_sd_configs");
-        bad("job_name: a\nstatic_configs: [{targets: [x], lables: {}}]\n", "lables");
-        bad("job_name: a\nfile_sd_configs: [{files: [a.json], refresh: 1m}]\n", "refresh");
+        bad(
+            "job_name: a\nkubernetes_sd_configs: [{role: pod}]\n",
+            "kubernetes_sd_configs",
+        );
+        bad(
+            "job_name: a\nstatic_configs: [{targets: [x], lables: {}}]\n",
+            "lables",
+        );
+        bad(
+            "job_name: a\nfile_sd_configs: [{files: [a.json], refresh: 1m}]\n",
+            "refresh",
+        );
         bad("scrape_interval: 5s\n", "job_name");
     }
 
@@ -463,12 +503,30 @@ mod tests {
             r#"scrape timeout greater than scrape interval for scrape config with job name "x""#,
         );
         bad("job_name: ''\n", "job_name is empty");
-        bad("job_name: x\nfile_sd_configs: [{files: []}]\n", "file service discovery config must contain at least one path name");
-        bad("job_name: x\nfile_sd_configs: [{files: [a.txt]}]\n", r#"path name "a.txt" is not valid for file discovery"#);
-        bad("job_name: x\nfile_sd_configs: [{files: ['*/a.json']}]\n", "not valid for file discovery");
-        bad("job_name: x\nstatic_configs: [{targets: ['a/b:1']}]\n", r#""a/b:1" is not a valid hostname"#);
-        bad("job_name: x\nstatic_configs: [{targets: [a], labels: {0x: y}}]\n", r#""0x" is not a valid label name"#);
-        bad("job_name: x\nbearer_token: a\nbearer_token_file: b\n", "at most one of bearer_token & bearer_token_file");
+        bad(
+            "job_name: x\nfile_sd_configs: [{files: []}]\n",
+            "file service discovery config must contain at least one path name",
+        );
+        bad(
+            "job_name: x\nfile_sd_configs: [{files: [a.txt]}]\n",
+            r#"path name "a.txt" is not valid for file discovery"#,
+        );
+        bad(
+            "job_name: x\nfile_sd_configs: [{files: ['*/a.json']}]\n",
+            "not valid for file discovery",
+        );
+        bad(
+            "job_name: x\nstatic_configs: [{targets: ['a/b:1']}]\n",
+            r#""a/b:1" is not a valid hostname"#,
+        );
+        bad(
+            "job_name: x\nstatic_configs: [{targets: [a], labels: {0x: y}}]\n",
+            r#""0x" is not a valid label name"#,
+        );
+        bad(
+            "job_name: x\nbearer_token: a\nbearer_token_file: b\n",
+            "at most one of bearer_token & bearer_token_file",
+        );
         bad("job_name: x\nbody_size_limit: 10\n", "missing unit");
         bad("job_name: x\nbody_size_limit: 10XB\n", "unknown unit");
         bad("job_name: x\nsample_limit: -1\n", "sample_limit");
@@ -505,8 +563,14 @@ file_sd_configs:
         .unwrap();
         assert_eq!(c.body_size_limit, ByteSize(10 << 20));
         assert_eq!(c.params["module"], vec!["a", "b"]);
-        assert_eq!(c.file_sd_configs[0].refresh_interval, Duration::from_secs(60));
-        assert_eq!(c.authorization.as_ref().unwrap().credentials.expose(), "tok");
+        assert_eq!(
+            c.file_sd_configs[0].refresh_interval,
+            Duration::from_secs(60)
+        );
+        assert_eq!(
+            c.authorization.as_ref().unwrap().credentials.expose(),
+            "tok"
+        );
         assert!(c.bearer_token.is_empty());
         let y = serde_saphyr::to_string(&c).unwrap();
         assert!(y.contains("<secret>") && !y.contains("tok"), "{y}");
@@ -541,7 +605,10 @@ file_sd_configs:
     fn relative_paths() {
         let mut c = parse("job_name: x\nfile_sd_configs: [{files: ['sd/*.json', '/abs/a.yml']}]\nbasic_auth: {username: u, password_file: pw}\n").unwrap();
         c.resolve_paths(Path::new("/etc/vigil"));
-        assert_eq!(c.file_sd_configs[0].files, vec!["/etc/vigil/sd/*.json", "/abs/a.yml"]);
+        assert_eq!(
+            c.file_sd_configs[0].files,
+            vec!["/etc/vigil/sd/*.json", "/abs/a.yml"]
+        );
         assert_eq!(c.basic_auth.unwrap().password_file, "/etc/vigil/pw");
     }
 

@@ -9,13 +9,13 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use model::labels::ADDRESS_LABEL;
 use model::Labels;
+use model::labels::ADDRESS_LABEL;
 use serde::Deserialize;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{is_valid_label_name, FileSdConfig, ScrapeConfig, StaticConfig};
+use crate::config::{FileSdConfig, ScrapeConfig, StaticConfig, is_valid_label_name};
 use crate::metrics::Metrics;
 
 /// The label file discovery puts on every group: the file the group came from.
@@ -53,7 +53,11 @@ pub fn static_groups(cfgs: &[StaticConfig]) -> Vec<TargetGroup> {
         .enumerate()
         .map(|(i, sc)| TargetGroup {
             source: i.to_string(),
-            targets: sc.targets.iter().map(|t| Labels::from_pairs([(ADDRESS_LABEL, t.as_str())])).collect(),
+            targets: sc
+                .targets
+                .iter()
+                .map(|t| Labels::from_pairs([(ADDRESS_LABEL, t.as_str())]))
+                .collect(),
             labels: Labels::from_pairs(sc.labels.iter()),
         })
         .collect()
@@ -70,9 +74,18 @@ struct RawGroup {
 /// Reads one file SD file: a list of `{targets: [...], labels: {...}}`, as JSON for `.json`
 /// and YAML otherwise. Each group gets `__meta_filepath` and the source `path:index`.
 pub fn read_file_groups(path: &Path) -> Result<Vec<TargetGroup>, DiscoveryError> {
-    let bytes = std::fs::read(path).map_err(|source| DiscoveryError::Read { path: path.to_path_buf(), source })?;
-    let parse_err = |msg: String| DiscoveryError::Parse { path: path.to_path_buf(), msg };
-    let is_json = path.extension().and_then(|e| e.to_str()).is_some_and(|e| e.eq_ignore_ascii_case("json"));
+    let bytes = std::fs::read(path).map_err(|source| DiscoveryError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let parse_err = |msg: String| DiscoveryError::Parse {
+        path: path.to_path_buf(),
+        msg,
+    };
+    let is_json = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| e.eq_ignore_ascii_case("json"));
     let raw: Vec<RawGroup> = if is_json {
         serde_json::from_slice(&bytes).map_err(|e| parse_err(e.to_string()))?
     } else {
@@ -90,7 +103,10 @@ pub fn read_file_groups(path: &Path) -> Result<Vec<TargetGroup>, DiscoveryError>
     for (i, g) in raw.into_iter().enumerate() {
         let mut labels = g.labels.unwrap_or_default();
         if let Some(bad) = labels.keys().find(|k| !is_valid_label_name(k)) {
-            return Err(DiscoveryError::Invalid { path: path.to_path_buf(), msg: format!("{bad:?} is not a valid label name") });
+            return Err(DiscoveryError::Invalid {
+                path: path.to_path_buf(),
+                msg: format!("{bad:?} is not a valid label name"),
+            });
         }
         labels.insert(META_FILEPATH_LABEL.to_string(), path_str.to_string());
         out.push(TargetGroup {
@@ -124,7 +140,11 @@ struct FileSd {
 
 impl FileSd {
     fn new(cfg: FileSdConfig) -> Self {
-        FileSd { cfg, files: BTreeMap::new(), next_refresh: Instant::now() }
+        FileSd {
+            cfg,
+            files: BTreeMap::new(),
+            next_refresh: Instant::now(),
+        }
     }
 
     /// Re-reads files that are new, changed, or all of them when the refresh interval is due.
@@ -173,7 +193,13 @@ impl FileSd {
                         // Keep the groups; look again when the file changes once more.
                         f.stamp = stamp;
                     } else {
-                        self.files.insert(path, WatchedFile { stamp, groups: Vec::new() });
+                        self.files.insert(
+                            path,
+                            WatchedFile {
+                                stamp,
+                                groups: Vec::new(),
+                            },
+                        );
                     }
                 }
             }
@@ -196,12 +222,21 @@ impl Discovery {
     pub(crate) fn new(cfg: &ScrapeConfig) -> Self {
         Discovery {
             statics: static_groups(&cfg.static_configs),
-            files: cfg.file_sd_configs.iter().cloned().map(FileSd::new).collect(),
+            files: cfg
+                .file_sd_configs
+                .iter()
+                .cloned()
+                .map(FileSd::new)
+                .collect(),
         }
     }
 
     fn groups(&self) -> Vec<TargetGroup> {
-        self.statics.iter().chain(self.files.iter().flat_map(FileSd::groups)).cloned().collect()
+        self.statics
+            .iter()
+            .chain(self.files.iter().flat_map(FileSd::groups))
+            .cloned()
+            .collect()
     }
 
     fn poll(&mut self, metrics: &Metrics) -> bool {
@@ -271,7 +306,10 @@ mod tests {
 
     #[test]
     fn static_groups_are_indexed() {
-        let sc = StaticConfig { targets: vec!["a:1".into(), "b:2".into()], labels: [("env".to_string(), "p".to_string())].into() };
+        let sc = StaticConfig {
+            targets: vec!["a:1".into(), "b:2".into()],
+            labels: [("env".to_string(), "p".to_string())].into(),
+        };
         let g = static_groups(&[sc]);
         assert_eq!(g.len(), 1);
         assert_eq!(g[0].source, "0");
@@ -283,11 +321,18 @@ mod tests {
     fn reads_json_and_yaml() {
         let d = tempdir("read");
         let j = d.join("a.json");
-        std::fs::write(&j, r#"[{"targets": ["x:1", "y:2"], "labels": {"env": "prod"}}, {"targets": ["z:3"]}]"#).unwrap();
+        std::fs::write(
+            &j,
+            r#"[{"targets": ["x:1", "y:2"], "labels": {"env": "prod"}}, {"targets": ["z:3"]}]"#,
+        )
+        .unwrap();
         let g = read_file_groups(&j).unwrap();
         assert_eq!(g.len(), 2);
         assert_eq!(g[0].source, format!("{}:0", j.display()));
-        assert_eq!(g[0].labels.get(META_FILEPATH_LABEL), Some(j.to_str().unwrap()));
+        assert_eq!(
+            g[0].labels.get(META_FILEPATH_LABEL),
+            Some(j.to_str().unwrap())
+        );
         assert_eq!(g[1].targets[0].get(ADDRESS_LABEL), Some("z:3"));
 
         let y = d.join("b.yml");
@@ -298,7 +343,10 @@ mod tests {
         assert!(read_file_groups(&y).unwrap().is_empty());
 
         std::fs::write(&j, "[{").unwrap();
-        assert!(matches!(read_file_groups(&j), Err(DiscoveryError::Parse { .. })));
+        assert!(matches!(
+            read_file_groups(&j),
+            Err(DiscoveryError::Parse { .. })
+        ));
         std::fs::write(&j, r#"[{"targets": ["a"], "labels": {"0bad": "x"}}]"#).unwrap();
         let e = read_file_groups(&j).unwrap_err().to_string();
         assert!(e.contains("\"0bad\" is not a valid label name"), "{e}");
@@ -310,7 +358,10 @@ mod tests {
         let d = tempdir("poll");
         let f = d.join("t.json");
         std::fs::write(&f, r#"[{"targets": ["x:1"]}]"#).unwrap();
-        let cfg = FileSdConfig { files: vec![d.join("*.json").to_string_lossy().into()], refresh_interval: Duration::from_secs(3600) };
+        let cfg = FileSdConfig {
+            files: vec![d.join("*.json").to_string_lossy().into()],
+            refresh_interval: Duration::from_secs(3600),
+        };
         let m = Metrics::default();
         let mut sd = FileSd::new(cfg);
         assert!(sd.poll(&m));

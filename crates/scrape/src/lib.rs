@@ -20,7 +20,7 @@ mod scrape_loop;
 pub mod target;
 
 pub use config::{ByteSize, ConfigError, FileSdConfig, ScrapeConfig, StaticConfig};
-pub use discovery::{read_file_groups, static_groups, DiscoveryError, TargetGroup};
+pub use discovery::{DiscoveryError, TargetGroup, read_file_groups, static_groups};
 pub use manager::{ManagerOptions, ScrapeManager};
 pub use metrics::ScrapeMetrics;
 pub use target::{ActiveTarget, DroppedTarget, MetricMetadata, TargetHealth, TargetMetadata};

@@ -2,8 +2,8 @@
 //! snapshots the HTTP API reads (targets, metadata, counters).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use parking_lot::RwLock;
@@ -130,7 +130,14 @@ impl ScrapeManager {
             let cfg = Arc::new(cfg.clone());
             let state = Arc::new(PoolState::default());
             let poll = self.inner.opts.discovery_poll_interval;
-            match Pool::new(cfg.clone(), deps.clone(), state.clone(), tracker.clone(), shutdown.clone(), poll) {
+            match Pool::new(
+                cfg.clone(),
+                deps.clone(),
+                state.clone(),
+                tracker.clone(),
+                shutdown.clone(),
+                poll,
+            ) {
                 Ok(pool) => {
                     let name = cfg.job_name.clone();
                     let (tx, rx) = watch::channel(cfg);
@@ -138,23 +145,40 @@ impl ScrapeManager {
                     senders.insert(name.clone(), tx);
                     self.inner.pools.write().insert(name, state);
                 }
-                Err(e) => tracing::error!(scrape_pool = %cfg.job_name, "error creating new scrape pool: {e}"),
+                Err(e) => {
+                    tracing::error!(scrape_pool = %cfg.job_name, "error creating new scrape pool: {e}")
+                }
             }
         }
         senders.retain(|name, _| wanted.contains(name.as_str()));
-        self.inner.pools.write().retain(|name, _| wanted.contains(name.as_str()));
+        self.inner
+            .pools
+            .write()
+            .retain(|name, _| wanted.contains(name.as_str()));
     }
 
     /// Active targets of all pools, by pool name then labels.
     pub fn targets_active(&self) -> Vec<ActiveTarget> {
         let pools = self.inner.pools.read();
-        pools.values().flat_map(|p| p.active.read().iter().map(|t| t.snapshot()).collect::<Vec<_>>()).collect()
+        pools
+            .values()
+            .flat_map(|p| {
+                p.active
+                    .read()
+                    .iter()
+                    .map(|t| t.snapshot())
+                    .collect::<Vec<_>>()
+            })
+            .collect()
     }
 
     /// Targets dropped by relabelling, by pool name.
     pub fn targets_dropped(&self) -> Vec<DroppedTarget> {
         let pools = self.inner.pools.read();
-        pools.values().flat_map(|p| p.dropped.read().clone()).collect()
+        pools
+            .values()
+            .flat_map(|p| p.dropped.read().clone())
+            .collect()
     }
 
     /// The names of the running pools (the job names).
@@ -200,8 +224,10 @@ impl ScrapeManager {
         let pools = self.inner.pools.read();
         m.scrape_pools = pools.len() as u64;
         for (name, p) in pools.iter() {
-            m.pool_targets.push((name.clone(), p.active.read().len() as u64));
-            m.discovered_targets.push((name.clone(), p.discovered.load(Ordering::Relaxed)));
+            m.pool_targets
+                .push((name.clone(), p.active.read().len() as u64));
+            m.discovered_targets
+                .push((name.clone(), p.discovered.load(Ordering::Relaxed)));
         }
         m
     }

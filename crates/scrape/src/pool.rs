@@ -3,8 +3,8 @@
 //! replace every loop, carrying each target's cache over so staleness tracking continues).
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use std::time::Duration;
 
 use parking_lot::RwLock;
@@ -12,14 +12,16 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use web::client::{build_client, Auth};
+use web::client::{Auth, build_client};
 
 use crate::cache::ScrapeCache;
 use crate::config::ScrapeConfig;
-use crate::discovery::{Discovery, TargetGroup};
+use crate::discovery::{Discovery, TargetGroup, static_groups};
 use crate::sample_labels::LabelLimits;
-use crate::scrape_loop::{error_chain, LoopConfig, LoopDeps, ScrapeLoop, RUNNING, STOP_RELOAD, STOP_STALE};
-use crate::target::{populate, DroppedTarget, Populated, Target, TargetShared};
+use crate::scrape_loop::{
+    LoopConfig, LoopDeps, RUNNING, STOP_RELOAD, STOP_STALE, ScrapeLoop, error_chain,
+};
+use crate::target::{DroppedTarget, Populated, Target, TargetShared, populate};
 
 /// What the API reads of a pool.
 #[derive(Debug, Default)]
@@ -106,7 +108,8 @@ impl Pool {
         let (tx, rx) = watch::channel(Arc::new(Vec::new()));
         let stop = self.shutdown.child_token();
         let d = Discovery::new(&self.cfg);
-        self.tracker.spawn(d.run(self.poll, tx, self.deps.metrics.clone(), stop.clone()));
+        self.tracker
+            .spawn(d.run(self.poll, tx, self.deps.metrics.clone(), stop.clone()));
         (rx, stop)
     }
 
@@ -129,6 +132,10 @@ impl Pool {
                     let new = cfg_rx.borrow_and_update().clone();
                     if !new.same_discovery(&self.cfg) {
                         disc_stop.cancel();
+                        if new.file_sd_configs.is_empty() {
+                            // Known now; avoids restarting targets that are about to go away.
+                            self.groups = Arc::new(static_groups(&new.static_configs));
+                        }
                         self.cfg = new.clone();
                         (groups_rx, disc_stop) = self.start_discovery();
                         discovery_alive = true;
@@ -162,9 +169,10 @@ impl Pool {
                             active.push(t);
                         }
                     }
-                    Ok(Populated::Dropped(labels)) => {
-                        dropped.push(DroppedTarget { discovered_labels: labels, scrape_pool: self.name.clone() })
-                    }
+                    Ok(Populated::Dropped(labels)) => dropped.push(DroppedTarget {
+                        discovered_labels: labels,
+                        scrape_pool: self.name.clone(),
+                    }),
                     Err(e) => {
                         self.deps.metrics.target_sync_failed.inc();
                         tracing::error!(scrape_pool = %self.name, "creating target failed: instance {i} in group {}: {e}", g.source);
@@ -176,15 +184,32 @@ impl Pool {
         (active, dropped)
     }
 
-    fn spawn_loop(&self, target: Target, cache: Option<ScrapeCache>, forced: &Option<String>) -> LoopHandle {
+    fn spawn_loop(
+        &self,
+        target: Target,
+        cache: Option<ScrapeCache>,
+        forced: &Option<String>,
+    ) -> LoopHandle {
         let shared = Arc::new(TargetShared::new(target, &self.name));
         // Set before the loop starts, so a target over the limit is never scraped.
         *shared.forced_error.lock() = forced.clone();
         let stop = self.shutdown.child_token();
         let mode = Arc::new(AtomicU8::new(RUNNING));
-        let l = ScrapeLoop::new(shared.clone(), self.loop_cfg.clone(), self.deps.clone(), cache);
-        let join = self.tracker.spawn(l.run(stop.clone(), mode.clone(), self.shutdown.clone()));
-        LoopHandle { shared, stop, mode, join }
+        let l = ScrapeLoop::new(
+            shared.clone(),
+            self.loop_cfg.clone(),
+            self.deps.clone(),
+            cache,
+        );
+        let join = self
+            .tracker
+            .spawn(l.run(stop.clone(), mode.clone(), self.shutdown.clone()));
+        LoopHandle {
+            shared,
+            stop,
+            mode,
+            join,
+        }
     }
 
     /// Applies a new discovery update.
@@ -231,14 +256,18 @@ impl Pool {
         let keep: HashSet<u64> = targets.iter().map(|t| t.hash).collect();
         let old: Vec<(u64, LoopHandle)> = self.loops.drain().collect();
         for (hash, h) in &old {
-            h.stop(if keep.contains(hash) { STOP_RELOAD } else { STOP_STALE });
+            h.stop(if keep.contains(hash) {
+                STOP_RELOAD
+            } else {
+                STOP_STALE
+            });
         }
         let mut caches = HashMap::new();
         for (hash, h) in old {
-            if keep.contains(&hash) {
-                if let Ok(Some(cache)) = h.join.await {
-                    caches.insert(hash, cache);
-                }
+            if keep.contains(&hash)
+                && let Ok(Some(cache)) = h.join.await
+            {
+                caches.insert(hash, cache);
             }
         }
         for t in targets {
@@ -256,7 +285,9 @@ impl Pool {
         let n = n as u64;
         if limit > 0 && n > limit {
             self.deps.metrics.exceeded_target_limit.inc();
-            return Some(format!("target_limit exceeded (number of targets: {n}, limit: {limit})"));
+            return Some(format!(
+                "target_limit exceeded (number of targets: {n}, limit: {limit})"
+            ));
         }
         None
     }
@@ -266,8 +297,14 @@ impl Pool {
         for h in self.loops.values() {
             *h.shared.forced_error.lock() = forced.clone();
         }
-        let mut active: Vec<Arc<TargetShared>> = self.loops.values().map(|h| h.shared.clone()).collect();
-        active.sort_by(|a, b| a.target.public.cmp(&b.target.public).then_with(|| a.target.url.cmp(&b.target.url)));
+        let mut active: Vec<Arc<TargetShared>> =
+            self.loops.values().map(|h| h.shared.clone()).collect();
+        active.sort_by(|a, b| {
+            a.target
+                .public
+                .cmp(&b.target.public)
+                .then_with(|| a.target.url.cmp(&b.target.url))
+        });
         *self.state.active.write() = active;
         *self.state.dropped.write() = dropped;
     }

@@ -34,7 +34,12 @@ pub(crate) fn sample_labels(
     }
     // "Has" in Prometheus counts a scraped label even when its value is empty.
     let scraped_has = |n: &str| n == METRIC_NAME || scraped.iter().any(|(s, _)| *s == n);
-    let scraped_get = |n: &str| scraped.iter().find(|(s, _)| *s == n).map_or("", |(_, v)| v.as_ref());
+    let scraped_get = |n: &str| {
+        scraped
+            .iter()
+            .find(|(s, _)| *s == n)
+            .map_or("", |(_, v)| v.as_ref())
+    };
     if honor_labels {
         for l in target.iter() {
             if !scraped_has(l.name) {
@@ -138,12 +143,15 @@ mod tests {
         assert_eq!(
             l,
             labels! {"__name__" => "m", "job" => "j", "instance" => "i:1", "x" => "1",
-                "exported_job" => "taken", "exported_exported_job" => "inner"}
+            "exported_job" => "taken", "exported_exported_job" => "inner"}
         );
         // An empty scraped value is no conflict and disappears.
         let s = scraped(&[("instance", ""), ("y", "")]);
         let l = sample_labels("m", &s, &t, false, &[]).unwrap();
-        assert_eq!(l, labels! {"__name__" => "m", "job" => "j", "instance" => "i:1"});
+        assert_eq!(
+            l,
+            labels! {"__name__" => "m", "job" => "j", "instance" => "i:1"}
+        );
     }
 
     #[test]
@@ -157,13 +165,43 @@ mod tests {
 
     #[test]
     fn limits() {
-        let l = labels! {"__name__" => "m", "a" => "12345", "bbbbbb" => "1"};
+        let l = labels! {"__name__" => "m", "a" => "12345", "bbbbbbbbb" => "1"};
         assert!(check_limits(&l, &LabelLimits::default()).is_ok());
-        let e = check_limits(&l, &LabelLimits { labels: 2, ..Default::default() }).unwrap_err();
-        assert_eq!(e, "label_limit exceeded (metric: m, number of labels: 3, limit: 2)");
-        let e = check_limits(&l, &LabelLimits { name_length: 5, ..Default::default() }).unwrap_err();
-        assert_eq!(e, "label_name_length_limit exceeded (metric: m, label name: bbbbbb, length: 6, limit: 5)");
-        let e = check_limits(&l, &LabelLimits { value_length: 4, ..Default::default() }).unwrap_err();
-        assert_eq!(e, "label_value_length_limit exceeded (metric: m, label name: a, value: \"12345\", length: 5, limit: 4)");
+        let e = check_limits(
+            &l,
+            &LabelLimits {
+                labels: 2,
+                ..Default::default()
+            },
+        )
+        .unwrap_err();
+        assert_eq!(
+            e,
+            "label_limit exceeded (metric: m, number of labels: 3, limit: 2)"
+        );
+        let e = check_limits(
+            &l,
+            &LabelLimits {
+                name_length: 8,
+                ..Default::default()
+            },
+        )
+        .unwrap_err();
+        assert_eq!(
+            e,
+            "label_name_length_limit exceeded (metric: m, label name: bbbbbbbbb, length: 9, limit: 8)"
+        );
+        let e = check_limits(
+            &l,
+            &LabelLimits {
+                value_length: 4,
+                ..Default::default()
+            },
+        )
+        .unwrap_err();
+        assert_eq!(
+            e,
+            "label_value_length_limit exceeded (metric: m, label name: a, value: \"12345\", length: 5, limit: 4)"
+        );
     }
 }

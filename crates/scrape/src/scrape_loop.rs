@@ -2,22 +2,24 @@
 //! append (one appender, one commit per scrape), report and track staleness.
 
 use std::io::Read as _;
-use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use expfmt::{Entry, Format, Parser};
 use model::relabel::RelabelConfig;
 use model::{Labels, Timestamp};
-use reqwest::header::{HeaderValue, ACCEPT, ACCEPT_ENCODING, CONTENT_ENCODING, CONTENT_TYPE, USER_AGENT};
+use reqwest::header::{
+    ACCEPT, ACCEPT_ENCODING, CONTENT_ENCODING, CONTENT_TYPE, HeaderValue, USER_AGENT,
+};
 use storage::{Appendable, Appender, StorageError};
 use tokio_util::sync::CancellationToken;
 use web::client::Auth;
 
 use crate::cache::{CacheEntry, ScrapeCache, SeriesEntry};
 use crate::metrics::Metrics;
-use crate::sample_labels::{check_limits, sample_labels, LabelLimits};
-use crate::target::{scrape_offset, TargetHealth, TargetShared};
+use crate::sample_labels::{LabelLimits, check_limits, sample_labels};
+use crate::target::{TargetHealth, TargetShared, scrape_offset};
 
 /// Samples further in the future than this are rejected as out of bounds
 /// (compat: Prometheus's `maxAheadTime`).
@@ -111,9 +113,19 @@ impl ScrapeLoop {
         let t = &shared.target;
         let url = reqwest::Url::parse(&t.url).map_err(|e| format!("parse {:?}: {e}", t.url));
         let secs = t.timeout.as_secs_f64();
-        let timeout_header = HeaderValue::from_str(&format!("{secs}")).unwrap_or(HeaderValue::from_static("10"));
+        let timeout_header =
+            HeaderValue::from_str(&format!("{secs}")).unwrap_or(HeaderValue::from_static("10"));
         let cache = cache.unwrap_or_else(|| ScrapeCache::new(&t.public));
-        ScrapeLoop { shared, cfg, deps, cache, url, timeout_header, body: Vec::new(), unzipped: Vec::new() }
+        ScrapeLoop {
+            shared,
+            cfg,
+            deps,
+            cache,
+            url,
+            timeout_header,
+            body: Vec::new(),
+            unzipped: Vec::new(),
+        }
     }
 
     /// Scrapes until `stop` fires, then either writes end-of-run staleness markers
@@ -126,9 +138,20 @@ impl ScrapeLoop {
         shutdown: CancellationToken,
     ) -> Option<ScrapeCache> {
         let interval = self.shared.target.interval;
-        let offset = scrape_offset(self.shared.target.hash, self.deps.offset_seed, interval, SystemTime::now());
+        let offset = scrape_offset(
+            self.shared.target.hash,
+            self.deps.offset_seed,
+            interval,
+            SystemTime::now(),
+        );
         tokio::select! {
-            _ = stop.cancelled() => return self.stopped(mode, None, shutdown).await,
+            _ = stop.cancelled() => {
+                // A loop that inherited a cache on reload may be stopped before its first
+                // scrape; the series of that cache still need their markers.
+                let start = tokio::time::Instant::now() + interval;
+                let ticker = tokio::time::interval_at(start, interval);
+                return self.stopped(mode, ticker, shutdown).await;
+            }
             _ = tokio::time::sleep(offset) => {}
         }
         let mut ticker = tokio::time::interval(interval);
@@ -145,13 +168,13 @@ impl ScrapeLoop {
                 break;
             }
         }
-        self.stopped(mode, Some(ticker), shutdown).await
+        self.stopped(mode, ticker, shutdown).await
     }
 
     async fn stopped(
         mut self,
         mode: Arc<AtomicU8>,
-        ticker: Option<tokio::time::Interval>,
+        ticker: tokio::time::Interval,
         shutdown: CancellationToken,
     ) -> Option<ScrapeCache> {
         if shutdown.is_cancelled() {
@@ -160,9 +183,7 @@ impl ScrapeLoop {
         match mode.load(Ordering::SeqCst) {
             STOP_RELOAD => Some(self.cache),
             _ => {
-                if let Some(ticker) = ticker {
-                    self.end_of_run_staleness(ticker, shutdown).await;
-                }
+                self.end_of_run_staleness(ticker, shutdown).await;
                 None
             }
         }
@@ -173,7 +194,11 @@ impl ScrapeLoop {
     /// or came back in the next discovery update does not get a gap; its newer samples make
     /// these markers out of order, and they are ignored. The markers carry the time of the
     /// first missed scrape.
-    async fn end_of_run_staleness(&mut self, mut ticker: tokio::time::Interval, shutdown: CancellationToken) {
+    async fn end_of_run_staleness(
+        &mut self,
+        mut ticker: tokio::time::Interval,
+        shutdown: CancellationToken,
+    ) {
         if self.cache.iter == 0 {
             return;
         }
@@ -222,10 +247,22 @@ impl ScrapeLoop {
         let mut app = self.deps.appendable.appender();
         let (stats, error) = match fetched {
             Ok(format) => {
-                let body = if self.unzipped.is_empty() { &self.body } else { &self.unzipped };
+                let body = if self.unzipped.is_empty() {
+                    &self.body
+                } else {
+                    &self.unzipped
+                };
                 let target = &self.shared.target.public;
-                let (stats, err) =
-                    append_body(&mut self.cache, &self.cfg, &self.deps.metrics, target, &mut *app, body, format, t);
+                let (stats, err) = append_body(
+                    &mut self.cache,
+                    &self.cfg,
+                    &self.deps.metrics,
+                    target,
+                    &mut *app,
+                    body,
+                    format,
+                    t,
+                );
                 match err {
                     None => {
                         self.cache.end_success(&mut *app, t);
@@ -250,7 +287,13 @@ impl ScrapeLoop {
         self.log_sample_errors(&stats);
         let duration = start.elapsed();
         let up = if error.is_none() { 1.0 } else { 0.0 };
-        let values = [up, duration.as_secs_f64(), stats.total as f64, stats.added as f64, stats.series_added as f64];
+        let values = [
+            up,
+            duration.as_secs_f64(),
+            stats.total as f64,
+            stats.added as f64,
+            stats.series_added as f64,
+        ];
         self.cache.append_report(&mut *app, t, values);
         if let Err(e) = app.commit() {
             tracing::warn!(scrape_url = %self.shared.target.url, "commit scrape: {e}");
@@ -260,7 +303,11 @@ impl ScrapeLoop {
             *self.shared.metadata.lock() = md;
         }
         let mut st = self.shared.status.lock();
-        st.health = if error.is_none() { TargetHealth::Up } else { TargetHealth::Down };
+        st.health = if error.is_none() {
+            TargetHealth::Up
+        } else {
+            TargetHealth::Down
+        };
         if let Some(e) = &error {
             tracing::debug!(scrape_url = %self.shared.target.url, "scrape failed: {e}");
         }
@@ -295,14 +342,34 @@ impl ScrapeLoop {
             .header(ACCEPT, expfmt::SCRAPE_ACCEPT_HEADER)
             .header(ACCEPT_ENCODING, "gzip")
             .header(USER_AGENT, self.deps.user_agent.clone())
-            .header("X-Prometheus-Scrape-Timeout-Seconds", self.timeout_header.clone());
-        let req = self.cfg.auth.apply_auth(req).map_err(|e| Failure::Other(error_chain(&e)))?;
-        let get_err = |e: &dyn std::error::Error| Failure::Other(format!("Get \"{}\": {}", self.shared.target.url, error_chain(e)));
+            .header(
+                "X-Prometheus-Scrape-Timeout-Seconds",
+                self.timeout_header.clone(),
+            );
+        let req = self
+            .cfg
+            .auth
+            .apply_auth(req)
+            .map_err(|e| Failure::Other(error_chain(&e)))?;
+        let get_err = |e: &dyn std::error::Error| {
+            Failure::Other(format!(
+                "Get \"{}\": {}",
+                self.shared.target.url,
+                error_chain(e)
+            ))
+        };
         let mut resp = req.send().await.map_err(|e| get_err(&e))?;
         if resp.status() != reqwest::StatusCode::OK {
-            return Err(Failure::Other(format!("server returned HTTP status {}", resp.status())));
+            return Err(Failure::Other(format!(
+                "server returned HTTP status {}",
+                resp.status()
+            )));
         }
-        let format = expfmt::format_from_content_type(resp.headers().get(CONTENT_TYPE).and_then(|v| v.to_str().ok()));
+        let format = expfmt::format_from_content_type(
+            resp.headers()
+                .get(CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok()),
+        );
         let gzip = resp
             .headers()
             .get(CONTENT_ENCODING)
@@ -317,7 +384,11 @@ impl ScrapeLoop {
         }
         if gzip {
             let mut dec = flate2::read::MultiGzDecoder::new(&self.body[..]);
-            let cap = if limit > 0 { limit as u64 + 1 } else { u64::MAX };
+            let cap = if limit > 0 {
+                limit as u64 + 1
+            } else {
+                u64::MAX
+            };
             (&mut dec)
                 .take(cap)
                 .read_to_end(&mut self.unzipped)
@@ -356,7 +427,13 @@ struct Batch<'a> {
 
 impl Batch<'_> {
     /// Appends one sample of a cached series. Errors fail the whole scrape.
-    fn push(&mut self, entry: &mut CacheEntry, ts: Timestamp, tracked: bool, v: f64) -> Result<(), String> {
+    fn push(
+        &mut self,
+        entry: &mut CacheEntry,
+        ts: Timestamp,
+        tracked: bool,
+        v: f64,
+    ) -> Result<(), String> {
         let se = match entry {
             CacheEntry::Dropped { seen } => {
                 *seen = self.iter;
@@ -371,7 +448,11 @@ impl Batch<'_> {
             self.sample_limit_hit = true;
             return Ok(());
         }
-        let res = if ts > self.max_t { Err(StorageError::OutOfBounds) } else { self.app.append(se.series_ref, &se.labels, ts, v) };
+        let res = if ts > self.max_t {
+            Err(StorageError::OutOfBounds)
+        } else {
+            self.app.append(se.series_ref, &se.labels, ts, v)
+        };
         match res {
             Ok(r) => {
                 se.series_ref = r;
@@ -400,7 +481,13 @@ impl Batch<'_> {
     /// The cache entry for a series seen for the first time: its final labels, checked.
     fn new_entry(&mut self, s: &expfmt::Sample<'_>, target: &Labels) -> Result<CacheEntry, String> {
         let cfg = self.cfg;
-        let Some(labels) = sample_labels(s.name, s.labels, target, cfg.honor_labels, &cfg.metric_relabel) else {
+        let Some(labels) = sample_labels(
+            s.name,
+            s.labels,
+            target,
+            cfg.honor_labels,
+            &cfg.metric_relabel,
+        ) else {
             return Ok(CacheEntry::Dropped { seen: 0 });
         };
         if labels.metric_name().is_none_or(str::is_empty) {
@@ -414,7 +501,14 @@ impl Batch<'_> {
             self.stats.series_added += 1;
         }
         let hash = labels.stable_hash();
-        Ok(CacheEntry::Series(SeriesEntry { series_ref: 0, labels, hash, seen: 0, live: 0, prev_live: 0 }))
+        Ok(CacheEntry::Series(SeriesEntry {
+            series_ref: 0,
+            labels,
+            hash,
+            seen: 0,
+            live: 0,
+            prev_live: 0,
+        }))
     }
 }
 
@@ -490,7 +584,9 @@ fn append_body(
 }
 
 fn millis(t: SystemTime) -> Timestamp {
-    t.duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+    t.duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
 }
 
 /// Moves `now` onto the ideal tick when it is within the tolerance of it.
@@ -532,12 +628,93 @@ mod tests {
         let iv = Duration::from_secs(1);
         let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1000);
         let mut aligned = t0;
-        assert_eq!(align(t0 + iv + Duration::from_millis(1), &mut aligned, iv), t0 + iv);
+        assert_eq!(
+            align(t0 + iv + Duration::from_millis(1), &mut aligned, iv),
+            t0 + iv
+        );
         let late = t0 + 2 * iv + Duration::from_millis(30);
         assert_eq!(align(late, &mut aligned, iv), late);
-        assert_eq!(align(t0 + 5 * iv, &mut aligned, iv), t0 + 5 * iv, "skipped ticks advance the ideal time");
+        assert_eq!(
+            align(t0 + 5 * iv, &mut aligned, iv),
+            t0 + 5 * iv,
+            "skipped ticks advance the ideal time"
+        );
         let mut a = t0;
         let small = Duration::from_millis(100);
-        assert_eq!(align(t0 + small + Duration::from_millis(1), &mut a, small), t0 + small + Duration::from_millis(1));
+        assert_eq!(
+            align(t0 + small + Duration::from_millis(1), &mut a, small),
+            t0 + small + Duration::from_millis(1)
+        );
+    }
+}
+
+#[cfg(test)]
+mod perf {
+    use super::*;
+
+    struct Nop(u64);
+
+    impl Appender for Nop {
+        fn append(
+            &mut self,
+            r: storage::SeriesRef,
+            _l: &Labels,
+            _t: Timestamp,
+            v: f64,
+        ) -> storage::Result<storage::SeriesRef> {
+            self.0 += v as u64;
+            Ok(if r == 0 { self.0 + 1 } else { r })
+        }
+        fn commit(self: Box<Self>) -> storage::Result<()> {
+            Ok(())
+        }
+        fn rollback(self: Box<Self>) {}
+    }
+
+    /// Steady-state cost of the per-sample path without storage: run with
+    /// `cargo test --release -p scrape perf -- --ignored --nocapture`.
+    #[test]
+    #[ignore]
+    fn steady_state_append_cost() {
+        let mut body = String::new();
+        for i in 0..1000 {
+            body.push_str(&format!(
+                "http_requests_total{{method=\"GET\",code=\"200\",handler=\"/api/v1/h{i}\"}} {}\n",
+                i * 7
+            ));
+        }
+        let cfg = LoopConfig {
+            honor_labels: false,
+            honor_timestamps: true,
+            sample_limit: 0,
+            label_limits: LabelLimits::default(),
+            body_size_limit: 0,
+            metric_relabel: Vec::new(),
+            client: reqwest::Client::new(),
+            auth: Auth::None,
+        };
+        let metrics = Metrics::default();
+        let target = model::labels! {"job" => "j", "instance" => "h:1"};
+        let mut cache = ScrapeCache::new(&target);
+        let mut app = Nop(0);
+        let rounds = 2000;
+        let start = Instant::now();
+        for r in 0..rounds {
+            cache.begin();
+            let (stats, err) = append_body(
+                &mut cache,
+                &cfg,
+                &metrics,
+                &target,
+                &mut app,
+                body.as_bytes(),
+                Format::Text,
+                r,
+            );
+            assert!(err.is_none() && stats.total == 1000);
+            cache.end_success(&mut app, r);
+        }
+        let per = start.elapsed().as_nanos() as f64 / (rounds as f64 * 1000.0);
+        println!("steady state: {per:.1} ns/sample (parse + lookup + append)");
     }
 }

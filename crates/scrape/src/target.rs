@@ -8,14 +8,14 @@ use std::time::{Duration, SystemTime};
 
 use model::duration::{format_duration, parse_duration};
 use model::labels::{
-    ADDRESS_LABEL, INSTANCE_LABEL, JOB_LABEL, META_PREFIX, METRICS_PATH_LABEL, PARAM_PREFIX, RESERVED_PREFIX,
-    SCHEME_LABEL, SCRAPE_INTERVAL_LABEL, SCRAPE_TIMEOUT_LABEL,
+    ADDRESS_LABEL, INSTANCE_LABEL, JOB_LABEL, META_PREFIX, METRICS_PATH_LABEL, PARAM_PREFIX,
+    RESERVED_PREFIX, SCHEME_LABEL, SCRAPE_INTERVAL_LABEL, SCRAPE_TIMEOUT_LABEL,
 };
 use model::{Labels, LabelsBuilder};
 use parking_lot::Mutex;
 use serde::Serialize;
 
-use crate::config::{check_target_address, ScrapeConfig};
+use crate::config::{ScrapeConfig, check_target_address};
 
 /// A target ready to be scraped.
 #[derive(Debug, Clone, PartialEq)]
@@ -68,10 +68,10 @@ pub fn populate(target: &Labels, group: &Labels, cfg: &ScrapeConfig) -> Result<P
     }
     for (k, v) in &cfg.params {
         let name = format!("{PARAM_PREFIX}{k}");
-        if let Some(first) = v.first() {
-            if lb.get(&name).is_none_or(str::is_empty) {
-                lb.set(name, first.as_str());
-            }
+        if let Some(first) = v.first()
+            && lb.get(&name).is_none_or(str::is_empty)
+        {
+            lb.set(name, first.as_str());
         }
     }
     let discovered = lb.labels();
@@ -81,7 +81,11 @@ pub fn populate(target: &Labels, group: &Labels, cfg: &ScrapeConfig) -> Result<P
     finish(lb, discovered, cfg)
 }
 
-fn finish(mut lb: LabelsBuilder, discovered: Labels, cfg: &ScrapeConfig) -> Result<Populated, String> {
+fn finish(
+    mut lb: LabelsBuilder,
+    discovered: Labels,
+    cfg: &ScrapeConfig,
+) -> Result<Populated, String> {
     let mut addr = match lb.get(ADDRESS_LABEL) {
         Some(a) if !a.is_empty() => a.to_string(),
         _ => return Err("no address".to_string()),
@@ -113,13 +117,24 @@ fn finish(mut lb: LabelsBuilder, discovered: Labels, cfg: &ScrapeConfig) -> Resu
     }
     let labels = lb.labels();
     let public = Labels::from_sorted(
-        labels.iter().filter(|l| !l.name.starts_with(RESERVED_PREFIX)).map(|l| (l.name, l.value)),
+        labels
+            .iter()
+            .filter(|l| !l.name.starts_with(RESERVED_PREFIX))
+            .map(|l| (l.name, l.value)),
     );
     let url = target_url(&labels, &cfg.params);
     let mut h = xxhash_rust::xxh64::Xxh64::new(0);
     h.update(&labels.stable_hash().to_le_bytes());
     h.update(url.as_bytes());
-    Ok(Populated::Active(Target { labels, discovered, public, url, interval, timeout, hash: h.digest() }))
+    Ok(Populated::Active(Target {
+        labels,
+        discovered,
+        public,
+        url,
+        interval,
+        timeout,
+        hash: h.digest(),
+    }))
 }
 
 fn parse_label_duration(lb: &LabelsBuilder, name: &str, what: &str) -> Result<Duration, String> {
@@ -191,12 +206,20 @@ fn is_query_safe(b: u8) -> bool {
 }
 
 fn is_path_safe(b: u8) -> bool {
-    is_query_safe(b) || matches!(b, b'$' | b'&' | b'+' | b',' | b'/' | b':' | b';' | b'=' | b'@')
+    is_query_safe(b)
+        || matches!(
+            b,
+            b'$' | b'&' | b'+' | b',' | b'/' | b':' | b';' | b'=' | b'@'
+        )
 }
 
 fn escape_into(out: &mut String, s: &str, query: bool) {
     for &b in s.as_bytes() {
-        let safe = if query { is_query_safe(b) } else { is_path_safe(b) };
+        let safe = if query {
+            is_query_safe(b)
+        } else {
+            is_path_safe(b)
+        };
         if safe {
             out.push(b as char);
         } else if query && b == b' ' {
@@ -212,7 +235,10 @@ fn escape_into(out: &mut String, s: &str, query: bool) {
 /// the same seed) scrapes a target at the same phase. Returns the wait before the first scrape.
 pub fn scrape_offset(hash: u64, seed: u64, interval: Duration, now: SystemTime) -> Duration {
     let iv = interval.as_nanos().max(1);
-    let now_ns = now.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default().as_nanos();
+    let now_ns = now
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_nanos();
     let base = iv - now_ns % iv;
     let offset = u128::from(hash ^ seed) % iv;
     let mut next = base + offset;
@@ -369,22 +395,40 @@ mod tests {
     #[test]
     fn defaults_port_instance_and_url() {
         let c = cfg("job_name: node\nparams: {module: [if_mib, x]}\n");
-        let t = active(populate(&labels! {"__address__" => "host"}, &labels! {"env" => "prod"}, &c).unwrap());
-        assert_eq!(t.public, labels! {"env" => "prod", "instance" => "host:80", "job" => "node"});
+        let t = active(
+            populate(
+                &labels! {"__address__" => "host"},
+                &labels! {"env" => "prod"},
+                &c,
+            )
+            .unwrap(),
+        );
+        assert_eq!(
+            t.public,
+            labels! {"env" => "prod", "instance" => "host:80", "job" => "node"}
+        );
         assert_eq!(t.labels.get("__address__"), Some("host:80"));
         assert_eq!(t.labels.get("__param_module"), Some("if_mib"));
         assert_eq!(t.url, "http://host:80/metrics?module=if_mib&module=x");
         assert_eq!(t.discovered.get("__address__"), Some("host"));
         assert_eq!(t.discovered.get("__scrape_interval__"), Some("1m"));
-        assert_eq!((t.interval, t.timeout), (Duration::from_secs(60), Duration::from_secs(10)));
+        assert_eq!(
+            (t.interval, t.timeout),
+            (Duration::from_secs(60), Duration::from_secs(10))
+        );
 
         let c = cfg("job_name: s\nscheme: https\n");
         let t = active(populate(&labels! {"__address__" => "h"}, &Labels::empty(), &c).unwrap());
         assert_eq!(t.url, "https://h:443/metrics");
-        let t = active(populate(&labels! {"__address__" => "[::1]:9"}, &Labels::empty(), &c).unwrap());
+        let t =
+            active(populate(&labels! {"__address__" => "[::1]:9"}, &Labels::empty(), &c).unwrap());
         assert_eq!(t.public.get("instance"), Some("[::1]:9"));
         let t = active(populate(&labels! {"__address__" => "::1"}, &Labels::empty(), &c).unwrap());
-        assert_eq!(t.public.get("instance"), Some("::1"), "no port is added where it cannot be");
+        assert_eq!(
+            t.public.get("instance"),
+            Some("::1"),
+            "no port is added where it cannot be"
+        );
     }
 
     #[test]
@@ -398,15 +442,17 @@ mod tests {
             )
             .unwrap(),
         );
-        assert_eq!(t.public, labels! {"instance" => "a:1", "job" => "override", "x" => "target", "y" => "g"});
+        assert_eq!(
+            t.public,
+            labels! {"instance" => "a:1", "job" => "override", "x" => "target", "y" => "g"}
+        );
         assert!(t.labels.get("__meta_foo").is_none());
         assert_eq!(t.discovered.get("__meta_foo"), Some("m"));
     }
 
     #[test]
     fn relabeling_drop_param_and_errors() {
-        let c = cfg(
-            r#"
+        let c = cfg(r#"
 job_name: j
 relabel_configs:
 - source_labels: [__address__]
@@ -416,19 +462,45 @@ relabel_configs:
   target_label: __param_target
 - target_label: __address__
   replacement: 'exporter:9115'
-"#,
+"#);
+        assert!(matches!(
+            populate(&labels! {"__address__" => "drop:1"}, &Labels::empty(), &c),
+            Ok(Populated::Dropped(_))
+        ));
+        let t = active(
+            populate(
+                &labels! {"__address__" => "example.com"},
+                &Labels::empty(),
+                &c,
+            )
+            .unwrap(),
         );
-        assert!(matches!(populate(&labels! {"__address__" => "drop:1"}, &Labels::empty(), &c), Ok(Populated::Dropped(_))));
-        let t = active(populate(&labels! {"__address__" => "example.com"}, &Labels::empty(), &c).unwrap());
         assert_eq!(t.url, "http://exporter:9115/metrics?target=example.com");
         assert_eq!(t.public.get("instance"), Some("exporter:9115"));
 
-        let c = cfg("job_name: j\nrelabel_configs: [{target_label: __address__, replacement: ''}]\n");
-        assert_eq!(populate(&labels! {"__address__" => "a:1"}, &Labels::empty(), &c), Err("no address".to_string()));
+        let c =
+            cfg("job_name: j\nrelabel_configs: [{target_label: __address__, replacement: ''}]\n");
+        assert_eq!(
+            populate(&labels! {"__address__" => "a:1"}, &Labels::empty(), &c),
+            Err("no address".to_string())
+        );
         let c = cfg("job_name: j\n");
-        let e = populate(&labels! {"__address__" => "a:1", "__scrape_timeout__" => "2m"}, &Labels::empty(), &c).unwrap_err();
-        assert_eq!(e, r#"scrape timeout cannot be greater than scrape interval ("2m" > "1m")"#);
-        let e = populate(&labels! {"__address__" => "a:1", "__scrape_interval__" => "x"}, &Labels::empty(), &c).unwrap_err();
+        let e = populate(
+            &labels! {"__address__" => "a:1", "__scrape_timeout__" => "2m"},
+            &Labels::empty(),
+            &c,
+        )
+        .unwrap_err();
+        assert_eq!(
+            e,
+            r#"scrape timeout cannot be greater than scrape interval ("2m" > "1m")"#
+        );
+        let e = populate(
+            &labels! {"__address__" => "a:1", "__scrape_interval__" => "x"},
+            &Labels::empty(),
+            &c,
+        )
+        .unwrap_err();
         assert!(e.starts_with("error parsing scrape interval"), "{e}");
         let e = populate(&labels! {"__address__" => "a/b"}, &Labels::empty(), &c).unwrap_err();
         assert!(e.contains("is not a valid hostname"), "{e}");
@@ -437,7 +509,10 @@ relabel_configs:
     #[test]
     fn url_escaping_like_go() {
         let l = labels! {"__scheme__" => "http", "__address__" => "h:1", "__metrics_path__" => "/a b?c", "__param_q" => "x y&z"};
-        assert_eq!(target_url(&l, &BTreeMap::new()), "http://h:1/a%20b%3Fc?q=x+y%26z");
+        assert_eq!(
+            target_url(&l, &BTreeMap::new()),
+            "http://h:1/a%20b%3Fc?q=x+y%26z"
+        );
     }
 
     #[test]
@@ -459,8 +534,18 @@ relabel_configs:
         // The first scrape lands at the same phase regardless of when the loop starts.
         let later = now + Duration::from_millis(4321);
         let o2 = scrape_offset(12345, 0, iv, later);
-        let phase = |t: SystemTime, o: Duration| (t + o).duration_since(SystemTime::UNIX_EPOCH).unwrap().as_nanos() % iv.as_nanos();
+        let phase = |t: SystemTime, o: Duration| {
+            (t + o)
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos()
+                % iv.as_nanos()
+        };
         assert_eq!(phase(now, o), phase(later, o2));
-        assert_ne!(scrape_offset(12345, 7, iv, now), o, "the seed moves the phase");
+        assert_ne!(
+            scrape_offset(12345, 7, iv, now),
+            o,
+            "the seed moves the phase"
+        );
     }
 }

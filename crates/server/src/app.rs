@@ -173,7 +173,8 @@ impl App {
             match tokio::task::spawn_blocking(move || db.run_retention(now)).await {
                 Ok(Err(e)) => tracing::error!("storage maintenance: {e}"),
                 Err(e) => tracing::error!("storage maintenance task: {e}"),
-                Ok(Ok(())) => {}
+                Ok(Ok(Some(st))) => tracing::debug!(?st, "storage retention applied"),
+                Ok(Ok(None)) => {}
             }
         }
     }
@@ -268,7 +269,7 @@ impl App {
             start_time: self.inner.start_time.to_string(),
             reload_ok: self.reload_successful(),
             last_config_time: last.to_string(),
-            corruption_count: self.inner.db.metrics().wal_corruptions,
+            corruption_count: self.inner.db.metrics().wal_corruptions_total,
             tasks: tokio::runtime::Handle::try_current().map(|h| h.metrics().num_alive_tasks()).unwrap_or(0),
         }
     }

@@ -8,6 +8,7 @@ mod app;
 pub mod config;
 pub mod flags;
 mod metrics;
+mod metrics_components;
 mod params;
 
 pub use app::{App, RuntimeInfo, ServerError};

@@ -34,14 +34,19 @@ impl DbAppender {
             // one; older ones would fall into a block that may already be written.
             min_valid = min_valid.max(head.max_time().saturating_sub(head.chunk_range / 2));
         }
-        DbAppender { db, samples: Vec::new(), unlogged: Vec::new(), min_valid }
+        DbAppender {
+            db,
+            samples: Vec::new(),
+            unlogged: Vec::new(),
+            min_valid,
+        }
     }
 
     fn lookup(&self, series_ref: SeriesRef, labels: &Labels) -> Result<Arc<MemSeries>> {
-        if series_ref != 0 {
-            if let Some(s) = self.db.head.get_by_ref(series_ref) {
-                return Ok(s);
-            }
+        if series_ref != 0
+            && let Some(s) = self.db.head.get_by_ref(series_ref)
+        {
+            return Ok(s);
         }
         self.get_or_create(labels)
     }
@@ -52,7 +57,12 @@ impl DbAppender {
         }
         // An empty value means "no such label" in Prometheus; store the series without it.
         let labels = if labels.iter().any(|l| l.value.is_empty()) {
-            Labels::from_sorted(labels.iter().filter(|l| !l.value.is_empty()).map(|l| (l.name, l.value)))
+            Labels::from_sorted(
+                labels
+                    .iter()
+                    .filter(|l| !l.value.is_empty())
+                    .map(|l| (l.name, l.value)),
+            )
         } else {
             labels.clone()
         };
@@ -60,7 +70,9 @@ impl DbAppender {
             return Err(StorageError::InvalidLabels("empty label set".into()));
         }
         if labels.iter().any(|l| l.name.is_empty()) {
-            return Err(StorageError::InvalidLabels(format!("empty label name in {labels}")));
+            return Err(StorageError::InvalidLabels(format!(
+                "empty label name in {labels}"
+            )));
         }
         Ok(self.db.head.get_or_create(&labels, None, false).0)
     }
@@ -78,7 +90,11 @@ impl DbAppender {
         let mut samples_rec = Vec::with_capacity(17 + self.samples.len() * 12);
         if !self.samples.is_empty() {
             record::encode_samples(
-                self.samples.iter().map(|p| RefSample { series_ref: p.series.series_ref, t: p.t, v: p.v }),
+                self.samples.iter().map(|p| RefSample {
+                    series_ref: p.series.series_ref,
+                    t: p.t,
+                    v: p.v,
+                }),
                 &mut samples_rec,
             );
         }
@@ -97,7 +113,10 @@ impl DbAppender {
             }
         }
         if !newly_logged.is_empty() {
-            record::encode_series(newly_logged.iter().map(|s| (s.series_ref, &s.labels)), &mut series_rec);
+            record::encode_series(
+                newly_logged.iter().map(|s| (s.series_ref, &s.labels)),
+                &mut series_rec,
+            );
         }
         let mut recs: Vec<&[u8]> = Vec::with_capacity(2);
         if !series_rec.is_empty() {
@@ -123,7 +142,13 @@ impl DbAppender {
         for p in self.samples.drain(..) {
             let mut st = p.series.state.lock();
             st.pending = st.pending.saturating_sub(1);
-            match st.append(p.series.series_ref, p.t, p.v, head.chunk_range, &head.chunks) {
+            match st.append(
+                p.series.series_ref,
+                p.t,
+                p.v,
+                head.chunk_range,
+                &head.chunks,
+            ) {
                 Ok(Appended::Stored { new_chunk }) => {
                     stored += 1;
                     chunks_created += i64::from(new_chunk);
@@ -149,12 +174,19 @@ impl DbAppender {
         }
         m.samples_appended.fetch_add(stored, Ordering::Relaxed);
         m.head_chunks.fetch_add(chunks_created, Ordering::Relaxed);
-        m.head_chunks_created.fetch_add(chunks_created as u64, Ordering::Relaxed);
+        m.head_chunks_created
+            .fetch_add(chunks_created as u64, Ordering::Relaxed);
     }
 }
 
 impl Appender for DbAppender {
-    fn append(&mut self, series_ref: SeriesRef, labels: &Labels, t: Timestamp, v: f64) -> Result<SeriesRef> {
+    fn append(
+        &mut self,
+        series_ref: SeriesRef,
+        labels: &Labels,
+        t: Timestamp,
+        v: f64,
+    ) -> Result<SeriesRef> {
         if self.db.is_closed() {
             return Err(StorageError::Closed);
         }
@@ -172,7 +204,7 @@ impl Appender for DbAppender {
                 series = self.get_or_create(labels)?;
                 continue;
             }
-            match st.appendable(t, v) {
+            match st.appendable(t, v, &self.db.head.chunks) {
                 Ok(Appended::Duplicate) => return Ok(series.series_ref),
                 Ok(Appended::Stored { .. }) => {}
                 Err(Rejection::OutOfOrder | Rejection::ChunkFull) => {
@@ -202,7 +234,11 @@ impl Appender for DbAppender {
             return Ok(());
         }
         if let Err(e) = self.log() {
-            self.db.head.metrics.commit_failures.fetch_add(1, Ordering::Relaxed);
+            self.db
+                .head
+                .metrics
+                .commit_failures
+                .fetch_add(1, Ordering::Relaxed);
             self.release_pending();
             return Err(e);
         }

@@ -39,8 +39,8 @@ impl Encoding {
 const HEADER: usize = 2;
 /// Marks "no leading/trailing window chosen yet" (Prometheus uses 0xff the same way).
 const NO_WINDOW: u8 = 0xff;
-/// The growth step of an open chunk's buffer: small steps keep the slack of ~100k open head
-/// chunks low (doubling would waste ~25% on average); a realloc every 32 bytes is cheap.
+/// The default growth step of a chunk's buffer. Small steps keep the slack of ~100k open head
+/// chunks low (doubling wastes ~25% on average); see [`XorAppender::with_growth`].
 const GROW_STEP: usize = 32;
 
 /// Writes samples into a new XOR chunk. Timestamps must strictly increase (the head checks).
@@ -51,6 +51,8 @@ pub struct XorAppender {
     free: u8,
     leading: u8,
     trailing: u8,
+    /// Bytes added to the buffer each time it is full.
+    step: u16,
     t: i64,
     t_delta: u64,
     v: u64,
@@ -64,9 +66,46 @@ impl Default for XorAppender {
 
 impl XorAppender {
     pub fn new() -> Self {
-        let mut buf = Vec::with_capacity(GROW_STEP);
+        Self::with_growth(GROW_STEP, GROW_STEP)
+    }
+
+    /// Empties the chunk to start a new one, keeping the buffer. A buffer much larger than the
+    /// chunk it held is trimmed, so one unusual chunk does not pin memory.
+    pub fn reset(&mut self) {
+        let len = self.buf.len();
+        if self.buf.capacity() > len + len / 2 + 64 {
+            self.buf.shrink_to(len + usize::from(self.step));
+        }
+        self.buf.clear();
+        self.buf.extend_from_slice(&[0, 0]);
+        self.free = 0;
+        self.leading = NO_WINDOW;
+        self.trailing = 0;
+        self.t = 0;
+        self.t_delta = 0;
+        self.v = 0;
+    }
+
+    /// The last sample appended: time and value bits (zeros while the chunk is empty).
+    pub fn last(&self) -> (i64, u64) {
+        (self.t, self.v)
+    }
+
+    /// A new chunk whose buffer starts with room for `cap` bytes and grows by `step` bytes.
+    pub fn with_growth(cap: usize, step: usize) -> Self {
+        let step = step.clamp(1, usize::from(u16::MAX)) as u16;
+        let mut buf = Vec::with_capacity(cap.max(HEADER));
         buf.extend_from_slice(&[0, 0]);
-        XorAppender { buf, free: 0, leading: NO_WINDOW, trailing: 0, t: 0, t_delta: 0, v: 0 }
+        XorAppender {
+            buf,
+            free: 0,
+            leading: NO_WINDOW,
+            trailing: 0,
+            step,
+            t: 0,
+            t_delta: 0,
+            v: 0,
+        }
     }
 
     /// Continues an existing chunk, restoring the appender's state by decoding it.
@@ -82,10 +121,10 @@ impl XorAppender {
         buf.extend_from_slice(&bytes[..len]);
         // Clear padding bits so later writes can OR into the last byte.
         let free = ((8 - used_bits % 8) % 8) as u8;
-        if free > 0 {
-            if let Some(last) = buf.last_mut() {
-                *last &= !((1u8 << free) - 1);
-            }
+        if free > 0
+            && let Some(last) = buf.last_mut()
+        {
+            *last &= !((1u8 << free) - 1);
         }
         Ok(XorAppender {
             buf,
@@ -93,6 +132,7 @@ impl XorAppender {
             // A chunk whose values never changed has no window yet, as for a new appender.
             leading: if it.window_set { it.leading } else { NO_WINDOW },
             trailing: it.trailing,
+            step: GROW_STEP as u16,
             t: it.t,
             t_delta: it.t_delta,
             v: it.v,
@@ -214,7 +254,7 @@ impl XorAppender {
         while n > 0 {
             if self.free == 0 {
                 if self.buf.len() == self.buf.capacity() {
-                    self.buf.reserve_exact(GROW_STEP);
+                    self.buf.reserve_exact(usize::from(self.step));
                 }
                 self.buf.push(0);
                 self.free = 8;
@@ -254,7 +294,12 @@ fn shl(x: u64, n: u32) -> u64 {
 
 impl<'a> BitReader<'a> {
     fn new(data: &'a [u8]) -> Self {
-        BitReader { data, pos: 0, acc: 0, n: 0 }
+        BitReader {
+            data,
+            pos: 0,
+            acc: 0,
+            n: 0,
+        }
     }
 
     fn consumed_bits(&self) -> usize {
@@ -284,7 +329,11 @@ impl<'a> BitReader<'a> {
         }
         // Only 58..=64-bit reads get here: take what is buffered, refill, take the rest.
         let have = self.n;
-        let hi = if have == 0 { 0 } else { self.acc >> (64 - have) };
+        let hi = if have == 0 {
+            0
+        } else {
+            self.acc >> (64 - have)
+        };
         let need = nbits - have;
         self.acc = 0;
         self.n = 0;
@@ -488,17 +537,40 @@ mod tests {
         // 51 < 52, so a new window: '11', leading 12, sigbits 1.
         let b = encode(&[(1000, 1.0), (2000, 2.0), (3000, 2.0), (4010, 3.0)]);
         let want: Vec<u8> = vec![
-            0x00, 0x04, // num samples
-            0xd0, 0x0f, // ts_0 varint
-            0x3f, 0xf0, 0, 0, 0, 0, 0, 0, // v_0
-            0xe8, 0x07, // ts_1 delta
+            0x00,
+            0x04, // num samples
+            0xd0,
+            0x0f, // ts_0 varint
+            0x3f,
+            0xf0,
+            0,
+            0,
+            0,
+            0,
+            0,
+            0, // v_0
+            0xe8,
+            0x07, // ts_1 delta
             // '11' '00001' '001011' '11111111111' '0' '0' '10' '00000000001010' '1' '1' '01100' '000001' '1'
             // = 56 bits, so no padding.
-            0b1100_0010, 0b0101_1111, 0b1111_1111, 0b0010_0000, 0b0000_0010, 0b1011_0110,
+            0b1100_0010,
+            0b0101_1111,
+            0b1111_1111,
+            0b0010_0000,
+            0b0000_0010,
+            0b1011_0110,
             0b0000_0011,
         ];
         assert_eq!(b, want, "{:02x?}", b);
-        assert_eq!(decode(&b), vec![(1000, 1f64.to_bits()), (2000, 2f64.to_bits()), (3000, 2f64.to_bits()), (4010, 3f64.to_bits())]);
+        assert_eq!(
+            decode(&b),
+            vec![
+                (1000, 1f64.to_bits()),
+                (2000, 2f64.to_bits()),
+                (3000, 2f64.to_bits()),
+                (4010, 3f64.to_bits())
+            ]
+        );
     }
 
     #[test]
@@ -507,21 +579,53 @@ mod tests {
         let mut t = 0i64;
         let mut samples = vec![(0, 0.0), (10, 0.0)];
         let mut delta = 10i64;
-        for dod in [0, 1, -1, 8191, -8191, 8192, -8192, 65536, -65535, -65536, 524_288, -524_288, 1 << 40, -(1 << 40)] {
+        for dod in [
+            0,
+            1,
+            -1,
+            8191,
+            -8191,
+            8192,
+            -8192,
+            65536,
+            -65535,
+            -65536,
+            524_288,
+            -524_288,
+            1 << 40,
+            -(1 << 40),
+        ] {
             delta += dod;
             t = samples.last().unwrap().0;
             samples.push((t + delta, dod as f64));
         }
         let _ = t;
         let b = encode(&samples);
-        let got: Vec<_> = decode(&b).into_iter().map(|(t, v)| (t, f64::from_bits(v))).collect();
+        let got: Vec<_> = decode(&b)
+            .into_iter()
+            .map(|(t, v)| (t, f64::from_bits(v)))
+            .collect();
         assert_eq!(got, samples);
     }
 
     #[test]
     fn special_values_round_trip() {
-        let vals = [0.0, -0.0, f64::NAN, model::STALE_NAN, f64::INFINITY, f64::NEG_INFINITY, f64::MIN_POSITIVE, 1e300, -1.5];
-        let samples: Vec<_> = vals.iter().enumerate().map(|(i, &v)| (i as i64 * 15_000, v)).collect();
+        let vals = [
+            0.0,
+            -0.0,
+            f64::NAN,
+            model::STALE_NAN,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            f64::MIN_POSITIVE,
+            1e300,
+            -1.5,
+        ];
+        let samples: Vec<_> = vals
+            .iter()
+            .enumerate()
+            .map(|(i, &v)| (i as i64 * 15_000, v))
+            .collect();
         let b = encode(&samples);
         let got = decode(&b);
         let want: Vec<_> = samples.iter().map(|&(t, v)| (t, v.to_bits())).collect();
@@ -548,7 +652,9 @@ mod tests {
 
     #[test]
     fn continue_existing_chunk() {
-        let samples: Vec<_> = (0..50).map(|i| (i * 1000 + (i % 3), (i * i) as f64 * 0.25)).collect();
+        let samples: Vec<_> = (0..50)
+            .map(|i| (i * 1000 + (i % 3), (i * i) as f64 * 0.25))
+            .collect();
         let full = encode(&samples);
         for split in 0..samples.len() {
             let part = encode(&samples[..split]);

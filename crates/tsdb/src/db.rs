@@ -27,7 +27,7 @@ use crate::replay::{self, ReplayStats};
 use crate::stats::{self, TsdbStats};
 use crate::wal::checkpoint::{self, CheckpointStats, Keep};
 use crate::wal::record::Tombstone;
-use crate::wal::{self, Wal, DEFAULT_SEGMENT_SIZE};
+use crate::wal::{self, DEFAULT_SEGMENT_SIZE, Wal};
 
 /// Database options. Defaults follow Prometheus's flags.
 #[derive(Debug, Clone)]
@@ -64,10 +64,16 @@ fn millis(d: Duration) -> i64 {
 impl Options {
     fn validate(&self) -> Result<(), TsdbError> {
         if self.min_block_duration.as_millis() == 0 {
-            return Err(TsdbError::InvalidOption { name: "min_block_duration", reason: "must be positive".into() });
+            return Err(TsdbError::InvalidOption {
+                name: "min_block_duration",
+                reason: "must be positive".into(),
+            });
         }
         if self.retention.as_millis() == 0 {
-            return Err(TsdbError::InvalidOption { name: "retention", reason: "must be positive".into() });
+            return Err(TsdbError::InvalidOption {
+                name: "retention",
+                reason: "must be positive".into(),
+            });
         }
         if self.wal_segment_size < wal::PAGE_SIZE {
             return Err(TsdbError::InvalidOption {
@@ -149,7 +155,10 @@ fn take_lock(dir: &Path) -> Result<File, TsdbError> {
     match f.try_lock() {
         Ok(()) => Ok(f),
         Err(std::fs::TryLockError::WouldBlock) => Err(TsdbError::Locked(dir.to_path_buf())),
-        Err(std::fs::TryLockError::Error(e)) => Err(TsdbError::Io { context: format!("lock {}", path.display()), source: e }),
+        Err(std::fs::TryLockError::Error(e)) => Err(TsdbError::Io {
+            context: format!("lock {}", path.display()),
+            source: e,
+        }),
     }
 }
 
@@ -159,12 +168,22 @@ impl Db {
     pub fn open(dir: &Path, opts: Options) -> Result<Arc<Db>, TsdbError> {
         opts.validate()?;
         fs::create_dir_all(dir).ctx(|| format!("create data directory {}", dir.display()))?;
-        let lock = if opts.lockfile { Some(take_lock(dir)?) } else { None };
+        let lock = if opts.lockfile {
+            Some(take_lock(dir)?)
+        } else {
+            None
+        };
         let metrics = Arc::new(Metrics::default());
-        let (chunks, loaded) = ChunkDiskMapper::open(&dir.join("chunks_head"), opts.head_chunk_file_size)?;
-        let head = Arc::new(Head::new(chunks, millis(opts.min_block_duration), metrics.clone()));
+        let (chunks, loaded) =
+            ChunkDiskMapper::open(&dir.join("chunks_head"), opts.head_chunk_file_size)?;
+        let head = Arc::new(Head::new(
+            chunks,
+            millis(opts.min_block_duration),
+            metrics.clone(),
+        ));
         let wal_dir = dir.join("wal");
-        fs::create_dir_all(&wal_dir).ctx(|| format!("create WAL directory {}", wal_dir.display()))?;
+        fs::create_dir_all(&wal_dir)
+            .ctx(|| format!("create WAL directory {}", wal_dir.display()))?;
         let started = std::time::Instant::now();
         let replay = replay::replay(&head, &wal_dir, loaded)?;
         tracing::info!(
@@ -177,6 +196,15 @@ impl Db {
             "replayed WAL"
         );
         let wal = Wal::open(&wal_dir, opts.wal_segment_size, metrics.wal.clone())?;
+        // Series whose samples are all gone (only their record survived) would otherwise linger
+        // until the first truncation.
+        let gc = head.gc(i64::MIN, wal.current_segment());
+        if gc.series_removed > 0 {
+            tracing::info!(
+                series = gc.series_removed,
+                "removed series without samples after replay"
+            );
+        }
         let inner = Inner {
             dir: dir.to_path_buf(),
             opts,
@@ -191,7 +219,9 @@ impl Db {
             replay,
             _lock: lock,
         };
-        Ok(Arc::new(Db { inner: Arc::new(inner) }))
+        Ok(Arc::new(Db {
+            inner: Arc::new(inner),
+        }))
     }
 
     pub fn dir(&self) -> &Path {
@@ -227,7 +257,9 @@ impl Db {
     }
 
     pub fn metrics(&self) -> TsdbMetrics {
-        self.inner.metrics.snapshot(self.inner.head.num_series(), self.inner.head.chunks.size())
+        self.inner
+            .metrics
+            .snapshot(self.inner.head.num_series(), self.inner.head.chunks.size())
     }
 
     /// Cardinality statistics (top `limit` of each list) for `/api/v1/status/tsdb`.
@@ -275,7 +307,10 @@ impl Db {
         let _g = inner.truncate_lock.lock();
         let head = &inner.head;
         head.min_valid_time.fetch_max(mint, Ordering::AcqRel);
-        let mut stats = TruncateStats { mint, ..Default::default() };
+        let mut stats = TruncateStats {
+            mint,
+            ..Default::default()
+        };
         stats.gc = head.gc(mint, inner.wal.current_segment());
         stats.chunk_files_removed = head.chunks.truncate(mint)?;
         match self.truncate_wal(mint) {
@@ -285,11 +320,19 @@ impl Db {
             }
             Ok(None) => {}
             Err(e) => {
-                inner.metrics.checkpoint_failures.fetch_add(1, Ordering::Relaxed);
+                inner
+                    .metrics
+                    .checkpoint_failures
+                    .fetch_add(1, Ordering::Relaxed);
                 return Err(e);
             }
         }
-        tracing::info!(mint, series_removed = stats.gc.series_removed, chunks_removed = stats.gc.chunks_removed, "head truncated");
+        tracing::info!(
+            mint,
+            series_removed = stats.gc.series_removed,
+            chunks_removed = stats.gc.chunks_removed,
+            "head truncated"
+        );
         Ok(stats)
     }
 
@@ -301,7 +344,11 @@ impl Db {
         // A fresh segment, so even a quiet WAL gets closed segments to truncate.
         let current = inner.wal.next_segment()?;
         let after_cp = checkpoint::last_checkpoint(&wal_dir)?.map_or(0, |c| c.0 + 1);
-        let Some(first) = wal::list_segments(&wal_dir)?.into_iter().map(|s| s.0).find(|&i| i >= after_cp) else {
+        let Some(first) = wal::list_segments(&wal_dir)?
+            .into_iter()
+            .map(|s| s.0)
+            .find(|&i| i >= after_cp)
+        else {
             return Ok(None);
         };
         if current == 0 || current - 1 < first {
@@ -315,7 +362,11 @@ impl Db {
         let to = first + take - 1;
 
         let head = &inner.head;
-        let live: HashMapI = head.all_series().iter().map(|s| (s.series_ref, s.state.lock().mmapped_maxt())).collect();
+        let live: HashMapI = head
+            .all_series()
+            .iter()
+            .map(|s| (s.series_ref, s.state.lock().mmapped_maxt()))
+            .collect();
         // Samples up to each series' last on-disk chunk are dropped from the checkpoint, so
         // those chunks must be durable first.
         head.chunks.sync()?;
@@ -327,12 +378,20 @@ impl Db {
             mint,
         };
         let cp = checkpoint::create(&wal_dir, to, &keep)?;
-        inner.metrics.checkpoints_created.fetch_add(1, Ordering::Relaxed);
+        inner
+            .metrics
+            .checkpoints_created
+            .fetch_add(1, Ordering::Relaxed);
         inner.wal.wait_syncs();
         let removed = inner.wal.delete_segments_before(to + 1)?;
         checkpoint::delete_checkpoints_before(&wal_dir, to)?;
         head.deleted.lock().retain(|_, seg| *seg > to);
-        tracing::info!(checkpoint = to, segments_removed = removed, samples_kept = cp.samples_kept, "WAL checkpoint created");
+        tracing::info!(
+            checkpoint = to,
+            segments_removed = removed,
+            samples_kept = cp.samples_kept,
+            "WAL checkpoint created"
+        );
         Ok(Some((cp, removed)))
     }
 }
@@ -359,11 +418,16 @@ impl KeepLive {
 
 impl Keep for KeepLive {
     fn series(&self, r: u64) -> bool {
-        self.live.contains_key(&self.resolve(r)) || self.deleted.get(&r).is_some_and(|&seg| seg > self.to)
+        self.live.contains_key(&self.resolve(r))
+            || self.deleted.get(&r).is_some_and(|&seg| seg > self.to)
     }
 
     fn sample(&self, r: u64, t: i64) -> bool {
-        t >= self.mint && self.live.get(&self.resolve(r)).is_some_and(|&on_disk| t > on_disk)
+        t >= self.mint
+            && self
+                .live
+                .get(&self.resolve(r))
+                .is_some_and(|&on_disk| t > on_disk)
     }
 
     fn tombstone(&self, ts: &Tombstone) -> bool {
@@ -382,7 +446,15 @@ impl Queryable for Db {
         if self.inner.is_closed() {
             return Err(storage::StorageError::Closed);
         }
-        let floor = self.inner.visible_mint.load(Ordering::Acquire).max(self.inner.head.min_valid_time.load(Ordering::Acquire));
-        Ok(Box::new(HeadQuerier { head: self.inner.head.clone(), mint: mint.max(floor), maxt }))
+        let floor = self
+            .inner
+            .visible_mint
+            .load(Ordering::Acquire)
+            .max(self.inner.head.min_valid_time.load(Ordering::Acquire));
+        Ok(Box::new(HeadQuerier {
+            head: self.inner.head.clone(),
+            mint: mint.max(floor),
+            maxt,
+        }))
     }
 }

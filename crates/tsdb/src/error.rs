@@ -15,7 +15,11 @@ pub enum TsdbError {
     #[error("data directory {0} is locked by another process")]
     Locked(PathBuf),
     #[error("corruption in {path} at offset {offset}: {reason}")]
-    Corruption { path: PathBuf, offset: u64, reason: String },
+    Corruption {
+        path: PathBuf,
+        offset: u64,
+        reason: String,
+    },
     #[error("invalid option {name}: {reason}")]
     InvalidOption { name: &'static str, reason: String },
     #[error("unsupported: {0}")]
@@ -25,8 +29,16 @@ pub enum TsdbError {
 }
 
 impl TsdbError {
-    pub(crate) fn corruption(path: impl Into<PathBuf>, offset: u64, reason: impl Into<String>) -> Self {
-        TsdbError::Corruption { path: path.into(), offset, reason: reason.into() }
+    pub(crate) fn corruption(
+        path: impl Into<PathBuf>,
+        offset: u64,
+        reason: impl Into<String>,
+    ) -> Self {
+        TsdbError::Corruption {
+            path: path.into(),
+            offset,
+            reason: reason.into(),
+        }
     }
 }
 
@@ -37,7 +49,10 @@ pub(crate) trait IoContext<T> {
 
 impl<T> IoContext<T> for std::io::Result<T> {
     fn ctx(self, what: impl FnOnce() -> String) -> Result<T, TsdbError> {
-        self.map_err(|source| TsdbError::Io { context: what(), source })
+        self.map_err(|source| TsdbError::Io {
+            context: what(),
+            source,
+        })
     }
 }
 

@@ -12,7 +12,7 @@ use crate::head::Head;
 use crate::head::series::{Appended, MemSeries};
 use crate::head_chunks::LoadedChunk;
 use crate::wal::record::{self, RefSample, RefSeries, Tombstone};
-use crate::wal::{self, checkpoint, ReadError, Reader};
+use crate::wal::{self, ReadError, Reader, checkpoint};
 
 type Map<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 
@@ -78,7 +78,10 @@ impl Replayer<'_> {
         if !created && series.series_ref != s.series_ref {
             // The same labels under an older ref: route this ref's samples there, and remember
             // the alias so checkpoints keep both records while they matter.
-            self.head.aliases.lock().insert(s.series_ref, series.series_ref);
+            self.head
+                .aliases
+                .lock()
+                .insert(s.series_ref, series.series_ref);
         }
         if let Some(chunks) = self.loaded.remove(&s.series_ref) {
             self.stats.chunks_loaded += chunks.len() as u64;
@@ -94,7 +97,7 @@ impl Replayer<'_> {
         };
         let head = self.head;
         let mut st = series.state.lock();
-        if s.t <= st.last_t {
+        if s.t <= st.last_t() {
             self.stats.samples_skipped += 1;
             return;
         }
@@ -103,7 +106,9 @@ impl Replayer<'_> {
                 self.stats.samples += 1;
                 if new_chunk {
                     head.metrics.head_chunks.fetch_add(1, Ordering::Relaxed);
-                    head.metrics.head_chunks_created.fetch_add(1, Ordering::Relaxed);
+                    head.metrics
+                        .head_chunks_created
+                        .fetch_add(1, Ordering::Relaxed);
                 }
                 head.update_time_range(s.t, s.t);
             }
@@ -112,10 +117,13 @@ impl Replayer<'_> {
     }
 
     /// Reads `segments`; on corruption returns where, after applying everything before it.
-    fn read(&mut self, segments: Vec<(u32, PathBuf)>) -> Result<Option<(wal::Position, String)>, TsdbError> {
+    fn read(
+        &mut self,
+        segments: Vec<(u32, PathBuf)>,
+    ) -> Result<Option<(wal::Position, String)>, TsdbError> {
         let mut r = Reader::new(segments);
         loop {
-            match r.next() {
+            match r.next_record() {
                 Ok(Some(rec)) => {
                     if let Err(e) = self.record(rec) {
                         return Ok(Some((r.position(), e.to_string())));
@@ -127,14 +135,21 @@ impl Replayer<'_> {
                     return Err(TsdbError::Unsupported(e.to_string()));
                 }
                 Err(ReadError::Io { path, source }) => {
-                    return Err(TsdbError::Io { context: format!("read WAL segment {}", path.display()), source });
+                    return Err(TsdbError::Io {
+                        context: format!("read WAL segment {}", path.display()),
+                        source,
+                    });
                 }
             }
         }
     }
 }
 
-pub(crate) fn replay(head: &Head, wal_dir: &Path, loaded: Vec<LoadedChunk>) -> Result<ReplayStats, TsdbError> {
+pub(crate) fn replay(
+    head: &Head,
+    wal_dir: &Path,
+    loaded: Vec<LoadedChunk>,
+) -> Result<ReplayStats, TsdbError> {
     let mut by_ref: Map<u64, Vec<LoadedChunk>> = Map::default();
     for c in loaded {
         by_ref.entry(c.series_ref).or_default().push(c);
@@ -153,34 +168,69 @@ pub(crate) fn replay(head: &Head, wal_dir: &Path, loaded: Vec<LoadedChunk>) -> R
     if let Some((idx, dir)) = checkpoint::last_checkpoint(wal_dir)? {
         rp.stats.checkpoint = Some(idx);
         if let Some((pos, reason)) = rp.read(wal::list_segments(&dir)?)? {
-            return Err(TsdbError::corruption(dir.join(wal::segment_name(pos.segment)), pos.offset, reason));
+            return Err(TsdbError::corruption(
+                dir.join(wal::segment_name(pos.segment)),
+                pos.offset,
+                reason,
+            ));
         }
         start = idx + 1;
     }
-    let segments: Vec<_> = wal::list_segments(wal_dir)?.into_iter().filter(|s| s.0 >= start).collect();
+    let segments: Vec<_> = wal::list_segments(wal_dir)?
+        .into_iter()
+        .filter(|s| s.0 >= start)
+        .collect();
     for w in segments.windows(2) {
         if w[1].0 != w[0].0 + 1 {
-            return Err(TsdbError::corruption(&w[1].1, 0, format!("WAL segments are not sequential: {} follows {}", w[1].0, w[0].0)));
+            return Err(TsdbError::corruption(
+                &w[1].1,
+                0,
+                format!(
+                    "WAL segments are not sequential: {} follows {}",
+                    w[1].0, w[0].0
+                ),
+            ));
         }
     }
-    if let (Some(first), true) = (segments.first(), rp.stats.checkpoint.is_some()) {
-        if first.0 != start {
-            return Err(TsdbError::corruption(&first.1, 0, format!("WAL segment {} does not follow checkpoint {}", first.0, start - 1)));
-        }
+    if let (Some(first), true) = (segments.first(), rp.stats.checkpoint.is_some())
+        && first.0 != start
+    {
+        return Err(TsdbError::corruption(
+            &first.1,
+            0,
+            format!(
+                "WAL segment {} does not follow checkpoint {}",
+                first.0,
+                start - 1
+            ),
+        ));
     }
     rp.stats.segments = segments.len();
     if let Some((pos, reason)) = rp.read(segments)? {
-        tracing::warn!(segment = pos.segment, offset = pos.offset, reason, "WAL corruption; repairing by truncating at the bad record");
+        tracing::warn!(
+            segment = pos.segment,
+            offset = pos.offset,
+            reason,
+            "WAL corruption; repairing by truncating at the bad record"
+        );
         head.metrics.wal_corruptions.fetch_add(1, Ordering::Relaxed);
         wal::repair(wal_dir, pos)?;
         rp.stats.repaired = true;
     }
     if !rp.loaded.is_empty() {
-        tracing::info!(series = rp.loaded.len(), "head chunks on disk without a WAL series record were ignored");
+        tracing::info!(
+            series = rp.loaded.len(),
+            "head chunks on disk without a WAL series record were ignored"
+        );
     }
     if rp.stats.unknown_refs > 0 {
-        tracing::warn!(samples = rp.stats.unknown_refs, "WAL samples for unknown series were ignored");
-        head.metrics.wal_replay_unknown_refs.fetch_add(rp.stats.unknown_refs, Ordering::Relaxed);
+        tracing::warn!(
+            samples = rp.stats.unknown_refs,
+            "WAL samples for unknown series were ignored"
+        );
+        head.metrics
+            .wal_replay_unknown_refs
+            .fetch_add(rp.stats.unknown_refs, Ordering::Relaxed);
     }
     Ok(rp.stats)
 }

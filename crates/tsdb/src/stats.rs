@@ -39,7 +39,10 @@ struct TopN {
 
 impl TopN {
     fn new(limit: usize) -> Self {
-        TopN { limit, items: Vec::new() }
+        TopN {
+            limit,
+            items: Vec::new(),
+        }
     }
 
     fn push(&mut self, name: impl FnOnce() -> String, value: u64) {
@@ -52,8 +55,13 @@ impl TopN {
                 return;
             }
         }
-        let s = Stat { name: name(), value };
-        let pos = self.items.partition_point(|x| x.value > s.value || (x.value == s.value && x.name < s.name));
+        let s = Stat {
+            name: name(),
+            value,
+        };
+        let pos = self
+            .items
+            .partition_point(|x| x.value > s.value || (x.value == s.value && x.name < s.name));
         self.items.insert(pos, s);
         self.items.truncate(self.limit);
     }
@@ -68,27 +76,37 @@ pub(crate) fn compute(head: &Head, limit: usize) -> TsdbStats {
     {
         let p = head.postings.read();
         num_label_pairs = p.num_label_pairs() as u64;
-        p.for_each_name(&mut |name: &str, values: &mut dyn Iterator<Item = (&str, usize)>| {
-            let (mut count, mut bytes) = (0u64, 0u64);
-            for (value, series) in values {
-                count += 1;
-                // compat: Prometheus sums the value length once per series that carries it.
-                bytes += (value.len() * series) as u64;
-                if name == model::labels::METRIC_NAME {
-                    by_metric.push(|| value.to_string(), series as u64);
+        p.for_each_name(
+            &mut |name: &str, values: &mut dyn Iterator<Item = (&str, usize)>| {
+                let (mut count, mut bytes) = (0u64, 0u64);
+                for (value, series) in values {
+                    count += 1;
+                    // compat: Prometheus sums the value length once per series that carries it.
+                    bytes += (value.len() * series) as u64;
+                    if name == model::labels::METRIC_NAME {
+                        by_metric.push(|| value.to_string(), series as u64);
+                    }
+                    by_pair.push(|| format!("{name}={value}"), series as u64);
                 }
-                by_pair.push(|| format!("{name}={value}"), series as u64);
-            }
-            values_by_name.push(|| name.to_string(), count);
-            bytes_by_name.push(|| name.to_string(), bytes);
-        });
+                values_by_name.push(|| name.to_string(), count);
+                bytes_by_name.push(|| name.to_string(), bytes);
+            },
+        );
     }
-    let (min_time, max_time) = if head.is_empty() { (0, 0) } else { (head.min_time(), head.max_time()) };
+    let (min_time, max_time) = if head.is_empty() {
+        (0, 0)
+    } else {
+        (head.min_time(), head.max_time())
+    };
     TsdbStats {
         head_stats: HeadStats {
             num_series: head.num_series(),
             num_label_pairs,
-            chunk_count: head.metrics.head_chunks.load(std::sync::atomic::Ordering::Relaxed).max(0) as u64,
+            chunk_count: head
+                .metrics
+                .head_chunks
+                .load(std::sync::atomic::Ordering::Relaxed)
+                .max(0) as u64,
             min_time,
             max_time,
         },

@@ -87,10 +87,6 @@ impl Serialize for Secret {
     }
 }
 
-fn is_false(b: &bool) -> bool {
-    !*b
-}
-
 fn default_true() -> bool {
     true
 }
@@ -178,22 +174,29 @@ impl TlsConfig {
         let has_cert = !self.cert.is_empty() || !self.cert_file.is_empty();
         let has_key = !self.key.is_empty() || !self.key_file.is_empty();
         if has_cert && !has_key {
-            return invalid("exactly one of key or key_file must be configured when a client certificate is configured");
+            return invalid(
+                "exactly one of key or key_file must be configured when a client certificate is configured",
+            );
         }
         if has_key && !has_cert {
-            return invalid("exactly one of cert or cert_file must be configured when a client key is configured");
+            return invalid(
+                "exactly one of cert or cert_file must be configured when a client key is configured",
+            );
         }
-        for (field, v) in [("min_version", self.min_version), ("max_version", self.max_version)] {
+        for (field, v) in [
+            ("min_version", self.min_version),
+            ("max_version", self.max_version),
+        ] {
             if let Some(v @ (TlsVersion::TLS10 | TlsVersion::TLS11)) = v {
                 return Err(ClientError::Invalid(format!(
                     "tls_config {field} {v:?} is not supported: vigil speaks TLS 1.2 and 1.3 only"
                 )));
             }
         }
-        if let (Some(min), Some(max)) = (self.min_version, self.max_version) {
-            if min == TlsVersion::TLS13 && max == TlsVersion::TLS12 {
-                return invalid("tls_config max_version must be greater than or equal to min_version");
-            }
+        if self.min_version == Some(TlsVersion::TLS13)
+            && self.max_version == Some(TlsVersion::TLS12)
+        {
+            return invalid("tls_config max_version must be greater than or equal to min_version");
         }
         Ok(())
     }
@@ -254,32 +257,46 @@ impl HttpClientConfig {
             return invalid("at most one of bearer_token & bearer_token_file must be configured");
         }
         if self.basic_auth.is_some() && has_bearer {
-            return invalid("at most one of basic_auth, oauth2, bearer_token & bearer_token_file must be configured");
+            return invalid(
+                "at most one of basic_auth, oauth2, bearer_token & bearer_token_file must be configured",
+            );
         }
         if let Some(b) = &self.basic_auth {
             if !b.username.is_empty() && !b.username_file.is_empty() {
-                return invalid("at most one of basic_auth username & username_file must be configured");
+                return invalid(
+                    "at most one of basic_auth username & username_file must be configured",
+                );
             }
             if !b.password.is_empty() && !b.password_file.is_empty() {
-                return invalid("at most one of basic_auth password & password_file must be configured");
+                return invalid(
+                    "at most one of basic_auth password & password_file must be configured",
+                );
             }
         }
         if let Some(a) = &mut self.authorization {
             if has_bearer {
-                return invalid("authorization is not compatible with bearer_token & bearer_token_file");
+                return invalid(
+                    "authorization is not compatible with bearer_token & bearer_token_file",
+                );
             }
             if !a.credentials.is_empty() && !a.credentials_file.is_empty() {
-                return invalid("at most one of authorization credentials & credentials_file must be configured");
+                return invalid(
+                    "at most one of authorization credentials & credentials_file must be configured",
+                );
             }
             a.kind = a.kind.trim().to_string();
             if a.kind.is_empty() {
                 a.kind = "Bearer".to_string();
             }
             if a.kind.eq_ignore_ascii_case("basic") {
-                return invalid(r#"authorization type cannot be set to "basic", use "basic_auth" instead"#);
+                return invalid(
+                    r#"authorization type cannot be set to "basic", use "basic_auth" instead"#,
+                );
             }
             if self.basic_auth.is_some() {
-                return invalid("at most one of basic_auth, oauth2 & authorization must be configured");
+                return invalid(
+                    "at most one of basic_auth, oauth2 & authorization must be configured",
+                );
             }
         } else if has_bearer {
             self.authorization = Some(Authorization {
@@ -289,7 +306,8 @@ impl HttpClientConfig {
             });
         }
         if let Some(p) = &self.proxy_url {
-            reqwest::Url::parse(p).map_err(|e| ClientError::Invalid(format!("invalid proxy_url {p:?}: {e}")))?;
+            reqwest::Url::parse(p)
+                .map_err(|e| ClientError::Invalid(format!("invalid proxy_url {p:?}: {e}")))?;
         }
         self.tls_config.validate()
     }
@@ -315,7 +333,11 @@ fn join_relative(p: &mut String, base: &Path) {
 }
 
 fn read_file(what: &'static str, path: &str) -> Result<Vec<u8>, ClientError> {
-    std::fs::read(path).map_err(|source| ClientError::ReadFile { what, path: path.to_string(), source })
+    std::fs::read(path).map_err(|source| ClientError::ReadFile {
+        what,
+        path: path.to_string(),
+        source,
+    })
 }
 
 fn read_trimmed(what: &'static str, path: &str) -> Result<String, ClientError> {
@@ -348,7 +370,10 @@ impl Auth {
     pub fn from_config(cfg: &HttpClientConfig) -> Result<Auth, ClientError> {
         if let Some(b) = &cfg.basic_auth {
             if b.username_file.is_empty() && b.password_file.is_empty() {
-                return Ok(Auth::Static(basic_header(&b.username, b.password.expose())?));
+                return Ok(Auth::Static(basic_header(
+                    &b.username,
+                    b.password.expose(),
+                )?));
             }
             return Ok(Auth::BasicFiles {
                 username: b.username.clone(),
@@ -358,18 +383,31 @@ impl Auth {
             });
         }
         if let Some(a) = &cfg.authorization {
-            let kind = if a.kind.is_empty() { "Bearer" } else { a.kind.as_str() };
+            let kind = if a.kind.is_empty() {
+                "Bearer"
+            } else {
+                a.kind.as_str()
+            };
             if !a.credentials_file.is_empty() {
-                return Ok(Auth::CredentialsFile { kind: kind.to_string(), path: a.credentials_file.clone() });
+                return Ok(Auth::CredentialsFile {
+                    kind: kind.to_string(),
+                    path: a.credentials_file.clone(),
+                });
             }
             return Ok(Auth::Static(auth_header(kind, a.credentials.expose())?));
         }
         // An unvalidated config may still carry the legacy fields.
         if !cfg.bearer_token_file.is_empty() {
-            return Ok(Auth::CredentialsFile { kind: "Bearer".to_string(), path: cfg.bearer_token_file.clone() });
+            return Ok(Auth::CredentialsFile {
+                kind: "Bearer".to_string(),
+                path: cfg.bearer_token_file.clone(),
+            });
         }
         if !cfg.bearer_token.is_empty() {
-            return Ok(Auth::Static(auth_header("Bearer", cfg.bearer_token.expose())?));
+            return Ok(Auth::Static(auth_header(
+                "Bearer",
+                cfg.bearer_token.expose(),
+            )?));
         }
         Ok(Auth::None)
     }
@@ -379,7 +417,12 @@ impl Auth {
         match self {
             Auth::None => Ok(None),
             Auth::Static(h) => Ok(Some(h.clone())),
-            Auth::BasicFiles { username, username_file, password, password_file } => {
+            Auth::BasicFiles {
+                username,
+                username_file,
+                password,
+                password_file,
+            } => {
                 let user = if username_file.is_empty() {
                     username.clone()
                 } else {
@@ -400,7 +443,10 @@ impl Auth {
     }
 
     /// Adds the `Authorization` header to `req`.
-    pub fn apply_auth(&self, req: reqwest::RequestBuilder) -> Result<reqwest::RequestBuilder, ClientError> {
+    pub fn apply_auth(
+        &self,
+        req: reqwest::RequestBuilder,
+    ) -> Result<reqwest::RequestBuilder, ClientError> {
         Ok(match self.header()? {
             Some(h) => req.header(reqwest::header::AUTHORIZATION, h),
             None => req,
@@ -417,7 +463,8 @@ fn basic_header(user: &str, pass: &str) -> Result<HeaderValue, ClientError> {
 }
 
 fn auth_header(kind: &str, creds: &str) -> Result<HeaderValue, ClientError> {
-    let mut v = HeaderValue::from_str(&format!("{kind} {creds}")).map_err(|_| ClientError::Header("authorization"))?;
+    let mut v = HeaderValue::from_str(&format!("{kind} {creds}"))
+        .map_err(|_| ClientError::Header("authorization"))?;
     v.set_sensitive(true);
     Ok(v)
 }
@@ -427,7 +474,11 @@ fn base64(input: &[u8]) -> String {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::with_capacity(input.len().div_ceil(3) * 4);
     for chunk in input.chunks(3) {
-        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
         let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
         for i in 0..4 {
             if i <= chunk.len() {
@@ -443,7 +494,10 @@ fn base64(input: &[u8]) -> String {
 /// Builds a client for a validated config. `timeout` bounds each whole request, body included.
 /// Redirects are followed (at most 10) unless `follow_redirects` is false; no proxy is used
 /// unless `proxy_url` is set (the environment is ignored, like Prometheus's default).
-pub fn build_client(cfg: &HttpClientConfig, timeout: Option<Duration>) -> Result<reqwest::Client, ClientError> {
+pub fn build_client(
+    cfg: &HttpClientConfig,
+    timeout: Option<Duration>,
+) -> Result<reqwest::Client, ClientError> {
     let mut b = reqwest::Client::builder()
         .redirect(if cfg.follow_redirects {
             reqwest::redirect::Policy::limited(10)
@@ -457,7 +511,8 @@ pub fn build_client(cfg: &HttpClientConfig, timeout: Option<Duration>) -> Result
     }
     b = match &cfg.proxy_url {
         Some(p) => b.proxy(
-            reqwest::Proxy::all(p).map_err(|e| ClientError::Invalid(format!("invalid proxy_url {p:?}: {e}")))?,
+            reqwest::Proxy::all(p)
+                .map_err(|e| ClientError::Invalid(format!("invalid proxy_url {p:?}: {e}")))?,
         ),
         None => b.no_proxy(),
     };
@@ -474,7 +529,11 @@ fn tls_err(what: &str, e: impl fmt::Display) -> ClientError {
     ClientError::Tls(format!("{what}: {e}"))
 }
 
-fn pem_or_file(inline: &str, file: &str, what: &'static str) -> Result<Option<Vec<u8>>, ClientError> {
+fn pem_or_file(
+    inline: &str,
+    file: &str,
+    what: &'static str,
+) -> Result<Option<Vec<u8>>, ClientError> {
     if !inline.is_empty() {
         return Ok(Some(inline.as_bytes().to_vec()));
     }
@@ -510,38 +569,57 @@ pub fn rustls_config(tls: &TlsConfig, http2: bool) -> Result<rustls::ClientConfi
         .map_err(|e| tls_err("protocol versions", e))?;
 
     let inner: Arc<dyn ServerCertVerifier> = if tls.insecure_skip_verify {
-        Arc::new(AcceptAnyCert { provider: provider.clone() })
+        Arc::new(AcceptAnyCert {
+            provider: provider.clone(),
+        })
     } else if let Some(ca) = pem_or_file(&tls.ca, &tls.ca_file, "CA")? {
         // compat: like Go, a configured CA replaces the system roots rather than adding to them.
         let mut roots = rustls::RootCertStore::empty();
         for c in parse_certs(&ca, "CA")? {
             roots.add(c).map_err(|e| tls_err("CA", e))?;
         }
-        rustls::client::WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
-            .build()
-            .map_err(|e| tls_err("CA", e))?
+        rustls::client::WebPkiServerVerifier::builder_with_provider(
+            Arc::new(roots),
+            provider.clone(),
+        )
+        .build()
+        .map_err(|e| tls_err("CA", e))?
     } else {
-        Arc::new(rustls_platform_verifier::Verifier::new(provider.clone()).map_err(|e| tls_err("system roots", e))?)
+        Arc::new(
+            rustls_platform_verifier::Verifier::new(provider.clone())
+                .map_err(|e| tls_err("system roots", e))?,
+        )
     };
-    let verifier: Arc<dyn ServerCertVerifier> = if tls.server_name.is_empty() || tls.insecure_skip_verify {
-        inner
-    } else {
-        let name = ServerName::try_from(tls.server_name.clone()).map_err(|e| tls_err("server_name", e))?;
-        Arc::new(FixedServerName { inner, name })
-    };
-    let builder = builder.dangerous().with_custom_certificate_verifier(verifier);
+    let verifier: Arc<dyn ServerCertVerifier> =
+        if tls.server_name.is_empty() || tls.insecure_skip_verify {
+            inner
+        } else {
+            let name = ServerName::try_from(tls.server_name.clone())
+                .map_err(|e| tls_err("server_name", e))?;
+            Arc::new(FixedServerName { inner, name })
+        };
+    let builder = builder
+        .dangerous()
+        .with_custom_certificate_verifier(verifier);
 
     let mut config = match pem_or_file(&tls.cert, &tls.cert_file, "client certificate")? {
         Some(cert) => {
             let certs = parse_certs(&cert, "client certificate")?;
             let key_pem = pem_or_file(tls.key.expose(), &tls.key_file, "client key")?
                 .ok_or_else(|| ClientError::Tls("client key missing".to_string()))?;
-            let key = PrivateKeyDer::from_pem_slice(&key_pem).map_err(|e| tls_err("client key", e))?;
-            builder.with_client_auth_cert(certs, key).map_err(|e| tls_err("client certificate", e))?
+            let key =
+                PrivateKeyDer::from_pem_slice(&key_pem).map_err(|e| tls_err("client key", e))?;
+            builder
+                .with_client_auth_cert(certs, key)
+                .map_err(|e| tls_err("client certificate", e))?
         }
         None => builder.with_no_client_auth(),
     };
-    config.alpn_protocols = if http2 { vec![b"h2".to_vec(), b"http/1.1".to_vec()] } else { vec![b"http/1.1".to_vec()] };
+    config.alpn_protocols = if http2 {
+        vec![b"h2".to_vec(), b"http/1.1".to_vec()]
+    } else {
+        vec![b"http/1.1".to_vec()]
+    };
     Ok(config)
 }
 
@@ -561,7 +639,8 @@ impl ServerCertVerifier for FixedServerName {
         ocsp: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        self.inner.verify_server_cert(end_entity, intermediates, &self.name, ocsp, now)
+        self.inner
+            .verify_server_cert(end_entity, intermediates, &self.name, ocsp, now)
     }
 
     fn verify_tls12_signature(
@@ -612,7 +691,12 @@ impl ServerCertVerifier for AcceptAnyCert {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
     }
 
     fn verify_tls13_signature(
@@ -621,11 +705,18 @@ impl ServerCertVerifier for AcceptAnyCert {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.provider.signature_verification_algorithms.supported_schemes()
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
     }
 }
 
@@ -642,7 +733,10 @@ mod tests {
     #[track_caller]
     fn bad(y: &str, want: &str) {
         let err = parse(y).expect_err("config should be rejected");
-        assert!(err.contains(want), "error {err:?} does not contain {want:?}");
+        assert!(
+            err.contains(want),
+            "error {err:?} does not contain {want:?}"
+        );
     }
 
     #[test]
@@ -654,7 +748,10 @@ mod tests {
 
     #[test]
     fn validation_messages_like_prometheus() {
-        bad("bearer_token: a\nbearer_token_file: b\n", "at most one of bearer_token & bearer_token_file must be configured");
+        bad(
+            "bearer_token: a\nbearer_token_file: b\n",
+            "at most one of bearer_token & bearer_token_file must be configured",
+        );
         bad(
             "basic_auth: {username: u}\nbearer_token: a\n",
             "at most one of basic_auth, oauth2, bearer_token & bearer_token_file must be configured",
@@ -663,7 +760,10 @@ mod tests {
             "basic_auth: {username: u, password: p, password_file: f}\n",
             "at most one of basic_auth password & password_file must be configured",
         );
-        bad("authorization: {type: Basic, credentials: x}\n", r#"authorization type cannot be set to "basic", use "basic_auth" instead"#);
+        bad(
+            "authorization: {type: Basic, credentials: x}\n",
+            r#"authorization type cannot be set to "basic", use "basic_auth" instead"#,
+        );
         bad(
             "authorization: {credentials: x}\nbearer_token: y\n",
             "authorization is not compatible with bearer_token & bearer_token_file",
@@ -676,10 +776,22 @@ mod tests {
             "authorization: {credentials: x}\nbasic_auth: {username: u}\n",
             "at most one of basic_auth, oauth2 & authorization must be configured",
         );
-        bad("tls_config: {ca: x, ca_file: y}\n", "at most one of ca and ca_file must be configured");
-        bad("tls_config: {cert_file: y}\n", "exactly one of key or key_file must be configured");
-        bad("tls_config: {key_file: y}\n", "exactly one of cert or cert_file must be configured");
-        bad("tls_config: {min_version: TLS10}\n", "min_version TLS10 is not supported");
+        bad(
+            "tls_config: {ca: x, ca_file: y}\n",
+            "at most one of ca and ca_file must be configured",
+        );
+        bad(
+            "tls_config: {cert_file: y}\n",
+            "exactly one of key or key_file must be configured",
+        );
+        bad(
+            "tls_config: {key_file: y}\n",
+            "exactly one of cert or cert_file must be configured",
+        );
+        bad(
+            "tls_config: {min_version: TLS10}\n",
+            "min_version TLS10 is not supported",
+        );
         bad("tls_config: {min_version: TLS14}\n", "TLS14");
         bad("oauth2: {client_id: x}\n", "oauth2");
         bad("proxy_url: '::nope'\n", "invalid proxy_url");
@@ -707,7 +819,10 @@ mod tests {
 
     #[test]
     fn relative_paths_resolve_against_base() {
-        let mut c = parse("basic_auth: {username: u, password_file: pw}\ntls_config: {ca_file: /abs/ca.pem}\n").unwrap();
+        let mut c = parse(
+            "basic_auth: {username: u, password_file: pw}\ntls_config: {ca_file: /abs/ca.pem}\n",
+        )
+        .unwrap();
         c.resolve_paths(Path::new("/etc/vigil"));
         assert_eq!(c.basic_auth.unwrap().password_file, "/etc/vigil/pw");
         assert_eq!(c.tls_config.ca_file, "/abs/ca.pem");
@@ -715,7 +830,15 @@ mod tests {
 
     #[test]
     fn base64_matches_rfc4648_vectors() {
-        for (i, o) in [("", ""), ("f", "Zg=="), ("fo", "Zm8="), ("foo", "Zm9v"), ("foob", "Zm9vYg=="), ("fooba", "Zm9vYmE="), ("foobar", "Zm9vYmFy")] {
+        for (i, o) in [
+            ("", ""),
+            ("f", "Zg=="),
+            ("fo", "Zm8="),
+            ("foo", "Zm9v"),
+            ("foob", "Zm9vYg=="),
+            ("fooba", "Zm9vYmE="),
+            ("foobar", "Zm9vYmFy"),
+        ] {
             assert_eq!(base64(i.as_bytes()), o);
         }
     }
@@ -726,14 +849,21 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let f = dir.join("token");
         std::fs::write(&f, "one\n").unwrap();
-        let c = parse(&format!("authorization: {{credentials_file: {}}}\n", f.display())).unwrap();
+        let c = parse(&format!(
+            "authorization: {{credentials_file: {}}}\n",
+            f.display()
+        ))
+        .unwrap();
         let auth = Auth::from_config(&c).unwrap();
         assert_eq!(auth.header().unwrap().unwrap(), "Bearer one");
         std::fs::write(&f, "two").unwrap();
         assert_eq!(auth.header().unwrap().unwrap(), "Bearer two");
         std::fs::remove_file(&f).unwrap();
         let err = auth.header().unwrap_err().to_string();
-        assert!(err.contains("unable to read authorization credentials file"), "{err}");
+        assert!(
+            err.contains("unable to read authorization credentials file"),
+            "{err}"
+        );
 
         let c = parse("basic_auth: {username: Aladdin, password: 'open sesame'}\n").unwrap();
         let h = Auth::from_config(&c).unwrap().header().unwrap().unwrap();
@@ -744,9 +874,15 @@ mod tests {
     #[test]
     fn clients_build() {
         build_client(&HttpClientConfig::default(), Some(Duration::from_secs(1))).unwrap();
-        let mut c = parse("tls_config: {insecure_skip_verify: true, min_version: TLS13}\nenable_http2: false\n").unwrap();
+        let mut c = parse(
+            "tls_config: {insecure_skip_verify: true, min_version: TLS13}\nenable_http2: false\n",
+        )
+        .unwrap();
         build_client(&c, None).unwrap();
-        c.tls_config = TlsConfig { ca: "not a pem".into(), ..Default::default() };
+        c.tls_config = TlsConfig {
+            ca: "not a pem".into(),
+            ..Default::default()
+        };
         let err = build_client(&c, None).unwrap_err().to_string();
         assert!(err.contains("CA"), "{err}");
     }

@@ -4,8 +4,8 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::io::Write as _;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use model::{Labels, Timestamp};
@@ -18,7 +18,11 @@ use tokio::net::TcpListener;
 #[derive(Clone, Debug)]
 pub enum Reply {
     /// 200 with this body and content type; gzip-encoded when asked.
-    Body { body: String, content_type: &'static str, gzip: bool },
+    Body {
+        body: String,
+        content_type: &'static str,
+        gzip: bool,
+    },
     /// This status with an empty body.
     Status(u16),
     /// Never answers.
@@ -29,7 +33,11 @@ pub enum Reply {
 
 impl Reply {
     pub fn text(body: &str) -> Reply {
-        Reply::Body { body: body.to_string(), content_type: "text/plain; version=0.0.4", gzip: false }
+        Reply::Body {
+            body: body.to_string(),
+            content_type: "text/plain; version=0.0.4",
+            gzip: false,
+        }
     }
 }
 
@@ -42,7 +50,9 @@ pub struct TestTarget {
 
 impl TestTarget {
     pub async fn start(reply: Reply) -> TestTarget {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind test target");
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind test target");
         let addr = listener.local_addr().expect("local addr");
         let reply = Arc::new(Mutex::new(reply));
         let requests = Arc::new(Mutex::new(Vec::new()));
@@ -67,13 +77,23 @@ impl TestTarget {
                             return;
                         }
                         Reply::Close => return,
-                        Reply::Status(code) => {
-                            format!("HTTP/1.1 {code} X\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").into_bytes()
-                        }
-                        Reply::Body { body, content_type, gzip } => {
-                            let wants_gzip = String::from_utf8_lossy(&buf).to_ascii_lowercase().contains("accept-encoding: gzip");
+                        Reply::Status(code) => format!(
+                            "HTTP/1.1 {code} X\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                        )
+                        .into_bytes(),
+                        Reply::Body {
+                            body,
+                            content_type,
+                            gzip,
+                        } => {
+                            let wants_gzip = String::from_utf8_lossy(&buf)
+                                .to_ascii_lowercase()
+                                .contains("accept-encoding: gzip");
                             let (payload, enc) = if gzip && wants_gzip {
-                                let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+                                let mut e = flate2::write::GzEncoder::new(
+                                    Vec::new(),
+                                    flate2::Compression::default(),
+                                );
                                 e.write_all(body.as_bytes()).expect("gzip");
                                 (e.finish().expect("gzip"), "Content-Encoding: gzip\r\n")
                             } else {
@@ -93,7 +113,11 @@ impl TestTarget {
                 });
             }
         });
-        TestTarget { addr, reply, requests }
+        TestTarget {
+            addr,
+            reply,
+            requests,
+        }
     }
 
     pub fn set(&self, reply: Reply) {
@@ -142,7 +166,10 @@ impl MemStorage {
     pub fn series(&self, name: &str, with: &[(&str, &str)]) -> Vec<Rec> {
         self.samples()
             .into_iter()
-            .filter(|r| r.labels.metric_name() == Some(name) && with.iter().all(|(k, v)| r.labels.get(k) == Some(v)))
+            .filter(|r| {
+                r.labels.metric_name() == Some(name)
+                    && with.iter().all(|(k, v)| r.labels.get(k) == Some(v))
+            })
             .collect()
     }
 
@@ -157,7 +184,10 @@ impl MemStorage {
 
 impl Appendable for MemStorage {
     fn appender(&self) -> Box<dyn Appender> {
-        Box::new(MemAppender { inner: self.inner.clone(), pending: Vec::new() })
+        Box::new(MemAppender {
+            inner: self.inner.clone(),
+            pending: Vec::new(),
+        })
     }
 }
 
@@ -167,7 +197,13 @@ struct MemAppender {
 }
 
 impl Appender for MemAppender {
-    fn append(&mut self, _r: SeriesRef, labels: &Labels, t: Timestamp, v: f64) -> storage::Result<SeriesRef> {
+    fn append(
+        &mut self,
+        _r: SeriesRef,
+        labels: &Labels,
+        t: Timestamp,
+        v: f64,
+    ) -> storage::Result<SeriesRef> {
         let prev = self
             .pending
             .iter()
@@ -183,7 +219,11 @@ impl Appender for MemAppender {
                 return Err(StorageError::DuplicateSample);
             }
         }
-        self.pending.push(Rec { labels: labels.clone(), t, v });
+        self.pending.push(Rec {
+            labels: labels.clone(),
+            t,
+            v,
+        });
         let mut refs = self.inner.refs.lock();
         let n = refs.len() as u64 + 1;
         Ok(*refs.entry(labels.clone()).or_insert(n))

@@ -16,7 +16,6 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use model::Labels;
 use parking_lot::{Mutex, RwLock};
 
-use crate::chunkenc::XorIterator;
 use crate::head_chunks::{ChunkDiskMapper, LoadedChunk};
 use crate::metrics::Metrics;
 use postings::MemPostings;
@@ -28,6 +27,8 @@ type Map<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 /// small enough that the empty maps cost little (~200 KiB).
 const STRIPES: usize = 2048;
 
+type RefStripe = Map<u64, Arc<MemSeries>>;
+
 #[derive(Default)]
 struct HashStripe {
     unique: Map<u64, Arc<MemSeries>>,
@@ -37,12 +38,15 @@ struct HashStripe {
 
 impl HashStripe {
     fn get(&self, hash: u64, labels: &Labels) -> Option<&Arc<MemSeries>> {
-        if let Some(s) = self.unique.get(&hash) {
-            if s.labels == *labels {
-                return Some(s);
-            }
+        if let Some(s) = self.unique.get(&hash)
+            && s.labels == *labels
+        {
+            return Some(s);
         }
-        self.conflicts.get(&hash)?.iter().find(|s| s.labels == *labels)
+        self.conflicts
+            .get(&hash)?
+            .iter()
+            .find(|s| s.labels == *labels)
     }
 
     fn insert(&mut self, hash: u64, s: Arc<MemSeries>) {
@@ -55,7 +59,11 @@ impl HashStripe {
     }
 
     fn remove(&mut self, hash: u64, series_ref: u64) {
-        if self.unique.get(&hash).is_some_and(|s| s.series_ref == series_ref) {
+        if self
+            .unique
+            .get(&hash)
+            .is_some_and(|s| s.series_ref == series_ref)
+        {
             self.unique.remove(&hash);
             // Promote a colliding series, if any, so lookups keep finding it.
             if let Some(list) = self.conflicts.get_mut(&hash) {
@@ -84,7 +92,7 @@ pub struct GcStats {
 
 pub(crate) struct Head {
     by_hash: Box<[RwLock<HashStripe>]>,
-    by_ref: Box<[RwLock<Map<u64, Arc<MemSeries>>>]>,
+    by_ref: Box<[RwLock<RefStripe>]>,
     pub(crate) postings: RwLock<MemPostings>,
     last_ref: AtomicU64,
     num_series: AtomicU64,
@@ -157,7 +165,12 @@ impl Head {
 
     /// The series with these labels, created (with a new ref, or `with_ref`) if missing.
     /// Returns whether it was created.
-    pub(crate) fn get_or_create(&self, labels: &Labels, with_ref: Option<u64>, logged: bool) -> (Arc<MemSeries>, bool) {
+    pub(crate) fn get_or_create(
+        &self,
+        labels: &Labels,
+        with_ref: Option<u64>,
+        logged: bool,
+    ) -> (Arc<MemSeries>, bool) {
         let hash = labels.stable_hash();
         let hs = &self.by_hash[stripe(hash)];
         if let Some(s) = hs.read().get(hash, labels) {
@@ -194,35 +207,25 @@ impl Head {
     pub(crate) fn attach_chunks(&self, s: &MemSeries, mut loaded: Vec<LoadedChunk>) {
         loaded.sort_by_key(|c| c.mint);
         let mut st = s.state.lock();
-        let mut attached = 0i64;
+        let mut keep = st.mmapped.to_vec();
         for c in loaded {
-            if c.mint <= st.last_t || c.maxt < c.mint {
-                tracing::warn!(series = s.series_ref, mint = c.mint, "dropping out-of-sequence head chunk from disk");
+            let last_t = keep.last().map_or(st.last_t(), |m| m.maxt());
+            if c.mint <= last_t || c.maxt < c.mint {
+                tracing::warn!(
+                    series = s.series_ref,
+                    mint = c.mint,
+                    "dropping out-of-sequence head chunk from disk"
+                );
                 continue;
             }
-            st.mmapped.push(MmapChunk::new(c.chunk_ref, c.mint, c.maxt));
-            st.last_t = c.maxt;
-            st.last_v = 0;
+            keep.push(MmapChunk::new(c.chunk_ref, c.mint, c.maxt));
             self.update_time_range(c.mint, c.maxt);
-            attached += 1;
         }
-        if attached == 0 {
-            return;
-        }
-        st.mmapped.shrink_to_fit();
-        self.metrics.head_chunks.fetch_add(attached, Ordering::Relaxed);
-        // The last value, so an identical sample at the same time is still a silent duplicate.
-        if let Some(last) = st.mmapped.last() {
-            if let Ok(bytes) = self.chunks.chunk(last.chunk_ref()) {
-                if let Ok(it) = XorIterator::new(bytes.as_slice()) {
-                    if let Some((t, v)) = it.last() {
-                        if t == st.last_t {
-                            st.last_v = v.to_bits();
-                        }
-                    }
-                }
-            }
-        }
+        let attached = (keep.len() - st.mmapped.len()) as i64;
+        st.mmapped = keep.into_boxed_slice();
+        self.metrics
+            .head_chunks
+            .fetch_add(attached, Ordering::Relaxed);
     }
 
     /// All series, cloned out stripe by stripe.
@@ -280,10 +283,14 @@ impl Head {
         self.postings.write().remove(&removed);
         stats.series_removed = removed.len();
         let m = &self.metrics;
-        m.head_chunks.fetch_sub(stats.chunks_removed as i64, Ordering::Relaxed);
-        m.head_chunks_removed.fetch_add(stats.chunks_removed as u64, Ordering::Relaxed);
-        m.series_removed.fetch_add(removed.len() as u64, Ordering::Relaxed);
-        self.num_series.fetch_sub(removed.len() as u64, Ordering::Relaxed);
+        m.head_chunks
+            .fetch_sub(stats.chunks_removed as i64, Ordering::Relaxed);
+        m.head_chunks_removed
+            .fetch_add(stats.chunks_removed as u64, Ordering::Relaxed);
+        m.series_removed
+            .fetch_add(removed.len() as u64, Ordering::Relaxed);
+        self.num_series
+            .fetch_sub(removed.len() as u64, Ordering::Relaxed);
         if self.num_series() == 0 {
             self.min_time.store(i64::MAX, Ordering::Relaxed);
             self.max_time.store(i64::MIN, Ordering::Relaxed);

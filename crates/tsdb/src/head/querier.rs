@@ -119,10 +119,10 @@ impl SampleIterator for HeadIter<'_> {
     }
 
     fn seek(&mut self, t: Timestamp) -> Option<(Timestamp, f64)> {
-        if let Some(last) = self.last {
-            if last.0 >= t {
-                return Some(last);
-            }
+        if let Some(last) = self.last
+            && last.0 >= t
+        {
+            return Some(last);
         }
         if self.done {
             return None;
@@ -145,7 +145,13 @@ impl SampleIterator for HeadIter<'_> {
 
 impl Head {
     /// The series matching `matchers` with chunks overlapping `[mint, maxt]`.
-    pub(crate) fn select(&self, matchers: &[Matcher], mint: i64, maxt: i64, labels_only: bool) -> Vec<HeadSeries> {
+    pub(crate) fn select(
+        &self,
+        matchers: &[Matcher],
+        mint: i64,
+        maxt: i64,
+        labels_only: bool,
+    ) -> Vec<HeadSeries> {
         if mint > maxt {
             return Vec::new();
         }
@@ -153,16 +159,29 @@ impl Head {
         let mut out = Vec::with_capacity(refs.len());
         let mut disk = Vec::new();
         for r in refs {
-            let Some(s) = self.get_by_ref(r) else { continue };
+            let Some(s) = self.get_by_ref(r) else {
+                continue;
+            };
             disk.clear();
             let mut mem = None;
             {
                 let st = s.state.lock();
-                for c in st.mmapped.iter().filter(|c| c.maxt() >= mint && c.mint() <= maxt) {
+                for c in st
+                    .mmapped
+                    .iter()
+                    .filter(|c| c.maxt() >= mint && c.mint() <= maxt)
+                {
                     disk.push((c.chunk_ref(), c.maxt()));
                 }
-                if let Some(h) = st.head.as_ref().filter(|h| h.maxt >= mint && h.mint <= maxt) {
-                    mem = Some((h.maxt, (!labels_only).then(|| Box::<[u8]>::from(h.app.bytes()))));
+                if let Some(h) = st
+                    .head
+                    .as_ref()
+                    .filter(|h| h.maxt() >= mint && h.mint <= maxt)
+                {
+                    mem = Some((
+                        h.maxt(),
+                        (!labels_only).then(|| Box::<[u8]>::from(h.app.bytes())),
+                    ));
                 }
             }
             if disk.is_empty() && mem.is_none() {
@@ -173,16 +192,29 @@ impl Head {
                 chunks.reserve_exact(disk.len() + 1);
                 for &(cref, cmaxt) in &disk {
                     match self.chunks.chunk(cref) {
-                        Ok(b) => chunks.push(QueryChunk { maxt: cmaxt, data: ChunkData::Disk(b) }),
+                        Ok(b) => chunks.push(QueryChunk {
+                            maxt: cmaxt,
+                            data: ChunkData::Disk(b),
+                        }),
                         // Truncated away since the lookup, or damaged: the rest still reads.
-                        Err(e) => tracing::warn!(series = r, error = %e, "skipping unreadable head chunk"),
+                        Err(e) => {
+                            tracing::warn!(series = r, error = %e, "skipping unreadable head chunk")
+                        }
                     }
                 }
                 if let Some((hmaxt, Some(bytes))) = mem {
-                    chunks.push(QueryChunk { maxt: hmaxt, data: ChunkData::Mem(bytes) });
+                    chunks.push(QueryChunk {
+                        maxt: hmaxt,
+                        data: ChunkData::Mem(bytes),
+                    });
                 }
             }
-            out.push(HeadSeries { labels: s.labels.clone(), chunks, mint, maxt });
+            out.push(HeadSeries {
+                labels: s.labels.clone(),
+                chunks,
+                mint,
+                maxt,
+            });
         }
         out
     }
@@ -197,17 +229,28 @@ pub(crate) struct HeadQuerier {
 
 impl HeadQuerier {
     fn overlaps_head(&self) -> bool {
-        !self.head.is_empty() && self.mint <= self.head.max_time() && self.maxt >= self.head.min_time() && self.mint <= self.maxt
+        !self.head.is_empty()
+            && self.mint <= self.head.max_time()
+            && self.maxt >= self.head.min_time()
+            && self.mint <= self.maxt
     }
 
     fn matching_labels(&self, matchers: &[Matcher]) -> Vec<Labels> {
         let refs = self.head.postings.read().for_matchers(matchers);
-        refs.into_iter().filter_map(|r| self.head.get_by_ref(r)).map(|s| s.labels.clone()).collect()
+        refs.into_iter()
+            .filter_map(|r| self.head.get_by_ref(r))
+            .map(|s| s.labels.clone())
+            .collect()
     }
 }
 
 impl Querier for HeadQuerier {
-    fn select(&self, sorted: bool, hints: &SelectHints, matchers: &[Matcher]) -> Result<Vec<Box<dyn Series>>> {
+    fn select(
+        &self,
+        sorted: bool,
+        hints: &SelectHints,
+        matchers: &[Matcher],
+    ) -> Result<Vec<Box<dyn Series>>> {
         let (mut mint, mut maxt) = (self.mint, self.maxt);
         if hints.start != 0 || hints.end != 0 {
             mint = mint.max(hints.start);
@@ -220,7 +263,10 @@ impl Querier for HeadQuerier {
         if hints.limit > 0 {
             series.truncate(hints.limit);
         }
-        Ok(series.into_iter().map(|s| Box::new(s) as Box<dyn Series>).collect())
+        Ok(series
+            .into_iter()
+            .map(|s| Box::new(s) as Box<dyn Series>)
+            .collect())
     }
 
     fn label_values(&self, name: &str, matchers: &[Matcher]) -> Result<Vec<String>> {
@@ -232,10 +278,10 @@ impl Querier for HeadQuerier {
         }
         let mut set = BTreeSet::new();
         for l in self.matching_labels(matchers) {
-            if let Some(v) = l.get(name) {
-                if !set.contains(v) {
-                    set.insert(v.to_string());
-                }
+            if let Some(v) = l.get(name)
+                && !set.contains(v)
+            {
+                set.insert(v.to_string());
             }
         }
         Ok(set.into_iter().collect())

@@ -21,7 +21,10 @@ impl MappedFile {
     pub(crate) fn map(file: &File, cap: usize, valid: usize) -> std::io::Result<Self> {
         let cap = cap.max(valid).max(1);
         let raw = MmapOptions::new().len(cap).map_raw_read_only(file)?;
-        Ok(MappedFile { raw, valid: AtomicUsize::new(valid) })
+        Ok(MappedFile {
+            raw,
+            valid: AtomicUsize::new(valid),
+        })
     }
 
     /// Bytes readable now.
@@ -33,7 +36,8 @@ impl MappedFile {
     /// `write` put in the file, and only ever grow the prefix.
     pub(crate) fn publish(&self, len: usize) {
         debug_assert!(len <= self.raw.len());
-        self.valid.fetch_max(len.min(self.raw.len()), Ordering::Release);
+        self.valid
+            .fetch_max(len.min(self.raw.len()), Ordering::Release);
     }
 
     /// `len` bytes at `off`, or `None` if they are not (yet) part of the published prefix.

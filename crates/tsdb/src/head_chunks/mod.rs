@@ -86,7 +86,10 @@ impl ChunkBytes {
 
 impl std::fmt::Debug for ChunkBytes {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ChunkBytes").field("start", &self.start).field("len", &self.len).finish()
+        f.debug_struct("ChunkBytes")
+            .field("start", &self.start)
+            .field("len", &self.len)
+            .finish()
     }
 }
 
@@ -140,7 +143,11 @@ struct Scan {
 }
 
 fn scan_file(seq: u32, b: &[u8]) -> Scan {
-    let mut s = Scan { chunks: Vec::new(), maxt: i64::MIN, bad: None };
+    let mut s = Scan {
+        chunks: Vec::new(),
+        maxt: i64::MIN,
+        bad: None,
+    };
     if b.len() < FILE_HEADER_SIZE {
         s.bad = Some((0, "file shorter than its header".into()));
         return s;
@@ -159,7 +166,10 @@ fn scan_file(seq: u32, b: &[u8]) -> Scan {
             Ok(None) => break,
             Ok(Some((c, end))) => {
                 s.maxt = s.maxt.max(c.maxt);
-                s.chunks.push(LoadedChunk { chunk_ref: pack_ref(seq, idx as u32), ..c });
+                s.chunks.push(LoadedChunk {
+                    chunk_ref: pack_ref(seq, idx as u32),
+                    ..c
+                });
                 idx = end;
             }
             Err(reason) => {
@@ -173,8 +183,12 @@ fn scan_file(seq: u32, b: &[u8]) -> Scan {
 
 /// Parses the chunk at `idx`: its description and the offset after it, `None` at zero padding.
 fn parse_chunk(b: &[u8], idx: usize) -> Result<Option<(LoadedChunk, usize)>, &'static str> {
-    let be64 = |at: usize| b.get(at..at + 8).map(|s| u64::from_be_bytes(s.try_into().unwrap_or([0; 8])));
-    let (Some(series_ref), Some(mint), Some(maxt)) = (be64(idx), be64(idx + 8), be64(idx + 16)) else {
+    let be64 = |at: usize| {
+        b.get(at..at + 8)
+            .map(|s| u64::from_be_bytes(s.try_into().unwrap_or([0; 8])))
+    };
+    let (Some(series_ref), Some(mint), Some(maxt)) = (be64(idx), be64(idx + 8), be64(idx + 16))
+    else {
         return Err("chunk header cut short");
     };
     // compat: Prometheus treats a zero series ref and time range as the end of the data
@@ -187,17 +201,34 @@ fn parse_chunk(b: &[u8], idx: usize) -> Result<Option<(LoadedChunk, usize)>, &'s
     let len_field = &b[(enc_at + 1).min(b.len())..(enc_at + 1 + MAX_LEN_FIELD).min(b.len())];
     let (data_len, n) = uvarint(len_field).ok_or("invalid chunk length")?;
     let data_start = enc_at + 1 + n;
-    let data_end = usize::try_from(data_len).ok().and_then(|l| data_start.checked_add(l)).ok_or("invalid chunk length")?;
+    let data_end = usize::try_from(data_len)
+        .ok()
+        .and_then(|l| data_start.checked_add(l))
+        .ok_or("invalid chunk length")?;
     if data_end + CRC_SIZE > b.len() {
         return Err("chunk extends past the end of the file");
     }
-    let want = u32::from_be_bytes(b[data_end..data_end + CRC_SIZE].try_into().unwrap_or([0; 4]));
+    let want = u32::from_be_bytes(
+        b[data_end..data_end + CRC_SIZE]
+            .try_into()
+            .unwrap_or([0; 4]),
+    );
     if crc32c::crc32c(&b[idx..data_end]) != want {
         return Err("chunk checksum mismatch");
     }
     let data = &b[data_start..data_end];
-    let num_samples = if data.len() >= 2 && enc == Encoding::Xor as u8 { u16::from_be_bytes([data[0], data[1]]) } else { 0 };
-    let c = LoadedChunk { series_ref, chunk_ref: 0, mint: mint as i64, maxt: maxt as i64, num_samples };
+    let num_samples = if data.len() >= 2 && enc == Encoding::Xor as u8 {
+        u16::from_be_bytes([data[0], data[1]])
+    } else {
+        0
+    };
+    let c = LoadedChunk {
+        series_ref,
+        chunk_ref: 0,
+        mint: mint as i64,
+        maxt: maxt as i64,
+        num_samples,
+    };
     Ok(Some((c, data_end + CRC_SIZE)))
 }
 
@@ -205,15 +236,20 @@ impl ChunkDiskMapper {
     /// Opens `dir`, scanning existing files. A torn chunk at the end of the last file (a write
     /// cut short by a crash) is truncated away; a bad chunk in an earlier file drops that file and
     /// all later ones, as Prometheus does. Returns the valid chunks found, in file order.
-    pub fn open(dir: &Path, max_file_size: usize) -> Result<(ChunkDiskMapper, Vec<LoadedChunk>), TsdbError> {
-        fs::create_dir_all(dir).ctx(|| format!("create head chunks directory {}", dir.display()))?;
+    pub fn open(
+        dir: &Path,
+        max_file_size: usize,
+    ) -> Result<(ChunkDiskMapper, Vec<LoadedChunk>), TsdbError> {
+        fs::create_dir_all(dir)
+            .ctx(|| format!("create head chunks directory {}", dir.display()))?;
         let mut files = list_files(dir)?;
         // A crash right after creating a file can leave it empty.
-        if let Some((_, path)) = files.last() {
-            if fs::metadata(path).is_ok_and(|m| m.len() == 0) {
-                fs::remove_file(path).ctx(|| format!("delete empty head chunk file {}", path.display()))?;
-                files.pop();
-            }
+        if let Some((_, path)) = files.last()
+            && fs::metadata(path).is_ok_and(|m| m.len() == 0)
+        {
+            fs::remove_file(path)
+                .ctx(|| format!("delete empty head chunk file {}", path.display()))?;
+            files.pop();
         }
         let mut loaded = Vec::new();
         let mut mapped = BTreeMap::new();
@@ -225,11 +261,22 @@ impl ChunkDiskMapper {
                 break;
             }
             let is_last = i + 1 == files.len();
-            let file = OpenOptions::new().read(true).write(is_last).open(path).ctx(|| format!("open head chunk file {}", path.display()))?;
-            let len = file.metadata().ctx(|| format!("stat head chunk file {}", path.display()))?.len() as usize;
-            let map = MappedFile::map(&file, len, len).ctx(|| format!("mmap head chunk file {}", path.display()))?;
+            let file = OpenOptions::new()
+                .read(true)
+                .write(is_last)
+                .open(path)
+                .ctx(|| format!("open head chunk file {}", path.display()))?;
+            let len = file
+                .metadata()
+                .ctx(|| format!("stat head chunk file {}", path.display()))?
+                .len() as usize;
+            let map = MappedFile::map(&file, len, len)
+                .ctx(|| format!("mmap head chunk file {}", path.display()))?;
             let scan = scan_file(*seq, map.get(0, len).unwrap_or(&[]));
-            let mut chunk_file = ChunkFile { map, maxt: AtomicI64::new(scan.maxt) };
+            let mut chunk_file = ChunkFile {
+                map,
+                maxt: AtomicI64::new(scan.maxt),
+            };
             if let Some((at, reason)) = scan.bad {
                 if !is_last || at < FILE_HEADER_SIZE {
                     tracing::error!(file = %path.display(), offset = at, reason, "corrupt head chunk file; dropping this and later files");
@@ -237,17 +284,23 @@ impl ChunkDiskMapper {
                     break;
                 }
                 tracing::warn!(file = %path.display(), offset = at, reason, "truncating torn head chunk file tail");
-                file.set_len(at as u64).ctx(|| format!("truncate head chunk file {}", path.display()))?;
+                file.set_len(at as u64)
+                    .ctx(|| format!("truncate head chunk file {}", path.display()))?;
                 drop(chunk_file);
-                let map = MappedFile::map(&file, at, at).ctx(|| format!("mmap head chunk file {}", path.display()))?;
-                chunk_file = ChunkFile { map, maxt: AtomicI64::new(scan.maxt) };
+                let map = MappedFile::map(&file, at, at)
+                    .ctx(|| format!("mmap head chunk file {}", path.display()))?;
+                chunk_file = ChunkFile {
+                    map,
+                    maxt: AtomicI64::new(scan.maxt),
+                };
             }
             loaded.extend(scan.chunks);
             mapped.insert(*seq, Arc::new(chunk_file));
         }
         if let Some(from) = drop_from {
             for (_, path) in &files[from..] {
-                fs::remove_file(path).ctx(|| format!("delete corrupt head chunk file {}", path.display()))?;
+                fs::remove_file(path)
+                    .ctx(|| format!("delete corrupt head chunk file {}", path.display()))?;
             }
             files.truncate(from);
         }
@@ -255,14 +308,26 @@ impl ChunkDiskMapper {
         let m = ChunkDiskMapper {
             dir: dir.to_path_buf(),
             max_file_size: max_file_size.max(FILE_HEADER_SIZE + MAX_CHUNK_META + 2),
-            writer: Mutex::new(WriterState { cur: None, next_seq, scratch: Vec::new(), syncing: Vec::new(), closed: false }),
+            writer: Mutex::new(WriterState {
+                cur: None,
+                next_seq,
+                scratch: Vec::new(),
+                syncing: Vec::new(),
+                closed: false,
+            }),
             files: RwLock::new(mapped),
         };
         Ok((m, loaded))
     }
 
     /// Appends a chunk and returns its reference. The bytes reach the OS before this returns.
-    pub fn write_chunk(&self, series_ref: u64, mint: i64, maxt: i64, data: &[u8]) -> Result<ChunkRef, TsdbError> {
+    pub fn write_chunk(
+        &self,
+        series_ref: u64,
+        mint: i64,
+        maxt: i64,
+        data: &[u8],
+    ) -> Result<ChunkRef, TsdbError> {
         let mut w = self.writer.lock();
         if w.closed {
             return Err(TsdbError::Closed);
@@ -286,7 +351,10 @@ impl ChunkDiskMapper {
         if let Err(e) = cur.file.write_all(scratch) {
             // Drop a partial write so the next chunk starts at a known offset.
             let _ = cur.file.set_len(offset as u64);
-            return Err(TsdbError::Io { context: format!("write head chunk file {}", file_name(cur.seq)), source: e });
+            return Err(TsdbError::Io {
+                context: format!("write head chunk file {}", file_name(cur.seq)),
+                source: e,
+            });
         }
         cur.size += scratch.len();
         cur.chunk_file.map.publish(cur.size);
@@ -316,12 +384,23 @@ impl ChunkDiskMapper {
         let mut header = [0u8; FILE_HEADER_SIZE];
         header[..4].copy_from_slice(&MAGIC.to_be_bytes());
         header[4] = FORMAT_V1;
-        file.write_all(&header).ctx(|| format!("write head chunk file header {}", path.display()))?;
+        file.write_all(&header)
+            .ctx(|| format!("write head chunk file header {}", path.display()))?;
         let cap = self.max_file_size.max(FILE_HEADER_SIZE + need);
-        let map = MappedFile::map(&file, cap, FILE_HEADER_SIZE).ctx(|| format!("mmap head chunk file {}", path.display()))?;
-        let chunk_file = Arc::new(ChunkFile { map, maxt: AtomicI64::new(i64::MIN) });
+        let map = MappedFile::map(&file, cap, FILE_HEADER_SIZE)
+            .ctx(|| format!("mmap head chunk file {}", path.display()))?;
+        let chunk_file = Arc::new(ChunkFile {
+            map,
+            maxt: AtomicI64::new(i64::MIN),
+        });
         self.files.write().insert(seq, chunk_file.clone());
-        w.cur = Some(Current { seq, file, chunk_file, cap, size: FILE_HEADER_SIZE });
+        w.cur = Some(Current {
+            seq,
+            file,
+            chunk_file,
+            cap,
+            size: FILE_HEADER_SIZE,
+        });
         Ok(())
     }
 
@@ -329,7 +408,9 @@ impl ChunkDiskMapper {
     pub fn chunk(&self, r: ChunkRef) -> Result<ChunkBytes, TsdbError> {
         let (seq, off) = unpack_ref(r);
         let path = || self.dir.join(file_name(seq));
-        let file = self.files.read().get(&seq).cloned().ok_or_else(|| TsdbError::corruption(path(), u64::from(off), "head chunk file does not exist"))?;
+        let file = self.files.read().get(&seq).cloned().ok_or_else(|| {
+            TsdbError::corruption(path(), u64::from(off), "head chunk file does not exist")
+        })?;
         let b = file.map.get(0, file.map.len()).unwrap_or(&[]);
         match parse_chunk(b, off as usize) {
             Ok(Some((_, end))) => {
@@ -337,9 +418,17 @@ impl ChunkDiskMapper {
                 let (len, n) = uvarint(&b[enc_at + 1..]).unwrap_or((0, 0));
                 let start = enc_at + 1 + n;
                 debug_assert_eq!(start + len as usize + CRC_SIZE, end);
-                Ok(ChunkBytes { file, start, len: len as usize })
+                Ok(ChunkBytes {
+                    file,
+                    start,
+                    len: len as usize,
+                })
             }
-            Ok(None) => Err(TsdbError::corruption(path(), u64::from(off), "no chunk at offset")),
+            Ok(None) => Err(TsdbError::corruption(
+                path(),
+                u64::from(off),
+                "no chunk at offset",
+            )),
             Err(reason) => Err(TsdbError::corruption(path(), u64::from(off), reason)),
         }
     }
@@ -378,7 +467,9 @@ impl ChunkDiskMapper {
         let handles = {
             let mut w = self.writer.lock();
             if let Some(c) = &w.cur {
-                c.file.sync_data().ctx(|| format!("fsync head chunk file {}", file_name(c.seq)))?;
+                c.file
+                    .sync_data()
+                    .ctx(|| format!("fsync head chunk file {}", file_name(c.seq)))?;
             }
             std::mem::take(&mut w.syncing)
         };
@@ -399,7 +490,10 @@ impl ChunkDiskMapper {
     /// Number of files and their total size in bytes.
     pub fn size(&self) -> (usize, u64) {
         let files = self.files.read();
-        (files.len(), files.values().map(|f| f.map.len() as u64).sum())
+        (
+            files.len(),
+            files.values().map(|f| f.map.len() as u64).sum(),
+        )
     }
 }
 
@@ -415,7 +509,11 @@ mod tests {
         let mut refs = Vec::new();
         for i in 0..10u64 {
             let data = vec![0, 3, i as u8, 1, 2, 3, 4, 5];
-            refs.push((m.write_chunk(i + 1, i as i64 * 10, i as i64 * 10 + 9, &data).unwrap(), data));
+            refs.push((
+                m.write_chunk(i + 1, i as i64 * 10, i as i64 * 10 + 9, &data)
+                    .unwrap(),
+                data,
+            ));
         }
         for (r, data) in &refs {
             assert_eq!(m.chunk(*r).unwrap().as_slice(), &data[..]);
@@ -430,7 +528,10 @@ mod tests {
         let (m, loaded) = ChunkDiskMapper::open(dir.path(), 200).unwrap();
         assert_eq!(loaded.len(), 10);
         for (i, c) in loaded.iter().enumerate() {
-            assert_eq!((c.series_ref, c.mint, c.maxt, c.num_samples, c.chunk_ref), (i as u64 + 1, i as i64 * 10, i as i64 * 10 + 9, 3, refs[i].0));
+            assert_eq!(
+                (c.series_ref, c.mint, c.maxt, c.num_samples, c.chunk_ref),
+                (i as u64 + 1, i as i64 * 10, i as i64 * 10 + 9, 3, refs[i].0)
+            );
         }
         // New chunks go to a new file after the existing ones.
         let r = m.write_chunk(99, 1000, 1001, &[0, 1, 7]).unwrap();
@@ -442,14 +543,20 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (m, _) = ChunkDiskMapper::open(dir.path(), 100).unwrap();
         for i in 0..6u64 {
-            m.write_chunk(i + 1, i as i64, i as i64, &[0, 1, 9, 9, 9, 9, 9, 9, 9, 9]).unwrap();
+            m.write_chunk(i + 1, i as i64, i as i64, &[0, 1, 9, 9, 9, 9, 9, 9, 9, 9])
+                .unwrap();
         }
         m.close().unwrap();
         drop(m);
         let files = list_files(dir.path()).unwrap();
         let last = &files.last().unwrap().1;
         let len = fs::metadata(last).unwrap().len();
-        OpenOptions::new().write(true).open(last).unwrap().set_len(len - 3).unwrap();
+        OpenOptions::new()
+            .write(true)
+            .open(last)
+            .unwrap()
+            .set_len(len - 3)
+            .unwrap();
         let (m, loaded) = ChunkDiskMapper::open(dir.path(), 100).unwrap();
         assert_eq!(loaded.len(), 5, "torn last chunk dropped");
         drop(m);
@@ -469,7 +576,10 @@ mod tests {
         let (m, _) = ChunkDiskMapper::open(dir.path(), 120).unwrap();
         let mut refs = Vec::new();
         for i in 0..8i64 {
-            refs.push(m.write_chunk(1, i * 100, i * 100 + 50, &[0, 1, 1, 2, 3, 4, 5, 6, 7, 8]).unwrap());
+            refs.push(
+                m.write_chunk(1, i * 100, i * 100 + 50, &[0, 1, 1, 2, 3, 4, 5, 6, 7, 8])
+                    .unwrap(),
+            );
         }
         let before = m.size().0;
         let removed = m.truncate(420).unwrap();

@@ -9,7 +9,9 @@ use std::sync::Arc;
 
 use crate::error::{IoContext, TsdbError};
 use crate::wal::record::{self, RefSample, RefSeries, Tombstone};
-use crate::wal::{list_segments, sync_dir, ReadError, Reader, Wal, WalMetrics, DEFAULT_SEGMENT_SIZE};
+use crate::wal::{
+    DEFAULT_SEGMENT_SIZE, ReadError, Reader, Wal, WalMetrics, list_segments, sync_dir,
+};
 
 const PREFIX: &str = "checkpoint.";
 const TMP_SUFFIX: &str = ".tmp";
@@ -24,18 +26,21 @@ pub fn checkpoint_name(index: u32) -> String {
 /// Finished checkpoints in `wal_dir`, sorted by index.
 pub fn list_checkpoints(wal_dir: &Path) -> Result<Vec<(u32, PathBuf)>, TsdbError> {
     let mut out = Vec::new();
-    let entries = fs::read_dir(wal_dir).ctx(|| format!("list WAL directory {}", wal_dir.display()))?;
+    let entries =
+        fs::read_dir(wal_dir).ctx(|| format!("list WAL directory {}", wal_dir.display()))?;
     for e in entries {
         let e = e.ctx(|| format!("list WAL directory {}", wal_dir.display()))?;
         let name = e.file_name();
-        let Some(digits) = name.to_str().and_then(|n| n.strip_prefix(PREFIX)) else { continue };
+        let Some(digits) = name.to_str().and_then(|n| n.strip_prefix(PREFIX)) else {
+            continue;
+        };
         if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
             continue;
         }
-        if let Ok(idx) = digits.parse::<u32>() {
-            if e.file_type().is_ok_and(|t| t.is_dir()) {
-                out.push((idx, e.path()));
-            }
+        if let Ok(idx) = digits.parse::<u32>()
+            && e.file_type().is_ok_and(|t| t.is_dir())
+        {
+            out.push((idx, e.path()));
         }
     }
     out.sort_by_key(|c| c.0);
@@ -59,12 +64,14 @@ pub fn delete_checkpoints_before(wal_dir: &Path, index: u32) -> Result<(), TsdbE
 
 /// Removes `checkpoint.*.tmp` directories a crash may have left behind.
 pub fn remove_tmp(wal_dir: &Path) -> Result<(), TsdbError> {
-    let entries = fs::read_dir(wal_dir).ctx(|| format!("list WAL directory {}", wal_dir.display()))?;
+    let entries =
+        fs::read_dir(wal_dir).ctx(|| format!("list WAL directory {}", wal_dir.display()))?;
     for e in entries.flatten() {
         let name = e.file_name();
         let Some(name) = name.to_str() else { continue };
         if name.starts_with(PREFIX) && name.ends_with(TMP_SUFFIX) {
-            fs::remove_dir_all(e.path()).ctx(|| format!("delete temporary checkpoint {}", e.path().display()))?;
+            fs::remove_dir_all(e.path())
+                .ctx(|| format!("delete temporary checkpoint {}", e.path().display()))?;
         }
     }
     Ok(())
@@ -100,40 +107,69 @@ pub fn create(wal_dir: &Path, to: u32, keep: &dyn Keep) -> Result<CheckpointStat
         sources.extend(list_segments(&dir)?);
         from = idx + 1;
     }
-    let segs: Vec<_> = list_segments(wal_dir)?.into_iter().filter(|s| s.0 >= from && s.0 <= to).collect();
-    if let Some(first) = segs.first() {
-        if from > 0 && first.0 != from {
-            return Err(TsdbError::corruption(wal_dir, 0, format!("gap between checkpoint and segment {}", first.0)));
-        }
+    let segs: Vec<_> = list_segments(wal_dir)?
+        .into_iter()
+        .filter(|s| s.0 >= from && s.0 <= to)
+        .collect();
+    if let Some(first) = segs.first()
+        && from > 0
+        && first.0 != from
+    {
+        return Err(TsdbError::corruption(
+            wal_dir,
+            0,
+            format!("gap between checkpoint and segment {}", first.0),
+        ));
     }
     sources.extend(segs);
 
     let final_dir = wal_dir.join(checkpoint_name(to));
     let tmp_dir = wal_dir.join(format!("{}{TMP_SUFFIX}", checkpoint_name(to)));
     if tmp_dir.exists() {
-        fs::remove_dir_all(&tmp_dir).ctx(|| format!("delete stale checkpoint {}", tmp_dir.display()))?;
+        fs::remove_dir_all(&tmp_dir)
+            .ctx(|| format!("delete stale checkpoint {}", tmp_dir.display()))?;
     }
-    let out = Wal::open(&tmp_dir, DEFAULT_SEGMENT_SIZE, Arc::new(WalMetrics::default()))?;
-    let mut stats = CheckpointStats { index: to, ..Default::default() };
+    let out = Wal::open(
+        &tmp_dir,
+        DEFAULT_SEGMENT_SIZE,
+        Arc::new(WalMetrics::default()),
+    )?;
+    let mut stats = CheckpointStats {
+        index: to,
+        ..Default::default()
+    };
     let mut batch = Batch::default();
     let mut reader = Reader::new(sources);
     loop {
-        let rec = match reader.next() {
+        let rec = match reader.next_record() {
             Ok(Some(rec)) => rec,
             Ok(None) => break,
             Err(ReadError::Io { path, source }) => {
-                return Err(TsdbError::Io { context: format!("read {} for checkpoint", path.display()), source });
+                return Err(TsdbError::Io {
+                    context: format!("read {} for checkpoint", path.display()),
+                    source,
+                });
             }
             Err(e) => {
                 let path = match &e {
-                    ReadError::Corruption { path, .. } | ReadError::Compressed { path } => path.clone(),
+                    ReadError::Corruption { path, .. } | ReadError::Compressed { path } => {
+                        path.clone()
+                    }
                     ReadError::Io { path, .. } => path.clone(),
                 };
-                return Err(TsdbError::corruption(path, reader.position().offset, e.to_string()));
+                return Err(TsdbError::corruption(
+                    path,
+                    reader.position().offset,
+                    e.to_string(),
+                ));
             }
         };
         batch.add(rec, keep, &mut stats).map_err(|e| {
-            TsdbError::corruption(wal_dir, reader.position().offset, format!("segment {}: {e}", reader.position().segment))
+            TsdbError::corruption(
+                wal_dir,
+                reader.position().offset,
+                format!("segment {}: {e}", reader.position().segment),
+            )
         })?;
         if batch.bytes >= BATCH_BYTES {
             batch.flush(&out)?;
@@ -143,9 +179,11 @@ pub fn create(wal_dir: &Path, to: u32, keep: &dyn Keep) -> Result<CheckpointStat
     out.close()?;
     sync_dir(&tmp_dir)?;
     if final_dir.exists() {
-        fs::remove_dir_all(&final_dir).ctx(|| format!("replace checkpoint {}", final_dir.display()))?;
+        fs::remove_dir_all(&final_dir)
+            .ctx(|| format!("replace checkpoint {}", final_dir.display()))?;
     }
-    fs::rename(&tmp_dir, &final_dir).ctx(|| format!("rename checkpoint to {}", final_dir.display()))?;
+    fs::rename(&tmp_dir, &final_dir)
+        .ctx(|| format!("rename checkpoint to {}", final_dir.display()))?;
     sync_dir(wal_dir)?;
     Ok(stats)
 }
@@ -162,7 +200,12 @@ struct Batch {
 }
 
 impl Batch {
-    fn add(&mut self, rec: &[u8], keep: &dyn Keep, stats: &mut CheckpointStats) -> Result<(), record::RecordError> {
+    fn add(
+        &mut self,
+        rec: &[u8],
+        keep: &dyn Keep,
+        stats: &mut CheckpointStats,
+    ) -> Result<(), record::RecordError> {
         match record::record_type(rec) {
             record::SERIES => {
                 self.scratch_series.clear();
@@ -213,7 +256,10 @@ impl Batch {
         let mut recs: Vec<Vec<u8>> = Vec::new();
         if !self.series.is_empty() {
             let mut b = Vec::with_capacity(self.bytes);
-            record::encode_series(self.series.iter().map(|s| (s.series_ref, &s.labels)), &mut b);
+            record::encode_series(
+                self.series.iter().map(|s| (s.series_ref, &s.labels)),
+                &mut b,
+            );
             recs.push(b);
         }
         if !self.samples.is_empty() {

@@ -54,7 +54,9 @@ pub fn list_segments(dir: &Path) -> Result<Vec<(u32, PathBuf)>, TsdbError> {
         if name.is_empty() || !name.bytes().all(|b| b.is_ascii_digit()) {
             continue;
         }
-        let Ok(idx) = name.parse::<u32>() else { continue };
+        let Ok(idx) = name.parse::<u32>() else {
+            continue;
+        };
         if e.file_type().is_ok_and(|t| t.is_file()) {
             out.push((idx, e.path()));
         }
@@ -65,7 +67,9 @@ pub fn list_segments(dir: &Path) -> Result<Vec<(u32, PathBuf)>, TsdbError> {
 
 /// Fsyncs a directory so renames and creations in it are durable.
 pub(crate) fn sync_dir(dir: &Path) -> Result<(), TsdbError> {
-    File::open(dir).and_then(|d| d.sync_all()).ctx(|| format!("fsync directory {}", dir.display()))
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .ctx(|| format!("fsync directory {}", dir.display()))
 }
 
 /// Counters the WAL updates; shared with the database's metrics.
@@ -101,7 +105,11 @@ struct Writer {
 impl Wal {
     /// Starts writing a new segment after the last existing one (like Prometheus, an existing
     /// segment is never appended to: after a crash its last page may be partial).
-    pub fn open(dir: &Path, segment_size: usize, metrics: Arc<WalMetrics>) -> Result<Wal, TsdbError> {
+    pub fn open(
+        dir: &Path,
+        segment_size: usize,
+        metrics: Arc<WalMetrics>,
+    ) -> Result<Wal, TsdbError> {
         fs::create_dir_all(dir).ctx(|| format!("create WAL directory {}", dir.display()))?;
         let next = list_segments(dir)?.last().map_or(0, |s| s.0 + 1);
         let segment_size = segment_size.max(PAGE_SIZE);
@@ -111,7 +119,13 @@ impl Wal {
             dir: dir.to_path_buf(),
             segment_size,
             metrics,
-            w: Mutex::new(Writer { file: Some(file), index: next, offset: 0, buf: Vec::new(), syncing: Vec::new() }),
+            w: Mutex::new(Writer {
+                file: Some(file),
+                index: next,
+                offset: 0,
+                buf: Vec::new(),
+                syncing: Vec::new(),
+            }),
         })
     }
 
@@ -131,7 +145,10 @@ impl Wal {
             return Err(TsdbError::Closed);
         }
         w.buf.clear();
-        let res = records.iter().try_for_each(|rec| self.log_one(&mut w, rec)).and_then(|()| self.flush(&mut w));
+        let res = records
+            .iter()
+            .try_for_each(|rec| self.log_one(&mut w, rec))
+            .and_then(|()| self.flush(&mut w));
         if res.is_err() {
             self.metrics.write_failures.fetch_add(1, Ordering::Relaxed);
             // A short write leaves a torn record that replay would treat as the end of the log;
@@ -139,7 +156,9 @@ impl Wal {
             w.buf.clear();
             let _ = self.next_segment_locked(&mut w);
         } else {
-            self.metrics.records_written.fetch_add(records.len() as u64, Ordering::Relaxed);
+            self.metrics
+                .records_written
+                .fetch_add(records.len() as u64, Ordering::Relaxed);
         }
         res
     }
@@ -192,8 +211,11 @@ impl Wal {
         let index = w.index;
         let Writer { file, buf, .. } = w;
         let file = file.as_mut().ok_or(TsdbError::Closed)?;
-        file.write_all(buf).ctx(|| format!("write WAL segment {}", segment_name(index)))?;
-        self.metrics.bytes_written.fetch_add(buf.len() as u64, Ordering::Relaxed);
+        file.write_all(buf)
+            .ctx(|| format!("write WAL segment {}", segment_name(index)))?;
+        self.metrics
+            .bytes_written
+            .fetch_add(buf.len() as u64, Ordering::Relaxed);
         buf.clear();
         Ok(())
     }
@@ -221,12 +243,16 @@ impl Wal {
         }
         let flushed = self.flush(w);
         let next = create_segment(&self.dir, w.index + 1)?;
-        self.metrics.segments_created.fetch_add(1, Ordering::Relaxed);
+        self.metrics
+            .segments_created
+            .fetch_add(1, Ordering::Relaxed);
         if let Some(old) = w.file.replace(next) {
             let metrics = self.metrics.clone();
             let name = segment_name(w.index);
             w.syncing.retain(|h| !h.is_finished());
-            w.syncing.push(std::thread::spawn(move || fsync_counted(&old, &metrics, &name)));
+            w.syncing.push(std::thread::spawn(move || {
+                fsync_counted(&old, &metrics, &name)
+            }));
         }
         w.index += 1;
         w.offset = 0;
@@ -246,7 +272,8 @@ impl Wal {
     pub fn sync(&self) -> Result<(), TsdbError> {
         let w = self.w.lock();
         if let Some(f) = &w.file {
-            f.sync_data().ctx(|| format!("fsync WAL segment {}", segment_name(w.index)))?;
+            f.sync_data()
+                .ctx(|| format!("fsync WAL segment {}", segment_name(w.index)))?;
             self.metrics.fsyncs.fetch_add(1, Ordering::Relaxed);
         }
         Ok(())
@@ -257,7 +284,8 @@ impl Wal {
         self.wait_syncs();
         let mut w = self.w.lock();
         if let Some(f) = w.file.take() {
-            f.sync_all().ctx(|| format!("fsync WAL segment {}", segment_name(w.index)))?;
+            f.sync_all()
+                .ctx(|| format!("fsync WAL segment {}", segment_name(w.index)))?;
             self.metrics.fsyncs.fetch_add(1, Ordering::Relaxed);
         }
         Ok(())
@@ -302,14 +330,21 @@ fn create_segment(dir: &Path, index: u32) -> Result<File, TsdbError> {
 pub fn repair(dir: &Path, pos: Position) -> Result<(), TsdbError> {
     for (i, path) in list_segments(dir)? {
         if i > pos.segment {
-            fs::remove_file(&path).ctx(|| format!("delete WAL segment {} after corruption", path.display()))?;
+            fs::remove_file(&path)
+                .ctx(|| format!("delete WAL segment {} after corruption", path.display()))?;
         }
     }
     let path = dir.join(segment_name(pos.segment));
-    let mut f = OpenOptions::new().write(true).open(&path).ctx(|| format!("open WAL segment {} for repair", path.display()))?;
-    f.set_len(pos.offset).ctx(|| format!("truncate WAL segment {}", path.display()))?;
-    f.seek(SeekFrom::End(0)).ctx(|| format!("seek WAL segment {}", path.display()))?;
-    f.sync_all().ctx(|| format!("fsync WAL segment {}", path.display()))?;
+    let mut f = OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .ctx(|| format!("open WAL segment {} for repair", path.display()))?;
+    f.set_len(pos.offset)
+        .ctx(|| format!("truncate WAL segment {}", path.display()))?;
+    f.seek(SeekFrom::End(0))
+        .ctx(|| format!("seek WAL segment {}", path.display()))?;
+    f.sync_all()
+        .ctx(|| format!("fsync WAL segment {}", path.display()))?;
     Ok(())
 }
 
@@ -320,7 +355,7 @@ mod tests {
     fn read_all(dir: &Path) -> Result<Vec<Vec<u8>>, ReadError> {
         let mut r = Reader::new(list_segments(dir).unwrap());
         let mut out = Vec::new();
-        while let Some(rec) = r.next()? {
+        while let Some(rec) = r.next_record()? {
             out.push(rec.to_vec());
         }
         Ok(out)
@@ -337,7 +372,20 @@ mod tests {
         let mut want = Vec::new();
         // Sizes chosen to hit: tiny, exactly filling a page, spanning pages, a record larger than
         // a page, and records forcing a new segment.
-        for (i, len) in [0, 1, PAGE_SIZE - 2 * RECORD_HEADER_SIZE - 1, 5, 40_000, 70_000, 10, 90_000, 3].into_iter().enumerate() {
+        for (i, len) in [
+            0,
+            1,
+            PAGE_SIZE - 2 * RECORD_HEADER_SIZE - 1,
+            5,
+            40_000,
+            70_000,
+            10,
+            90_000,
+            3,
+        ]
+        .into_iter()
+        .enumerate()
+        {
             let r = rec(i, len);
             wal.log(&[&r]).unwrap();
             want.push(r);
@@ -346,7 +394,11 @@ mod tests {
         let segs = list_segments(dir.path()).unwrap();
         assert!(segs.len() >= 3, "{segs:?}");
         for (_, p) in &segs[..segs.len() - 1] {
-            assert_eq!(fs::metadata(p).unwrap().len() % PAGE_SIZE as u64, 0, "closed segments are whole pages");
+            assert_eq!(
+                fs::metadata(p).unwrap().len() % PAGE_SIZE as u64,
+                0,
+                "closed segments are whole pages"
+            );
         }
         assert_eq!(read_all(dir.path()).unwrap(), want);
     }
@@ -365,7 +417,10 @@ mod tests {
         assert_eq!(&bytes[PAGE_SIZE - 6..PAGE_SIZE], &[0; 6]);
         assert_eq!(bytes[PAGE_SIZE], FragmentType::Full as u8);
         assert_eq!(&bytes[PAGE_SIZE + 1..PAGE_SIZE + 3], &[0, 1]);
-        assert_eq!(&bytes[PAGE_SIZE + 3..PAGE_SIZE + 7], &crc32c::crc32c(b"x").to_be_bytes());
+        assert_eq!(
+            &bytes[PAGE_SIZE + 3..PAGE_SIZE + 7],
+            &crc32c::crc32c(b"x").to_be_bytes()
+        );
     }
 
     #[test]
@@ -378,7 +433,10 @@ mod tests {
         assert_eq!(wal.current_segment(), 1);
         wal.log(&[b"two"]).unwrap();
         drop(wal);
-        assert_eq!(read_all(dir.path()).unwrap(), vec![b"one".to_vec(), b"two".to_vec()]);
+        assert_eq!(
+            read_all(dir.path()).unwrap(),
+            vec![b"one".to_vec(), b"two".to_vec()]
+        );
     }
 
     #[test]
@@ -394,8 +452,17 @@ mod tests {
         for cut in [full.len() - 1, PAGE_SIZE + 3, PAGE_SIZE, 20] {
             fs::write(&path, &full[..cut]).unwrap();
             let err = read_all(dir.path()).unwrap_err();
-            let ReadError::Corruption { pos, .. } = err else { panic!("{err}") };
-            assert_eq!(pos, Position { segment: 0, offset: 11 }, "cut {cut}");
+            let ReadError::Corruption { pos, .. } = err else {
+                panic!("{err}")
+            };
+            assert_eq!(
+                pos,
+                Position {
+                    segment: 0,
+                    offset: 11
+                },
+                "cut {cut}"
+            );
             repair(dir.path(), pos).unwrap();
             assert_eq!(read_all(dir.path()).unwrap(), vec![b"keep".to_vec()]);
         }
@@ -412,7 +479,16 @@ mod tests {
         b[11 + 8] ^= 0x10; // inside "bbbb"
         fs::write(&path, &b).unwrap();
         let mut r = Reader::new(list_segments(dir.path()).unwrap());
-        assert_eq!(r.next().unwrap(), Some(&b"aaaa"[..]));
-        assert!(matches!(r.next(), Err(ReadError::Corruption { pos: Position { segment: 0, offset: 11 }, .. })));
+        assert_eq!(r.next_record().unwrap(), Some(&b"aaaa"[..]));
+        assert!(matches!(
+            r.next_record(),
+            Err(ReadError::Corruption {
+                pos: Position {
+                    segment: 0,
+                    offset: 11
+                },
+                ..
+            })
+        ));
     }
 }

@@ -18,7 +18,11 @@ pub struct Position {
 pub enum ReadError {
     /// The data at `pos` is not a valid record; everything before it is good. Repair truncates here.
     #[error("corrupt WAL segment {path} at offset {}: {reason}", pos.offset)]
-    Corruption { pos: Position, path: PathBuf, reason: String },
+    Corruption {
+        pos: Position,
+        path: PathBuf,
+        reason: String,
+    },
     /// Records compressed with snappy/zstd (Prometheus's `--storage.tsdb.wal-compression`).
     #[error("WAL segment {path} holds compressed records, which this reader does not support")]
     Compressed { path: PathBuf },
@@ -60,28 +64,40 @@ impl Reader {
             page_start: 0,
             rec: Vec::new(),
             rec_start: None,
-            last_start: Position { segment: 0, offset: 0 },
+            last_start: Position {
+                segment: 0,
+                offset: 0,
+            },
         }
     }
 
-    /// Where the record last returned by [`Reader::next`] starts.
+    /// Where the record last returned by [`Reader::next_record`] starts.
     pub fn position(&self) -> Position {
         self.last_start
     }
 
     fn corrupt(&self, pos: Position, reason: impl Into<String>) -> ReadError {
         let path = self.cur.as_ref().map(|c| c.1.clone()).unwrap_or_default();
-        ReadError::Corruption { pos, path, reason: reason.into() }
+        ReadError::Corruption {
+            pos,
+            path,
+            reason: reason.into(),
+        }
     }
 
     fn here(&self) -> Position {
         let segment = self.cur.as_ref().map_or(0, |c| c.0);
-        Position { segment, offset: self.page_start + self.page_pos as u64 }
+        Position {
+            segment,
+            offset: self.page_start + self.page_pos as u64,
+        }
     }
 
     /// Loads the next page of the current segment; false at the segment's end.
     fn load_page(&mut self) -> Result<bool, ReadError> {
-        let Some(file) = self.file.as_mut() else { return Ok(false) };
+        let Some(file) = self.file.as_mut() else {
+            return Ok(false);
+        };
         if self.page_len < PAGE_SIZE && self.page_start + (self.page_len as u64) > 0 {
             // The previous page was short: that was the end of the segment.
             return Ok(false);
@@ -105,9 +121,14 @@ impl Reader {
     }
 
     fn open_next_segment(&mut self) -> Result<bool, ReadError> {
-        let Some((idx, path)) = self.segments.get(self.next_segment).cloned() else { return Ok(false) };
+        let Some((idx, path)) = self.segments.get(self.next_segment).cloned() else {
+            return Ok(false);
+        };
         self.next_segment += 1;
-        let file = File::open(&path).map_err(|source| ReadError::Io { path: path.clone(), source })?;
+        let file = File::open(&path).map_err(|source| ReadError::Io {
+            path: path.clone(),
+            source,
+        })?;
         self.file = Some(file);
         self.cur = Some((idx, path));
         self.page_len = 0;
@@ -117,7 +138,7 @@ impl Reader {
     }
 
     /// The next record, `None` after the last segment.
-    pub fn next(&mut self) -> Result<Option<&[u8]>, ReadError> {
+    pub fn next_record(&mut self) -> Result<Option<&[u8]>, ReadError> {
         self.rec.clear();
         self.rec_start = None;
         loop {
@@ -136,25 +157,43 @@ impl Reader {
             let typ = self.page[self.page_pos];
             if typ == FragmentType::PageTerm as u8 {
                 // The rest of the page is padding and must be zero.
-                if self.page[self.page_pos..self.page_len].iter().any(|&b| b != 0) {
-                    return Err(self.corrupt(self.rec_start.unwrap_or(here), "non-zero byte in page padding"));
+                if self.page[self.page_pos..self.page_len]
+                    .iter()
+                    .any(|&b| b != 0)
+                {
+                    return Err(self.corrupt(
+                        self.rec_start.unwrap_or(here),
+                        "non-zero byte in page padding",
+                    ));
                 }
                 self.page_pos = self.page_len;
                 continue;
             }
             if self.page_len - self.page_pos < RECORD_HEADER_SIZE {
-                return Err(self.corrupt(self.rec_start.unwrap_or(here), "fragment header cut short"));
+                return Err(
+                    self.corrupt(self.rec_start.unwrap_or(here), "fragment header cut short")
+                );
             }
             let p = self.page_pos;
             let len = u16::from_be_bytes([self.page[p + 1], self.page[p + 2]]) as usize;
-            let crc = u32::from_be_bytes([self.page[p + 3], self.page[p + 4], self.page[p + 5], self.page[p + 6]]);
+            let crc = u32::from_be_bytes([
+                self.page[p + 3],
+                self.page[p + 4],
+                self.page[p + 5],
+                self.page[p + 6],
+            ]);
             let start = p + RECORD_HEADER_SIZE;
             if start + len > self.page_len {
-                return Err(self.corrupt(self.rec_start.unwrap_or(here), "fragment longer than its page"));
+                return Err(self.corrupt(
+                    self.rec_start.unwrap_or(here),
+                    "fragment longer than its page",
+                ));
             }
             let data = &self.page[start..start + len];
             if crc32c::crc32c(data) != crc {
-                return Err(self.corrupt(self.rec_start.unwrap_or(here), "fragment checksum mismatch"));
+                return Err(
+                    self.corrupt(self.rec_start.unwrap_or(here), "fragment checksum mismatch")
+                );
             }
             // compat: bit 3 (snappy) and bit 4 (zstd) flag compressed fragments in Prometheus.
             if typ & 0xe0 == 0 && typ & 0x18 != 0 && (1..=4).contains(&(typ & 0x07)) {
@@ -167,11 +206,19 @@ impl Reader {
                 2 => FragmentType::First,
                 3 => FragmentType::Middle,
                 4 => FragmentType::Last,
-                _ => return Err(self.corrupt(self.rec_start.unwrap_or(here), format!("invalid fragment type {typ}"))),
+                _ => {
+                    return Err(self.corrupt(
+                        self.rec_start.unwrap_or(here),
+                        format!("invalid fragment type {typ}"),
+                    ));
+                }
             };
             match (kind, in_record) {
                 (FragmentType::Full | FragmentType::First, true) => {
-                    return Err(self.corrupt(self.rec_start.unwrap_or(here), "new record before the last one ended"));
+                    return Err(self.corrupt(
+                        self.rec_start.unwrap_or(here),
+                        "new record before the last one ended",
+                    ));
                 }
                 (FragmentType::Middle | FragmentType::Last, false) => {
                     return Err(self.corrupt(here, "continuation fragment without a first one"));

@@ -5,7 +5,7 @@
 
 use model::Labels;
 
-use crate::encoding::{put_uvarint, put_varint, Decoder};
+use crate::encoding::{Decoder, put_uvarint, put_varint};
 
 /// Record type bytes (Prometheus's `record.Type`).
 pub const SERIES: u8 = 1;
@@ -111,11 +111,18 @@ pub fn decode_series(rec: &[u8], out: &mut Vec<RefSeries>) -> Result<(), RecordE
         let n = d.uvarint().ok_or_else(|| err(K, "truncated label count"))?;
         pairs.clear();
         for _ in 0..n {
-            let name = d.uvarint_str().ok_or_else(|| err(K, "truncated or non-UTF-8 label name"))?;
-            let value = d.uvarint_str().ok_or_else(|| err(K, "truncated or non-UTF-8 label value"))?;
+            let name = d
+                .uvarint_str()
+                .ok_or_else(|| err(K, "truncated or non-UTF-8 label name"))?;
+            let value = d
+                .uvarint_str()
+                .ok_or_else(|| err(K, "truncated or non-UTF-8 label value"))?;
             pairs.push((name, value));
         }
-        out.push(RefSeries { series_ref, labels: Labels::from_pairs(pairs.iter().copied()) });
+        out.push(RefSeries {
+            series_ref,
+            labels: Labels::from_pairs(pairs.iter().copied()),
+        });
     }
     Ok(())
 }
@@ -150,7 +157,11 @@ pub fn decode_tombstones(rec: &[u8], out: &mut Vec<Tombstone>) -> Result<(), Rec
         let series_ref = d.be_u64().ok_or_else(|| err(K, "truncated ref"))?;
         let mint = d.varint().ok_or_else(|| err(K, "truncated mint"))?;
         let maxt = d.varint().ok_or_else(|| err(K, "truncated maxt"))?;
-        out.push(Tombstone { series_ref, mint, maxt });
+        out.push(Tombstone {
+            series_ref,
+            mint,
+            maxt,
+        });
     }
     Ok(())
 }
@@ -165,7 +176,18 @@ mod tests {
     fn samples_layout() {
         let mut b = Vec::new();
         encode_samples(
-            [RefSample { series_ref: 10, t: 1000, v: 1.0 }, RefSample { series_ref: 9, t: 1015, v: 2.0 }],
+            [
+                RefSample {
+                    series_ref: 10,
+                    t: 1000,
+                    v: 1.0,
+                },
+                RefSample {
+                    series_ref: 9,
+                    t: 1015,
+                    v: 2.0,
+                },
+            ],
             &mut b,
         );
         let mut want = vec![SAMPLES];
@@ -192,13 +214,26 @@ mod tests {
         let l = labels! {"__name__" => "up", "job" => "x"};
         encode_series([(7, &l)], &mut b);
         for cut in 2..b.len() {
-            assert!(decode_series(&b[..cut], &mut Vec::new()).is_err(), "cut {cut}");
+            assert!(
+                decode_series(&b[..cut], &mut Vec::new()).is_err(),
+                "cut {cut}"
+            );
         }
         b.clear();
-        encode_samples([RefSample { series_ref: 1, t: 2, v: 3.0 }], &mut b);
+        encode_samples(
+            [RefSample {
+                series_ref: 1,
+                t: 2,
+                v: 3.0,
+            }],
+            &mut b,
+        );
         // 17 bytes (type + base ref + base time) is a valid record without samples.
         for cut in (2..b.len()).filter(|&c| c != 17) {
-            assert!(decode_samples(&b[..cut], &mut Vec::new()).is_err(), "cut {cut}");
+            assert!(
+                decode_samples(&b[..cut], &mut Vec::new()).is_err(),
+                "cut {cut}"
+            );
         }
         assert!(decode_samples(&[SERIES], &mut Vec::new()).is_err());
     }

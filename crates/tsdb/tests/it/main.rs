@@ -66,5 +66,10 @@ pub fn query(db: &Db, mint: i64, maxt: i64, ms: &[Matcher]) -> Dump {
 
 /// All series (`{__name__=~".+"}` is not enough for series without a name).
 pub fn query_all(db: &Db) -> Dump {
-    query(db, i64::MIN, i64::MAX, &[matcher("__name__", MatchType::RegexMatch, ".*")])
+    query(
+        db,
+        i64::MIN,
+        i64::MAX,
+        &[matcher("__name__", MatchType::RegexMatch, ".*")],
+    )
 }

@@ -15,9 +15,11 @@ fn allowed() -> BTreeMap<&'static str, &'static [&'static str]> {
         ("testkit", &[][..]),
         ("demo", &[][..]),
         ("tsdb", &["model", "storage"][..]),
+        ("promql", &["model", "storage"][..]),
+        ("promqltest", &["model", "storage", "promql", "tsdb"][..]),
         ("scrape", &["model", "storage", "expfmt", "web"][..]),
-        ("server", &["model", "storage", "expfmt", "web", "tsdb", "scrape"][..]),
-        ("vigil", &["server", "demo"][..]),
+        ("server", &["model", "storage", "expfmt", "web", "tsdb", "scrape", "promql"][..]),
+        ("vigil", &["server", "demo", "promqltest"][..]),
     ])
 }
 

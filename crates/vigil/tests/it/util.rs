@@ -9,7 +9,6 @@ use testkit::{free_port, wait_ready, Proc};
 pub struct Vigil {
     pub proc: Proc,
     pub port: u16,
-    pub dir: PathBuf,
     pub config: PathBuf,
 }
 
@@ -33,7 +32,7 @@ impl Vigil {
             .args(extra);
         let n = std::fs::read_dir(dir)?.count();
         let proc = Proc::spawn("vigil", cmd, &dir.join(format!("vigil-{n}.log")))?;
-        let v = Vigil { proc, port, dir: dir.to_path_buf(), config: cfg.to_path_buf() };
+        let v = Vigil { proc, port, config: cfg.to_path_buf() };
         if let Err(e) = wait_ready(&v.url("/-/ready"), Duration::from_secs(30)).await {
             anyhow::bail!("{e}\nlog:\n{}", v.proc.log_text());
         }

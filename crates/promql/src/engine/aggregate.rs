@@ -1,0 +1,222 @@
+//! Aggregation operators (`sum`, `avg`, `topk`, `quantile`, `count_values`, ...), grouped by
+//! `by`/`without`.
+
+use std::collections::HashMap;
+
+use model::Labels;
+use model::labels::METRIC_NAME;
+
+use super::{Builder, Ev, RSeries, Rng, StepWalker, Val};
+use crate::ast::{AggOp, Aggregate, Grouping};
+use crate::error::{Result, eval_err};
+use crate::functions::{format_go_float, quantile, stats};
+
+/// The labels that identify `l`'s group.
+pub(crate) fn group_labels(l: &Labels, g: &Grouping) -> Labels {
+    let mut b = l.builder();
+    match g {
+        Grouping::By(names) => b.retain(|n, _| names.iter().any(|x| x == n)),
+        Grouping::Without(names) => {
+            b.retain(|n, _| n != METRIC_NAME && !names.iter().any(|x| x == n))
+        }
+    };
+    b.labels()
+}
+
+enum Param {
+    None,
+    Scalars(Vec<f64>),
+    Label(String),
+}
+
+impl Ev<'_> {
+    pub(crate) fn aggregate(&mut self, a: &Aggregate, r: Rng) -> Result<Val> {
+        let param = match (&a.param, a.op) {
+            (Some(p), AggOp::CountValues) => Param::Label(self.eval_string(p, r)?),
+            (Some(p), _) => Param::Scalars(self.eval_scalar(p, r)?),
+            (None, _) => Param::None,
+        };
+        if let Param::Label(l) = &param
+            && !valid_label_name(l)
+        {
+            return eval_err(format!("invalid label name {l:?}"));
+        }
+        let input = self.eval_vector(&a.expr, r)?;
+        // Group membership is per series, so it is computed once, not per step.
+        let mut index: HashMap<Labels, usize> = HashMap::new();
+        let mut groups: Vec<(Labels, bool)> = Vec::new();
+        let member: Vec<usize> = input
+            .iter()
+            .map(|s| {
+                let key = group_labels(&s.labels, &a.grouping);
+                let g = *index.entry(key.clone()).or_insert_with(|| {
+                    groups.push((key, false));
+                    groups.len() - 1
+                });
+                groups[g].1 |= s.drop_name;
+                g
+            })
+            .collect();
+        let out = match a.op {
+            AggOp::Topk | AggOp::Bottomk => {
+                self.top_k(a.op, &input, &member, groups.len(), &param, r)?
+            }
+            AggOp::Limitk | AggOp::LimitRatio => {
+                return eval_err("limitk and limit_ratio are not supported");
+            }
+            _ => self.simple(a.op, &input, &member, &groups, &param, r)?,
+        };
+        self.release(&input);
+        self.budget.add(super::points_in(&out))?;
+        Ok(Val::Vector(out))
+    }
+
+    fn simple(
+        &mut self,
+        op: AggOp,
+        input: &[RSeries],
+        member: &[usize],
+        groups: &[(Labels, bool)],
+        param: &Param,
+        r: Rng,
+    ) -> Result<Vec<RSeries>> {
+        let mut out = Builder::new();
+        let mut walker = StepWalker::new(input);
+        let mut step = Vec::new();
+        let mut vals: Vec<Vec<f64>> = vec![Vec::new(); groups.len()];
+        let mut order: Vec<usize> = Vec::new();
+        for k in 0..r.len() {
+            self.tick()?;
+            let t = r.ts(k);
+            walker.step(t, &mut step);
+            order.clear();
+            for &(i, v) in &step {
+                let g = member[i];
+                if vals[g].is_empty() {
+                    order.push(g);
+                }
+                vals[g].push(v);
+            }
+            if op == AggOp::Quantile
+                && let Param::Scalars(q) = param
+                && !(0.0..=1.0).contains(&q[k])
+                && !order.is_empty()
+            {
+                self.warnings.push(format!(
+                    "PromQL warning: quantile value should be between 0 and 1, got {}",
+                    format_go_float(q[k])
+                ));
+            }
+            for &g in &order {
+                let (labels, drop) = &groups[g];
+                if let Param::Label(name) = param {
+                    let mut counts: Vec<(String, f64)> = Vec::new();
+                    for v in &vals[g] {
+                        let s = format_go_float(*v);
+                        match counts.iter_mut().find(|c| c.0 == s) {
+                            Some(c) => c.1 += 1.0,
+                            None => counts.push((s, 1.0)),
+                        }
+                    }
+                    for (s, n) in counts {
+                        let mut b = labels.builder();
+                        b.set(name.clone(), s);
+                        out.push(&b.labels(), *drop, t, n)?;
+                    }
+                } else {
+                    let p = match param {
+                        Param::Scalars(p) => p[k],
+                        _ => f64::NAN,
+                    };
+                    out.push(labels, *drop, t, aggregate_values(op, &vals[g], p))?;
+                }
+                vals[g].clear();
+            }
+        }
+        Ok(out.out)
+    }
+
+    fn top_k(
+        &mut self,
+        op: AggOp,
+        input: &[RSeries],
+        member: &[usize],
+        ngroups: usize,
+        param: &Param,
+        r: Rng,
+    ) -> Result<Vec<RSeries>> {
+        let Param::Scalars(ks) = param else {
+            return eval_err("topk needs a parameter");
+        };
+        let mut out = Builder::new();
+        let mut walker = StepWalker::new(input);
+        let mut step = Vec::new();
+        let mut by_group: Vec<Vec<(usize, f64)>> = vec![Vec::new(); ngroups];
+        let mut order = Vec::new();
+        for (k, &kf) in ks.iter().enumerate().take(r.len()) {
+            self.tick()?;
+            let t = r.ts(k);
+            if kf.is_nan() {
+                return eval_err("Parameter value is NaN");
+            }
+            if kf >= 9.223_372_036_854_776e18 {
+                return eval_err(format!(
+                    "Scalar value {} overflows int64",
+                    format_go_float(kf)
+                ));
+            }
+            let n = if kf < 1.0 { 0 } else { kf as usize };
+            walker.step(t, &mut step);
+            order.clear();
+            for &(i, v) in &step {
+                let g = member[i];
+                if by_group[g].is_empty() {
+                    order.push(g);
+                }
+                by_group[g].push((i, v));
+            }
+            for &g in &order {
+                let items = &mut by_group[g];
+                // NaN sorts last for both, so it is only returned when nothing else is left.
+                items.sort_by(|a, b| {
+                    let (x, y) = (a.1, b.1);
+                    match (x.is_nan(), y.is_nan()) {
+                        (true, true) => std::cmp::Ordering::Equal,
+                        (true, false) => std::cmp::Ordering::Greater,
+                        (false, true) => std::cmp::Ordering::Less,
+                        _ if op == AggOp::Topk => y.total_cmp(&x),
+                        _ => x.total_cmp(&y),
+                    }
+                });
+                for &(i, v) in items.iter().take(n) {
+                    out.push(&input[i].labels, input[i].drop_name, t, v)?;
+                }
+                items.clear();
+            }
+        }
+        Ok(out.out)
+    }
+}
+
+/// One group's value for the aggregations that reduce to a single number.
+fn aggregate_values(op: AggOp, vals: &[f64], p: f64) -> f64 {
+    match op {
+        AggOp::Sum => stats::sum(vals),
+        AggOp::Avg => stats::mean(vals),
+        AggOp::Count => vals.len() as f64,
+        AggOp::Group => 1.0,
+        AggOp::Min => stats::min(vals),
+        AggOp::Max => stats::max(vals),
+        AggOp::Stdvar => stats::variance(vals),
+        AggOp::Stddev => stats::variance(vals).sqrt(),
+        AggOp::Quantile => quantile(p, &mut vals.to_vec()),
+        AggOp::Topk | AggOp::Bottomk | AggOp::CountValues | AggOp::Limitk | AggOp::LimitRatio => {
+            f64::NAN
+        }
+    }
+}
+
+pub(crate) fn valid_label_name(s: &str) -> bool {
+    // Prometheus 3 accepts any UTF-8 label name that is not empty.
+    !s.is_empty()
+}

@@ -1,0 +1,824 @@
+//! The evaluator. Every node is evaluated over all steps of its range at once ("range
+//! evaluation"), series by series: selectors walk sample iterators with a cursor or a sliding
+//! window, so a node never holds more than its output plus one window per series.
+//!
+//! An instant query is a range evaluation with one step. Sample counts are tracked against
+//! [`EngineOptions::max_samples`] as points are produced and windows filled.
+
+mod aggregate;
+mod binary;
+mod cursor;
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use model::{Labels, is_stale_nan};
+use storage::{Querier, Queryable, SampleIterator, SelectHints, SliceIter};
+
+use crate::ast::*;
+use crate::error::{Error, Result, eval_err};
+use crate::value::{QueryResult, Sample, Series, Value};
+
+pub(crate) use cursor::Cursor;
+
+/// Engine settings; the defaults are Prometheus's.
+#[derive(Debug, Clone)]
+pub struct EngineOptions {
+    /// How far back a selector looks for the latest sample (`--query.lookback-delta`, 5m).
+    pub lookback_delta: Duration,
+    /// Most samples one query may hold at once (`--query.max-samples`, 50,000,000).
+    pub max_samples: usize,
+    /// Wall-clock limit of one evaluation (`--query.timeout`, 2m).
+    pub timeout: Duration,
+    /// Step of subqueries written without one (`x[10m:]`); Prometheus uses the global
+    /// evaluation interval, 1m by default.
+    pub no_step_subquery_interval: Duration,
+}
+
+impl Default for EngineOptions {
+    fn default() -> Self {
+        EngineOptions {
+            lookback_delta: Duration::from_secs(300),
+            max_samples: 50_000_000,
+            timeout: Duration::from_secs(120),
+            no_step_subquery_interval: Duration::from_secs(60),
+        }
+    }
+}
+
+/// The PromQL engine: stateless apart from its options, so one can serve many queries at once.
+#[derive(Debug, Clone, Default)]
+pub struct Engine {
+    opts: EngineOptions,
+}
+
+/// Per-query knobs beyond the engine's options.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct QueryOpts<'a> {
+    /// Set to true (from another thread) to stop the query with [`Error::Canceled`].
+    pub cancel: Option<&'a AtomicBool>,
+    /// Overrides [`EngineOptions::lookback_delta`] for this query.
+    pub lookback_delta: Option<Duration>,
+}
+
+impl Engine {
+    pub fn new(opts: EngineOptions) -> Self {
+        Engine { opts }
+    }
+
+    pub fn options(&self) -> &EngineOptions {
+        &self.opts
+    }
+
+    /// Parses and evaluates `query` at `t` (ms).
+    pub fn instant_query(&self, q: &dyn Queryable, query: &str, t: i64) -> Result<QueryResult> {
+        let expr = crate::parser::parse(query)?;
+        self.eval_instant(q, &expr, t, QueryOpts::default())
+    }
+
+    /// Parses and evaluates `query` from `start` to `end` (inclusive) every `step` ms.
+    pub fn range_query(
+        &self,
+        q: &dyn Queryable,
+        query: &str,
+        start: i64,
+        end: i64,
+        step: i64,
+    ) -> Result<QueryResult> {
+        let expr = crate::parser::parse(query)?;
+        self.eval_range(q, &expr, start, end, step, QueryOpts::default())
+    }
+
+    /// Evaluates `expr` at one instant. Range vectors (`x[5m]`, `x[5m:1m]`) are allowed at the top
+    /// and come back as a [`Value::Matrix`] of the raw samples in the window.
+    pub fn eval_instant(
+        &self,
+        q: &dyn Queryable,
+        expr: &Expr,
+        t: i64,
+        o: QueryOpts<'_>,
+    ) -> Result<QueryResult> {
+        let r = Rng {
+            start: t,
+            end: t,
+            step: 1,
+        };
+        let mut ev = self.evaluator(q, expr, r, o)?;
+        ev.qstep = 0;
+        let value = match unwrap_parens(expr) {
+            e @ (Expr::MatrixSelector(_) | Expr::Subquery(_)) => {
+                Value::Matrix(ev.range_vector_at(e, t)?)
+            }
+            _ => match ev.eval(expr, r)? {
+                Val::Scalar(v) => Value::Scalar { t, v: v[0] },
+                Val::Str(s) => Value::String { t, s },
+                Val::Vector(v) => Value::Vector(finish_instant(v, t)?),
+            },
+        };
+        Ok(ev.result(value))
+    }
+
+    /// Evaluates `expr` over `[start, end]` every `step` ms; the result is a matrix sorted by
+    /// labels (a scalar expression becomes one series without labels).
+    pub fn eval_range(
+        &self,
+        q: &dyn Queryable,
+        expr: &Expr,
+        start: i64,
+        end: i64,
+        step: i64,
+        o: QueryOpts<'_>,
+    ) -> Result<QueryResult> {
+        if step <= 0 {
+            return eval_err(
+                "zero or negative query resolution step widths are not accepted. Try a positive integer",
+            );
+        }
+        if end < start {
+            return eval_err("end timestamp must not be before start time");
+        }
+        match expr.value_type() {
+            ValueType::Scalar | ValueType::Vector => {}
+            t => {
+                return eval_err(format!(
+                    "invalid expression type \"{}\" for range query, must be Scalar or instant Vector",
+                    type_display(t)
+                ));
+            }
+        }
+        let r = Rng { start, end, step };
+        let mut ev = self.evaluator(q, expr, r, o)?;
+        ev.qstep = step;
+        let value = match ev.eval(expr, r)? {
+            Val::Scalar(v) => Value::Matrix(vec![Series {
+                labels: Labels::empty(),
+                points: (0..r.len()).map(|k| (r.ts(k), v[k])).collect(),
+            }]),
+            Val::Vector(v) => Value::Matrix(finish_range(v)?),
+            Val::Str(_) => return eval_err("invalid expression type \"string\" for range query"),
+        };
+        Ok(ev.result(value))
+    }
+
+    fn evaluator<'q>(
+        &'q self,
+        q: &dyn Queryable,
+        expr: &Expr,
+        r: Rng,
+        o: QueryOpts<'q>,
+    ) -> Result<Ev<'q>> {
+        let lookback = o
+            .lookback_delta
+            .unwrap_or(self.opts.lookback_delta)
+            .as_millis() as i64;
+        let mut ev = Ev {
+            querier: None,
+            lookback: lookback.max(1),
+            subquery_step: (self.opts.no_step_subquery_interval.as_millis() as i64).max(1),
+            qstart: r.start,
+            qend: r.end,
+            qstep: 0,
+            budget: Budget {
+                cur: 0,
+                max: self.opts.max_samples,
+            },
+            deadline: Instant::now() + self.opts.timeout,
+            cancel: o.cancel,
+            ticks: 0,
+            warnings: Vec::new(),
+            infos: Vec::new(),
+        };
+        if let Some((mint, maxt)) = ev.bounds(expr, r) {
+            ev.querier = Some(q.querier(mint, maxt).map_err(Error::Storage)?);
+        }
+        Ok(ev)
+    }
+}
+
+fn type_display(t: ValueType) -> &'static str {
+    match t {
+        ValueType::Matrix => "range vector",
+        ValueType::Vector => "instant vector",
+        ValueType::Scalar => "scalar",
+        ValueType::String => "string",
+    }
+}
+
+pub(crate) fn unwrap_parens(e: &Expr) -> &Expr {
+    match e {
+        Expr::Paren(i) => unwrap_parens(i),
+        e => e,
+    }
+}
+
+/// The steps of one evaluation: `start, start+step, ..., <= end`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Rng {
+    pub start: i64,
+    pub end: i64,
+    pub step: i64,
+}
+
+impl Rng {
+    pub fn len(&self) -> usize {
+        ((self.end - self.start) / self.step + 1) as usize
+    }
+
+    pub fn ts(&self, k: usize) -> i64 {
+        self.start + k as i64 * self.step
+    }
+
+    /// The step index of timestamp `t` (which must be one of the steps).
+    pub fn index(&self, t: i64) -> usize {
+        ((t - self.start) / self.step) as usize
+    }
+}
+
+/// A series during evaluation: `drop_name` is Prometheus's delayed `__name__` removal — the name
+/// stays for matching and grouping and goes when the query finishes.
+#[derive(Debug, Clone)]
+pub(crate) struct RSeries {
+    pub labels: Labels,
+    pub drop_name: bool,
+    pub points: Vec<(i64, f64)>,
+}
+
+/// An evaluated node: a vector over the steps (one series per label set), a scalar per step, or
+/// a string.
+#[derive(Debug)]
+pub(crate) enum Val {
+    Vector(Vec<RSeries>),
+    Scalar(Vec<f64>),
+    Str(String),
+}
+
+/// Samples held by a query, against its limit.
+#[derive(Debug)]
+pub(crate) struct Budget {
+    cur: usize,
+    max: usize,
+}
+
+impl Budget {
+    pub fn add(&mut self, n: usize) -> Result<()> {
+        self.cur += n;
+        if self.cur > self.max {
+            return Err(Error::TooManySamples);
+        }
+        Ok(())
+    }
+
+    /// Checks that `n` more samples would fit without keeping them.
+    pub fn peek(&self, n: usize) -> Result<()> {
+        if self.cur + n > self.max {
+            return Err(Error::TooManySamples);
+        }
+        Ok(())
+    }
+
+    pub fn release(&mut self, n: usize) {
+        self.cur = self.cur.saturating_sub(n);
+    }
+}
+
+fn points_in(v: &[RSeries]) -> usize {
+    v.iter().map(|s| s.points.len()).sum()
+}
+
+/// Collects the output of one node step by step, one series per label set.
+pub(crate) struct Builder {
+    map: HashMap<Labels, usize>,
+    pub out: Vec<RSeries>,
+}
+
+impl Builder {
+    pub fn new() -> Self {
+        Builder {
+            map: HashMap::new(),
+            out: Vec::new(),
+        }
+    }
+
+    pub fn push(&mut self, labels: &Labels, drop_name: bool, t: i64, v: f64) -> Result<()> {
+        match self.map.get(labels) {
+            Some(&i) => {
+                let s = &mut self.out[i];
+                if s.points.last().is_some_and(|p| p.0 == t) {
+                    return eval_err("vector cannot contain metrics with the same labelset");
+                }
+                s.drop_name |= drop_name;
+                s.points.push((t, v));
+            }
+            None => {
+                self.map.insert(labels.clone(), self.out.len());
+                self.out.push(RSeries {
+                    labels: labels.clone(),
+                    drop_name,
+                    points: vec![(t, v)],
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Walks a vector step by step: `step(k)` yields `(series index, value)` for step `k`.
+pub(crate) struct StepWalker<'a> {
+    series: &'a [RSeries],
+    pos: Vec<usize>,
+}
+
+impl<'a> StepWalker<'a> {
+    pub fn new(series: &'a [RSeries]) -> Self {
+        StepWalker {
+            series,
+            pos: vec![0; series.len()],
+        }
+    }
+
+    pub fn step(&mut self, t: i64, out: &mut Vec<(usize, f64)>) {
+        out.clear();
+        for (i, s) in self.series.iter().enumerate() {
+            if let Some(&(pt, v)) = s.points.get(self.pos[i])
+                && pt == t
+            {
+                out.push((i, v));
+                self.pos[i] += 1;
+            }
+        }
+    }
+}
+
+/// One query's evaluation state.
+pub(crate) struct Ev<'q> {
+    querier: Option<Box<dyn Querier>>,
+    pub lookback: i64,
+    subquery_step: i64,
+    /// The query's own start and end, which `@ start()` and `@ end()` refer to at any depth.
+    pub qstart: i64,
+    pub qend: i64,
+    /// The query's step in ms; 0 for instant queries.
+    pub qstep: i64,
+    pub budget: Budget,
+    deadline: Instant,
+    cancel: Option<&'q AtomicBool>,
+    ticks: u32,
+    pub warnings: Vec<String>,
+    pub infos: Vec<String>,
+}
+
+impl Ev<'_> {
+    fn result(self, value: Value) -> QueryResult {
+        let mut warnings = self.warnings;
+        let mut infos = self.infos;
+        warnings.dedup();
+        infos.dedup();
+        QueryResult {
+            value,
+            warnings,
+            infos,
+        }
+    }
+
+    /// Checks the timeout and cancellation; cheap enough to call per series.
+    pub fn tick(&mut self) -> Result<()> {
+        self.ticks = self.ticks.wrapping_add(1);
+        if !self.ticks.is_multiple_of(64) {
+            return Ok(());
+        }
+        if self.cancel.is_some_and(|c| c.load(Ordering::Relaxed)) {
+            return Err(Error::Canceled);
+        }
+        if Instant::now() > self.deadline {
+            return Err(Error::Timeout);
+        }
+        Ok(())
+    }
+
+    pub fn at_time(&self, at: Option<At>) -> Option<i64> {
+        at.map(|a| match a {
+            At::Timestamp(t) => t,
+            At::Start => self.qstart,
+            At::End => self.qend,
+        })
+    }
+
+    /// The time range of samples `expr` needs when evaluated over `r`, or `None` if it reads
+    /// no series.
+    fn bounds(&self, expr: &Expr, r: Rng) -> Option<(i64, i64)> {
+        let merge = |a: Option<(i64, i64)>, b: Option<(i64, i64)>| match (a, b) {
+            (Some(a), Some(b)) => Some((a.0.min(b.0), a.1.max(b.1))),
+            (a, b) => a.or(b),
+        };
+        match expr {
+            Expr::VectorSelector(vs) => {
+                let (s, e) = self.ref_range(vs.at, vs.offset, r);
+                Some((s - self.lookback + 1, e))
+            }
+            Expr::MatrixSelector(ms) => {
+                let (s, e) = self.ref_range(ms.vs.at, ms.vs.offset, r);
+                Some((s - ms.range + 1, e))
+            }
+            Expr::Subquery(sq) => {
+                let (s, e) = self.ref_range(sq.at, sq.offset, r);
+                let step = sq.step.unwrap_or(self.subquery_step);
+                self.bounds(
+                    &sq.expr,
+                    Rng {
+                        start: s - sq.range,
+                        end: e,
+                        step,
+                    },
+                )
+            }
+            Expr::Call(c) => c
+                .args
+                .iter()
+                .fold(None, |acc, a| merge(acc, self.bounds(a, r))),
+            Expr::Aggregate(a) => merge(
+                a.param.as_ref().and_then(|p| self.bounds(p, r)),
+                self.bounds(&a.expr, r),
+            ),
+            Expr::Binary(b) => merge(self.bounds(&b.lhs, r), self.bounds(&b.rhs, r)),
+            Expr::Neg(e) | Expr::Paren(e) => self.bounds(e, r),
+            Expr::NumberLiteral(_) | Expr::StringLiteral(_) => None,
+        }
+    }
+
+    /// First and last reference time of a selector with these modifiers over `r`.
+    fn ref_range(&self, at: Option<At>, offset: i64, r: Rng) -> (i64, i64) {
+        match self.at_time(at) {
+            Some(t) => (t - offset, t - offset),
+            None => (r.start - offset, r.end - offset),
+        }
+    }
+
+    pub fn eval(&mut self, e: &Expr, r: Rng) -> Result<Val> {
+        self.tick()?;
+        match e {
+            Expr::NumberLiteral(v) => Ok(Val::Scalar(vec![*v; r.len()])),
+            Expr::StringLiteral(s) => Ok(Val::Str(s.clone())),
+            Expr::VectorSelector(vs) => Ok(Val::Vector(self.vector_selector(vs, r, false)?)),
+            Expr::MatrixSelector(_) | Expr::Subquery(_) => eval_err(
+                "range vectors are only allowed as function arguments or at the top of an instant query",
+            ),
+            Expr::Call(c) => crate::functions::eval_call(self, c, r),
+            Expr::Aggregate(a) => self.aggregate(a, r),
+            Expr::Binary(b) => self.binary(b, r),
+            Expr::Neg(inner) => Ok(match self.eval(inner, r)? {
+                Val::Scalar(v) => Val::Scalar(v.into_iter().map(|x| -x).collect()),
+                Val::Vector(mut v) => {
+                    for s in &mut v {
+                        s.drop_name = true;
+                        s.points.iter_mut().for_each(|p| p.1 = -p.1);
+                    }
+                    Val::Vector(v)
+                }
+                Val::Str(_) => {
+                    return eval_err(
+                        "unary expression only allowed on expressions of type scalar or vector",
+                    );
+                }
+            }),
+            Expr::Paren(inner) => self.eval(inner, r),
+        }
+    }
+
+    /// Evaluates an expression that must be an instant vector.
+    pub fn eval_vector(&mut self, e: &Expr, r: Rng) -> Result<Vec<RSeries>> {
+        match self.eval(e, r)? {
+            Val::Vector(v) => Ok(v),
+            _ => eval_err("expected instant vector"),
+        }
+    }
+
+    /// Evaluates an expression that must be a scalar: one value per step.
+    pub fn eval_scalar(&mut self, e: &Expr, r: Rng) -> Result<Vec<f64>> {
+        match self.eval(e, r)? {
+            Val::Scalar(v) => Ok(v),
+            _ => eval_err("expected scalar"),
+        }
+    }
+
+    pub fn eval_string(&mut self, e: &Expr, r: Rng) -> Result<String> {
+        match self.eval(e, r)? {
+            Val::Str(s) => Ok(s),
+            _ => eval_err("expected string"),
+        }
+    }
+
+    pub fn release(&mut self, v: &[RSeries]) {
+        self.budget.release(points_in(v));
+    }
+
+    fn select(
+        &mut self,
+        vs: &VectorSelector,
+        mint: i64,
+        maxt: i64,
+        step: i64,
+    ) -> Result<Vec<Box<dyn storage::Series>>> {
+        let Some(q) = &self.querier else {
+            return Ok(Vec::new());
+        };
+        let hints = SelectHints {
+            start: mint,
+            end: maxt,
+            step,
+            ..SelectHints::default()
+        };
+        q.select(false, &hints, &vs.matchers)
+            .map_err(Error::Storage)
+    }
+
+    /// An instant-vector selector over `r`: at each step the latest sample within the lookback
+    /// window (left-open), unless it is a staleness marker. With `want_ts` the value is the
+    /// sample's timestamp in seconds (for `timestamp()`).
+    pub fn vector_selector(
+        &mut self,
+        vs: &VectorSelector,
+        r: Rng,
+        want_ts: bool,
+    ) -> Result<Vec<RSeries>> {
+        let fixed = self.at_time(vs.at);
+        let rt = |ts: i64| fixed.unwrap_or(ts) - vs.offset;
+        let lo = rt(r.start) - self.lookback + 1;
+        let series = self.select(vs, lo, rt(r.end), r.step)?;
+        let mut out = Vec::with_capacity(series.len());
+        for s in &series {
+            self.tick()?;
+            let mut it = s.iter();
+            let mut cur = Cursor::new(&mut *it, lo);
+            let mut points = Vec::new();
+            for k in 0..r.len() {
+                let ts = r.ts(k);
+                let t = rt(ts);
+                if let Some((st, v)) = cur.at_or_before(t)
+                    && st > t - self.lookback
+                    && !is_stale_nan(v)
+                {
+                    points.push((ts, if want_ts { st as f64 / 1000.0 } else { v }));
+                }
+            }
+            self.budget.add(points.len())?;
+            if !points.is_empty() {
+                out.push(RSeries {
+                    labels: s.labels().clone(),
+                    drop_name: false,
+                    points,
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    /// Evaluates a subquery's inner expression over the steps its windows need.
+    fn subquery(&mut self, sq: &Subquery, r: Rng) -> Result<Vec<RSeries>> {
+        let step = sq.step.unwrap_or(self.subquery_step);
+        let (s, e) = self.ref_range(sq.at, sq.offset, r);
+        let first = s - sq.range;
+        // compat: Prometheus aligns subquery steps to multiples of the step (Go's truncating
+        // division), starting at the first one not before the window start.
+        let mut start = step * (first / step);
+        if start < first {
+            start += step;
+        }
+        if start > e {
+            return Ok(Vec::new());
+        }
+        let inner = Rng {
+            start,
+            end: e,
+            step,
+        };
+        match self.eval(&sq.expr, inner)? {
+            Val::Vector(v) => Ok(v),
+            Val::Scalar(v) => {
+                let points: Vec<_> = (0..inner.len()).map(|k| (inner.ts(k), v[k])).collect();
+                Ok(vec![RSeries {
+                    labels: Labels::empty(),
+                    drop_name: false,
+                    points,
+                }])
+            }
+            Val::Str(_) => eval_err("subquery is only allowed on instant vector"),
+        }
+    }
+
+    /// Applies `f` to the window of every series of a range argument (a matrix selector or a
+    /// subquery) at every step. `f(step, window end, range, samples)` returns the step's value.
+    /// With `keep_name` the output keeps the metric name (`last_over_time` and friends).
+    pub fn map_windows(
+        &mut self,
+        arg: &Expr,
+        r: Rng,
+        keep_name: bool,
+        mut f: impl FnMut(usize, i64, i64, &[(i64, f64)]) -> Result<Option<f64>>,
+    ) -> Result<Vec<RSeries>> {
+        let mut out = Vec::new();
+        match unwrap_parens(arg) {
+            Expr::MatrixSelector(ms) => {
+                let fixed = self.at_time(ms.vs.at);
+                let rt = |ts: i64| fixed.unwrap_or(ts) - ms.vs.offset;
+                let lo = rt(r.start) - ms.range + 1;
+                let series = self.select(&ms.vs, lo, rt(r.end), r.step)?;
+                for s in &series {
+                    self.tick()?;
+                    let mut it = s.iter();
+                    let pts = windows(&mut *it, lo, r, &rt, ms.range, &mut self.budget, &mut f)?;
+                    if !pts.is_empty() {
+                        out.push(RSeries {
+                            labels: s.labels().clone(),
+                            drop_name: !keep_name,
+                            points: pts,
+                        });
+                    }
+                }
+            }
+            Expr::Subquery(sq) => {
+                let inner = self.subquery(sq, r)?;
+                let fixed = self.at_time(sq.at);
+                let rt = |ts: i64| fixed.unwrap_or(ts) - sq.offset;
+                for s in &inner {
+                    self.tick()?;
+                    let mut it = SliceIter::new(&s.points);
+                    let pts = windows(
+                        &mut it,
+                        i64::MIN,
+                        r,
+                        &rt,
+                        sq.range,
+                        &mut self.budget,
+                        &mut f,
+                    )?;
+                    if !pts.is_empty() {
+                        out.push(RSeries {
+                            labels: s.labels.clone(),
+                            drop_name: s.drop_name || !keep_name,
+                            points: pts,
+                        });
+                    }
+                }
+                self.release(&inner);
+            }
+            _ => return eval_err("expected type range vector in call to function"),
+        }
+        Ok(out)
+    }
+
+    /// The raw samples of a range vector at `t`, for an instant query whose result is a range
+    /// vector.
+    fn range_vector_at(&mut self, e: &Expr, t: i64) -> Result<Vec<Series>> {
+        let r = Rng {
+            start: t,
+            end: t,
+            step: 1,
+        };
+        let mut windows_out: Vec<Vec<(i64, f64)>> = Vec::new();
+        let v = self.map_windows(e, r, true, |_, _, _, w| {
+            windows_out.push(w.to_vec());
+            Ok(Some(windows_out.len() as f64 - 1.0))
+        })?;
+        let mut out: Vec<Series> = v
+            .into_iter()
+            .map(|s| {
+                let labels = if s.drop_name {
+                    s.labels.without_metric_name()
+                } else {
+                    s.labels
+                };
+                Series {
+                    labels,
+                    points: std::mem::take(&mut windows_out[s.points[0].1 as usize]),
+                }
+            })
+            .collect();
+        out.sort_by(|a, b| a.labels.cmp(&b.labels));
+        Ok(out)
+    }
+}
+
+/// `f(step, window end, range, samples)` of [`Ev::map_windows`].
+type WindowFn<'a> = dyn FnMut(usize, i64, i64, &[(i64, f64)]) -> Result<Option<f64>> + 'a;
+
+/// The sliding window of one series: at each step the samples in `(rt - range, rt]`, staleness
+/// markers left out.
+fn windows(
+    it: &mut dyn SampleIterator,
+    lo: i64,
+    r: Rng,
+    rt: &dyn Fn(i64) -> i64,
+    range: i64,
+    budget: &mut Budget,
+    f: &mut WindowFn<'_>,
+) -> Result<Vec<(i64, f64)>> {
+    let mut cur = Cursor::new(it, lo);
+    let mut buf: VecDeque<(i64, f64)> = VecDeque::new();
+    let mut out = Vec::new();
+    for k in 0..r.len() {
+        let ts = r.ts(k);
+        let t = rt(ts);
+        let lower = t - range;
+        while buf.front().is_some_and(|s| s.0 <= lower) {
+            buf.pop_front();
+        }
+        while let Some(s) = cur.next_up_to(t) {
+            if s.0 > lower && !is_stale_nan(s.1) {
+                buf.push_back(s);
+            }
+        }
+        if buf.is_empty() {
+            continue;
+        }
+        budget.peek(buf.len())?;
+        if let Some(v) = f(k, t, range, buf.make_contiguous())? {
+            out.push((ts, v));
+        }
+    }
+    budget.add(out.len())?;
+    Ok(out)
+}
+
+/// Removes names marked for removal and checks the instant vector has no duplicate label sets.
+fn finish_instant(v: Vec<RSeries>, t: i64) -> Result<Vec<Sample>> {
+    let mut out = Vec::with_capacity(v.len());
+    let mut seen = std::collections::HashSet::new();
+    for s in v {
+        let labels = if s.drop_name {
+            s.labels.without_metric_name()
+        } else {
+            s.labels
+        };
+        for (_, val) in s.points {
+            if !seen.insert(labels.clone()) {
+                return eval_err("vector cannot contain metrics with the same labelset");
+            }
+            out.push(Sample {
+                labels: labels.clone(),
+                t,
+                v: val,
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// Removes names marked for removal, merges series that became equal (an error if they overlap
+/// in time) and sorts by labels.
+fn finish_range(v: Vec<RSeries>) -> Result<Vec<Series>> {
+    let mut map: HashMap<Labels, usize> = HashMap::new();
+    let mut out: Vec<Series> = Vec::with_capacity(v.len());
+    for s in v {
+        let labels = if s.drop_name {
+            s.labels.without_metric_name()
+        } else {
+            s.labels
+        };
+        match map.get(&labels) {
+            Some(&i) => {
+                let merged = merge_points(&out[i].points, &s.points)?;
+                out[i].points = merged;
+            }
+            None => {
+                map.insert(labels.clone(), out.len());
+                out.push(Series {
+                    labels,
+                    points: s.points,
+                });
+            }
+        }
+    }
+    out.sort_by(|a, b| a.labels.cmp(&b.labels));
+    Ok(out)
+}
+
+fn merge_points(a: &[(i64, f64)], b: &[(i64, f64)]) -> Result<Vec<(i64, f64)>> {
+    let mut out = Vec::with_capacity(a.len() + b.len());
+    let (mut i, mut j) = (0, 0);
+    while i < a.len() || j < b.len() {
+        match (a.get(i), b.get(j)) {
+            (Some(x), Some(y)) if x.0 == y.0 => {
+                return eval_err("vector cannot contain metrics with the same labelset");
+            }
+            (Some(x), Some(y)) if x.0 < y.0 => {
+                out.push(*x);
+                i += 1;
+            }
+            (Some(_), Some(y)) => {
+                out.push(*y);
+                j += 1;
+            }
+            (Some(x), None) => {
+                out.push(*x);
+                i += 1;
+            }
+            (None, Some(y)) => {
+                out.push(*y);
+                j += 1;
+            }
+            (None, None) => break,
+        }
+    }
+    Ok(out)
+}

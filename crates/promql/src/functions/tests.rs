@@ -1,0 +1,141 @@
+use super::stats::*;
+use super::*;
+
+#[track_caller]
+fn close(got: f64, want: f64) {
+    if want.is_nan() {
+        assert!(got.is_nan(), "got {got}, want NaN");
+    } else if want.is_infinite() {
+        assert_eq!(got, want);
+    } else {
+        assert!(
+            (got - want).abs() <= 1e-9 * want.abs().max(1.0),
+            "got {got}, want {want}"
+        );
+    }
+}
+
+#[test]
+fn quantile_cases() {
+    #[track_caller]
+    fn check(q: f64, vals: &[f64], want: f64) {
+        close(quantile(q, &mut vals.to_vec()), want);
+    }
+    check(0.5, &[1.0, 2.0, 3.0], 2.0);
+    check(0.25, &[1.0, 2.0, 3.0, 4.0], 1.75);
+    check(0.0, &[3.0, 1.0], 1.0);
+    check(1.0, &[3.0, 1.0], 3.0);
+    check(-1.0, &[1.0], f64::NEG_INFINITY);
+    check(2.0, &[1.0], f64::INFINITY);
+    check(f64::NAN, &[1.0], f64::NAN);
+    check(0.5, &[], f64::NAN);
+}
+
+#[test]
+fn aggregation_kernels() {
+    close(sum(&[1.0, 1e100, 1.0, -1e100]), 2.0);
+    close(sum(&[]), 0.0);
+    close(sum(&[1.0, f64::NAN]), f64::NAN);
+    close(mean(&[1.0, 2.0, 3.0]), 2.0);
+    close(mean(&[f64::MAX, f64::MAX]), f64::MAX);
+    close(mean(&[f64::INFINITY, 1.0]), f64::INFINITY);
+    close(mean(&[f64::INFINITY, f64::NEG_INFINITY]), f64::NAN);
+    close(variance(&[2.0, 4.0, 4.0, 4.0, 5.0, 5.0, 7.0, 9.0]), 4.0);
+    close(min(&[f64::NAN, 3.0, 1.0]), 1.0);
+    close(max(&[f64::NAN, 3.0, 1.0]), 3.0);
+    close(max(&[f64::NAN]), f64::NAN);
+    close(mad(&[1.0, 1.0, 2.0, 2.0, 4.0, 6.0, 9.0]), 1.0);
+}
+
+#[test]
+fn rate_extrapolation() {
+    // Samples every 10s covering the whole 60s window: plain per-second slope.
+    let w: Vec<(i64, f64)> = (1..=6).map(|i| (i * 10_000, i as f64 * 10.0)).collect();
+    close(extrapolated_rate(&w, 0, 60_000, true, true).unwrap(), 1.0);
+    // Counter reset adds the value before the reset.
+    let w = [(10_000, 5.0), (20_000, 1.0)];
+    close(
+        extrapolated_rate(&w, 0, 20_000, true, false).unwrap(),
+        1.0 + 5.0 * 0.0 + 1.0 * 1.0,
+    );
+    assert_eq!(extrapolated_rate(&[(1, 1.0)], 0, 10, true, true), None);
+    close(instant_value(&[(0, 5.0), (2_000, 1.0)], true).unwrap(), 0.5);
+    close(
+        instant_value(&[(0, 5.0), (2_000, 1.0)], false).unwrap(),
+        -4.0,
+    );
+}
+
+#[test]
+fn regression() {
+    let w = [(0, 1.0), (1_000, 3.0), (2_000, 5.0)];
+    let (slope, intercept) = linear_regression(&w, 0);
+    close(slope, 2.0);
+    close(intercept, 1.0);
+    let (slope, intercept) = linear_regression(&[(0, 4.0), (1_000, 4.0)], 0);
+    close(slope, 0.0);
+    close(intercept, 4.0);
+}
+
+#[test]
+fn buckets() {
+    #[track_caller]
+    fn check(q: f64, b: &[(f64, f64)], want: f64, forced: bool) {
+        let (got, f) = bucket_quantile(q, &mut b.to_vec());
+        close(got, want);
+        assert_eq!(f, forced);
+    }
+    let b = [(1.0, 10.0), (2.0, 20.0), (f64::INFINITY, 20.0)];
+    check(0.5, &b, 1.0, false);
+    check(0.75, &b, 1.5, false);
+    check(1.0, &b, 2.0, false);
+    check(0.5, &[(1.0, 10.0)], f64::NAN, false);
+    check(
+        0.5,
+        &[(1.0, 10.0), (2.0, 5.0), (f64::INFINITY, 20.0)],
+        1.0,
+        true,
+    );
+    check(-0.1, &b, f64::NEG_INFINITY, false);
+    check(0.5, &[(1.0, 0.0), (f64::INFINITY, 0.0)], f64::NAN, false);
+}
+
+#[test]
+fn helpers() {
+    assert_eq!(natural_cmp("a2", "a10"), Ordering::Less);
+    assert_eq!(natural_cmp("1.11.3", "1.2.3"), Ordering::Greater);
+    assert_eq!(natural_cmp("x", "x"), Ordering::Equal);
+    assert_eq!(format_go_float(1e21), "1000000000000000000000");
+    assert_eq!(format_go_float(f64::INFINITY), "+Inf");
+    assert_eq!(parse_go_float("+Inf"), Some(f64::INFINITY));
+    assert_eq!(parse_go_float("0x1f"), Some(31.0));
+    assert_eq!(parse_go_float("Hello"), None);
+    assert!(go_max(f64::NAN, 1.0).is_nan());
+    assert_eq!(go_max(f64::NAN, f64::INFINITY), f64::INFINITY);
+    assert_eq!(go_min(f64::NAN, f64::NEG_INFINITY), f64::NEG_INFINITY);
+    close(
+        double_exponential_smoothing(&[(0, 1.0), (1, 2.0), (2, 3.0)], 0.5, 0.5).unwrap(),
+        3.0,
+    );
+}
+
+#[test]
+fn dates() {
+    use super::time::date_field;
+    // 2024-02-29T13:45:00Z, a Thursday.
+    let t = 1_709_214_300.0;
+    for (f, want) in [
+        ("year", 2024.0),
+        ("month", 2.0),
+        ("day_of_month", 29.0),
+        ("day_of_week", 4.0),
+        ("day_of_year", 60.0),
+        ("days_in_month", 29.0),
+        ("hour", 13.0),
+        ("minute", 45.0),
+    ] {
+        assert_eq!(date_field(f, t), want, "{f}");
+    }
+    assert_eq!(date_field("year", 0.0), 1970.0);
+    assert_eq!(date_field("day_of_week", -86_400.0), 3.0);
+}

@@ -1,0 +1,18 @@
+//! PromQL: parsing (through an adapter over `promql-parser`) into our own AST, and an evaluator
+//! over `storage::Queryable` for instant and range queries.
+//!
+//! This crate owns the language's semantics; it never stores data, never speaks HTTP and never
+//! depends on a particular storage (`tsdb` plugs in through the `storage` traits).
+
+pub mod ast;
+mod engine;
+pub mod error;
+mod functions;
+pub mod parser;
+pub mod value;
+
+pub use engine::{Engine, EngineOptions, QueryOpts};
+pub use error::Error;
+pub use functions::{format_go_float, parse_go_float};
+pub use parser::{ParseError, parse};
+pub use value::{QueryResult, Sample, Series, Value};
