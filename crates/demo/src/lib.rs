@@ -8,13 +8,15 @@
 use std::fmt::Write;
 use std::net::SocketAddr;
 
-use axum::routing::get;
 use axum::Router;
+use axum::routing::get;
 use tokio_util::sync::CancellationToken;
 
 const METHODS: [&str; 4] = ["GET", "POST", "PUT", "DELETE"];
 const CODES: [&str; 5] = ["200", "201", "404", "500", "503"];
-const BUCKETS: [&str; 11] = ["0.005", "0.01", "0.025", "0.05", "0.1", "0.25", "0.5", "1", "2.5", "5", "+Inf"];
+const BUCKETS: [&str; 11] = [
+    "0.005", "0.01", "0.025", "0.05", "0.1", "0.25", "0.5", "1", "2.5", "5", "+Inf",
+];
 
 /// A cheap deterministic hash for pseudo-random but stable per-series parameters.
 fn mix(mut x: u64) -> u64 {
@@ -32,7 +34,9 @@ pub fn render(target: u64, series: usize, now_s: f64) -> String {
     let third = series / 3;
     let t = now_s.floor();
 
-    out.push_str("# HELP demo_http_requests_total Requests handled, by handler, method and code.\n");
+    out.push_str(
+        "# HELP demo_http_requests_total Requests handled, by handler, method and code.\n",
+    );
     out.push_str("# TYPE demo_http_requests_total counter\n");
     for i in 0..third {
         let h = mix(target << 32 ^ i as u64);
@@ -55,7 +59,13 @@ pub fn render(target: u64, series: usize, now_s: f64) -> String {
         let h = mix(target << 32 ^ (i as u64 + 1_000_000));
         let period = 30.0 + (h % 600) as f64;
         let v = ((t / period).sin() * 100.0 + 100.0).round();
-        let _ = writeln!(out, "demo_queue_depth{{queue=\"q{}\",shard=\"{}\"}} {}", i / 8, i % 8, v);
+        let _ = writeln!(
+            out,
+            "demo_queue_depth{{queue=\"q{}\",shard=\"{}\"}} {}",
+            i / 8,
+            i % 8,
+            v
+        );
     }
 
     out.push_str("# HELP demo_request_duration_seconds Request latency.\n");
@@ -69,17 +79,34 @@ pub fn render(target: u64, series: usize, now_s: f64) -> String {
         let route = format!("/r{j}");
         let mut cum = 0.0;
         for (k, le) in BUCKETS.iter().enumerate() {
-            cum = if k + 1 == BUCKETS.len() { count } else { (count * (k as f64 + 1.0) / BUCKETS.len() as f64).floor() };
-            let _ = writeln!(out, "demo_request_duration_seconds_bucket{{route=\"{route}\",le=\"{le}\"}} {cum}");
+            cum = if k + 1 == BUCKETS.len() {
+                count
+            } else {
+                (count * (k as f64 + 1.0) / BUCKETS.len() as f64).floor()
+            };
+            let _ = writeln!(
+                out,
+                "demo_request_duration_seconds_bucket{{route=\"{route}\",le=\"{le}\"}} {cum}"
+            );
         }
-        let _ = writeln!(out, "demo_request_duration_seconds_sum{{route=\"{route}\"}} {}", cum * 0.042);
-        let _ = writeln!(out, "demo_request_duration_seconds_count{{route=\"{route}\"}} {cum}");
+        let _ = writeln!(
+            out,
+            "demo_request_duration_seconds_sum{{route=\"{route}\"}} {}",
+            cum * 0.042
+        );
+        let _ = writeln!(
+            out,
+            "demo_request_duration_seconds_count{{route=\"{route}\"}} {cum}"
+        );
     }
     out
 }
 
 fn now_s() -> f64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0)
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
 }
 
 /// Serves `count` demo targets on consecutive listeners, each with `series` series, until
@@ -97,12 +124,17 @@ pub async fn serve(
         let app = Router::new().route(
             "/metrics",
             get(move || async move {
-                ([("content-type", "text/plain; version=0.0.4")], render(target, series, now_s()))
+                (
+                    [("content-type", "text/plain; version=0.0.4")],
+                    render(target, series, now_s()),
+                )
             }),
         );
         let token = shutdown.clone();
         tokio::spawn(async move {
-            let _ = axum::serve(l, app).with_graceful_shutdown(async move { token.cancelled().await }).await;
+            let _ = axum::serve(l, app)
+                .with_graceful_shutdown(async move { token.cancelled().await })
+                .await;
         });
     }
     Ok(addrs)
@@ -144,7 +176,12 @@ pub async fn run(flags: DemoFlags) -> std::io::Result<()> {
         .collect();
     let shutdown = CancellationToken::new();
     let bound = serve(addrs, flags.series, shutdown.clone()).await?;
-    println!("serving {} demo targets with {} series each, first at http://{}/metrics", bound.len(), flags.series, bound[0]);
+    println!(
+        "serving {} demo targets with {} series each, first at http://{}/metrics",
+        bound.len(),
+        flags.series,
+        bound[0]
+    );
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}

@@ -30,11 +30,14 @@ impl FileReport {
 pub struct Checks {
     /// Re-run each instant eval as a range query from t-1m to t+1m and compare the point at t.
     pub range_mode: bool,
+    /// Pin every selector to the eval time with `@` and evaluate at other times, expecting the
+    /// same result.
+    pub step_invariance: bool,
 }
 
 impl Default for Checks {
     fn default() -> Self {
-        Checks { range_mode: true }
+        Checks { range_mode: true, step_invariance: true }
     }
 }
 
@@ -287,7 +290,88 @@ fn run_eval(engine: &Engine, db: &MemStorage, e: &Eval, checks: Checks) -> Outco
             Err(err) => return Outcome::Fail(format!("range mode: unexpected error: {err}")),
         }
     }
+    if checks.step_invariance
+        && let EvalKind::Instant { at } = e.kind
+        && step_invariance_applies(e)
+    {
+        let mut pinned = expr.clone();
+        pin_at(&mut pinned, at);
+        let times = if at == 0 { vec![-1000, 0, 1000] } else { vec![-10 * at, 0, at / 5, at, 10 * at] };
+        for t in times {
+            match engine.eval_instant(db, &pinned, t, QueryOpts::default()) {
+                Ok(r) => {
+                    if let Err(m) = check_value(e, &r.value) {
+                        return Outcome::Fail(format!("step invariance at {t}ms: {m}"));
+                    }
+                }
+                Err(err) => return Outcome::Fail(format!("step invariance at {t}ms: unexpected error: {err}")),
+            }
+        }
+    }
     Outcome::Pass
+}
+
+/// Functions whose result depends on the evaluation time itself, not only on the data.
+const TIME_DEPENDENT: &[&str] = &[
+    "time",
+    "timestamp",
+    "predict_linear",
+    "start",
+    "end",
+    "range",
+    "step",
+    "day_of_month",
+    "day_of_week",
+    "day_of_year",
+    "days_in_month",
+    "hour",
+    "minute",
+    "month",
+    "year",
+];
+
+fn step_invariance_applies(e: &Eval) -> bool {
+    if e.fail.is_some() || e.string.is_some() {
+        return false;
+    }
+    let Ok(expr) = promql::parse(&e.expr) else { return false };
+    let mut time_dependent = false;
+    expr.walk(&mut |n| {
+        if let promql::ast::Expr::Call(c) = n {
+            time_dependent |= TIME_DEPENDENT.contains(&c.func.as_str());
+        }
+    });
+    !time_dependent
+}
+
+/// Adds `@ t` to every selector and outermost subquery that has none. Subqueries are not
+/// entered: pinning their inner selectors would change what the subquery computes.
+fn pin_at(e: &mut promql::ast::Expr, t: i64) {
+    use promql::ast::{At, Expr};
+    match e {
+        Expr::VectorSelector(vs) => {
+            vs.at.get_or_insert(At::Timestamp(t));
+        }
+        Expr::MatrixSelector(ms) => {
+            ms.vs.at.get_or_insert(At::Timestamp(t));
+        }
+        Expr::Subquery(sq) => {
+            sq.at.get_or_insert(At::Timestamp(t));
+        }
+        Expr::Call(c) => c.args.iter_mut().for_each(|a| pin_at(a, t)),
+        Expr::Aggregate(a) => {
+            if let Some(p) = &mut a.param {
+                pin_at(p, t);
+            }
+            pin_at(&mut a.expr, t);
+        }
+        Expr::Binary(b) => {
+            pin_at(&mut b.lhs, t);
+            pin_at(&mut b.rhs, t);
+        }
+        Expr::Neg(x) | Expr::Paren(x) => pin_at(x, t),
+        Expr::NumberLiteral(_) | Expr::StringLiteral(_) => {}
+    }
 }
 
 fn range_mode_applies(e: &Eval) -> bool {

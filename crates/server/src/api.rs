@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use serde_json::json;
 use storage::SelectHints;
-use web::api::{ok, ApiError, ApiResult, ApiSuccess};
+use web::api::{ApiError, ApiResult, ApiSuccess, ok};
 
 use crate::app::App;
 use crate::params::Params;
@@ -20,7 +20,11 @@ fn internal(e: impl std::fmt::Display) -> ApiError {
 }
 
 /// `GET|POST /api/v1/series`
-pub async fn series(State(app): State<App>, RawQuery(q): RawQuery, body: Bytes) -> ApiResult<Vec<model::Labels>> {
+pub async fn series(
+    State(app): State<App>,
+    RawQuery(q): RawQuery,
+    body: Bytes,
+) -> ApiResult<Vec<model::Labels>> {
     let p = Params::parse(q.as_deref(), &body);
     let sets = p.matchers()?;
     if sets.is_empty() {
@@ -31,7 +35,12 @@ pub async fn series(State(app): State<App>, RawQuery(q): RawQuery, body: Bytes) 
     let app2 = app.clone();
     let res = tokio::task::spawn_blocking(move || -> Result<Vec<model::Labels>, ApiError> {
         let q = app2.queryable().querier(start, end).map_err(internal)?;
-        let hints = SelectHints { start, end, labels_only: true, ..Default::default() };
+        let hints = SelectHints {
+            start,
+            end,
+            labels_only: true,
+            ..Default::default()
+        };
         let mut out = BTreeSet::new();
         for ms in &sets {
             for s in q.select(true, &hints, ms).map_err(internal)? {
@@ -48,13 +57,19 @@ pub async fn series(State(app): State<App>, RawQuery(q): RawQuery, body: Bytes) 
 fn truncate_with_warning<T: Serialize>(mut v: Vec<T>, limit: usize) -> ApiResult<Vec<T>> {
     if limit > 0 && v.len() > limit {
         v.truncate(limit);
-        return Ok(ApiSuccess::new(v).with_warnings(vec!["results truncated due to limit".to_string()]));
+        return Ok(
+            ApiSuccess::new(v).with_warnings(vec!["results truncated due to limit".to_string()])
+        );
     }
     ok(v)
 }
 
 /// `GET|POST /api/v1/labels`
-pub async fn label_names(State(app): State<App>, RawQuery(q): RawQuery, body: Bytes) -> ApiResult<Vec<String>> {
+pub async fn label_names(
+    State(app): State<App>,
+    RawQuery(q): RawQuery,
+    body: Bytes,
+) -> ApiResult<Vec<String>> {
     let p = Params::parse(q.as_deref(), &body);
     let sets = p.matchers()?;
     let (start, end) = p.time_range()?;
@@ -107,10 +122,16 @@ pub async fn label_values(
 }
 
 /// `GET /api/v1/targets?state=active|dropped|any&scrapePool=…`
-pub async fn targets(State(app): State<App>, RawQuery(q): RawQuery) -> ApiResult<serde_json::Value> {
+pub async fn targets(
+    State(app): State<App>,
+    RawQuery(q): RawQuery,
+) -> ApiResult<serde_json::Value> {
     let p = Params::parse(q.as_deref(), b"");
     let state = p.get("state").unwrap_or("any").to_ascii_lowercase();
-    let pool = p.get("scrapePool").filter(|s| !s.is_empty()).map(str::to_string);
+    let pool = p
+        .get("scrapePool")
+        .filter(|s| !s.is_empty())
+        .map(str::to_string);
     let (show_active, show_dropped) = match state.as_str() {
         "" | "any" => (true, true),
         "active" => (true, false),
@@ -120,12 +141,18 @@ pub async fn targets(State(app): State<App>, RawQuery(q): RawQuery) -> ApiResult
     let sm = app.scrape_manager();
     let in_pool = |p: &str| pool.as_deref().is_none_or(|want| want == p);
     let active: Vec<_> = if show_active {
-        sm.targets_active().into_iter().filter(|t| in_pool(&t.scrape_pool)).collect()
+        sm.targets_active()
+            .into_iter()
+            .filter(|t| in_pool(&t.scrape_pool))
+            .collect()
     } else {
         Vec::new()
     };
     let dropped: Vec<_> = if show_dropped {
-        sm.targets_dropped().into_iter().filter(|t| in_pool(&t.scrape_pool)).collect()
+        sm.targets_dropped()
+            .into_iter()
+            .filter(|t| in_pool(&t.scrape_pool))
+            .collect()
     } else {
         Vec::new()
     };
@@ -133,14 +160,17 @@ pub async fn targets(State(app): State<App>, RawQuery(q): RawQuery) -> ApiResult
 }
 
 /// `GET /api/v1/metadata?metric=&limit=&limit_per_metric=`
-pub async fn metadata(State(app): State<App>, RawQuery(q): RawQuery) -> ApiResult<BTreeMap<String, Vec<scrape::MetricMetadata>>> {
+pub async fn metadata(
+    State(app): State<App>,
+    RawQuery(q): RawQuery,
+) -> ApiResult<BTreeMap<String, Vec<scrape::MetricMetadata>>> {
     let p = Params::parse(q.as_deref(), b"");
     let parse_limit = |k: &str| -> Result<i64, ApiError> {
         match p.get(k) {
             None | Some("") => Ok(-1),
-            Some(s) => s
-                .parse::<i64>()
-                .map_err(|_| ApiError::bad_data(format!("invalid parameter {k:?}: cannot parse {s:?}"))),
+            Some(s) => s.parse::<i64>().map_err(|_| {
+                ApiError::bad_data(format!("invalid parameter {k:?}: cannot parse {s:?}"))
+            }),
         }
     };
     let limit = parse_limit("limit")?;
@@ -187,7 +217,9 @@ pub async fn status_buildinfo() -> ApiResult<serde_json::Value> {
 
 /// `GET /api/v1/status/runtimeinfo`
 pub async fn status_runtimeinfo(State(app): State<App>) -> ApiResult<serde_json::Value> {
-    let cwd = std::env::current_dir().map(|p| p.display().to_string()).unwrap_or_default();
+    let cwd = std::env::current_dir()
+        .map(|p| p.display().to_string())
+        .unwrap_or_default();
     let rt = app.runtime_info();
     ok(json!({
         "startTime": rt.start_time,
@@ -205,7 +237,10 @@ pub async fn status_runtimeinfo(State(app): State<App>) -> ApiResult<serde_json:
 }
 
 /// `GET /api/v1/status/tsdb?limit=`
-pub async fn status_tsdb(State(app): State<App>, RawQuery(q): RawQuery) -> ApiResult<tsdb::TsdbStats> {
+pub async fn status_tsdb(
+    State(app): State<App>,
+    RawQuery(q): RawQuery,
+) -> ApiResult<tsdb::TsdbStats> {
     let p = Params::parse(q.as_deref(), b"");
     let limit = match p.get("limit") {
         None | Some("") => 10,
@@ -220,7 +255,14 @@ pub async fn status_tsdb(State(app): State<App>, RawQuery(q): RawQuery) -> ApiRe
 /// `GET /metrics`: the server's own metrics in text format 0.0.4.
 pub async fn metrics(State(app): State<App>) -> Response {
     let body = crate::metrics::render(&app);
-    ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], body).into_response()
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        body,
+    )
+        .into_response()
 }
 
 pub async fn healthy() -> &'static str {
@@ -246,7 +288,11 @@ pub async fn reload(State(app): State<App>) -> Response {
     }
     match app.reload() {
         Ok(()) => StatusCode::OK.into_response(),
-        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, format!("failed to reload config: {e}")).into_response(),
+        Err(e) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("failed to reload config: {e}"),
+        )
+            .into_response(),
     }
 }
 

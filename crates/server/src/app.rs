@@ -2,13 +2,13 @@
 //! token fires) with `reload` at any time. The binary only adds flags and signals.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
-use axum::routing::{get, post};
 use axum::Router;
+use axum::routing::{get, post};
 use tokio_util::sync::CancellationToken;
 
 use crate::api;
@@ -73,10 +73,11 @@ pub struct App {
 impl App {
     /// Loads the config, opens (and replays) the storage and binds the listener.
     pub async fn new(flags: ServerFlags, shutdown: CancellationToken) -> Result<App, ServerError> {
-        let config = Config::load_file(&flags.config_file).map_err(|source| ServerError::Config {
-            path: flags.config_file.display().to_string(),
-            source,
-        })?;
+        let config =
+            Config::load_file(&flags.config_file).map_err(|source| ServerError::Config {
+                path: flags.config_file.display().to_string(),
+                source,
+            })?;
         tracing::info!(file = %flags.config_file.display(), "loaded configuration file");
 
         let opts = tsdb::Options {
@@ -97,7 +98,10 @@ impl App {
 
         let listener = tokio::net::TcpListener::bind(flags.listen_address)
             .await
-            .map_err(|source| ServerError::Listen { addr: flags.listen_address, source })?;
+            .map_err(|source| ServerError::Listen {
+                addr: flags.listen_address,
+                source,
+            })?;
         let local_addr = listener.local_addr().map_err(ServerError::Serve)?;
 
         let scrape_opts = scrape::ManagerOptions {
@@ -122,7 +126,9 @@ impl App {
             listener: parking_lot::Mutex::new(Some(listener)),
             local_addr,
         };
-        Ok(App { inner: Arc::new(inner) })
+        Ok(App {
+            inner: Arc::new(inner),
+        })
     }
 
     /// The address the HTTP server listens on (useful with port 0).
@@ -134,11 +140,18 @@ impl App {
     /// then stops scraping and closes the storage.
     pub async fn run(&self) -> Result<(), ServerError> {
         let Some(listener) = self.inner.listener.lock().take() else {
-            return Err(ServerError::Serve(std::io::Error::other("server already running")));
+            return Err(ServerError::Serve(std::io::Error::other(
+                "server already running",
+            )));
         };
         let cfg = self.inner.config.load_full();
         self.inner.scrape.apply_config(cfg.scrape_configs.clone());
-        let scrape_task = tokio::spawn(self.inner.scrape.clone().run(self.inner.shutdown.child_token()));
+        let scrape_task = tokio::spawn(
+            self.inner
+                .scrape
+                .clone()
+                .run(self.inner.shutdown.child_token()),
+        );
         let maint = tokio::spawn(self.clone().maintenance());
 
         let router = self.router();
@@ -162,7 +175,12 @@ impl App {
 
     /// Periodic storage upkeep: retention and WAL truncation.
     async fn maintenance(self) {
-        let every = Duration::from_secs(60).min(self.inner.flags.min_block_duration.max(Duration::from_secs(1)));
+        let every = Duration::from_secs(60).min(
+            self.inner
+                .flags
+                .min_block_duration
+                .max(Duration::from_secs(1)),
+        );
         loop {
             tokio::select! {
                 _ = self.inner.shutdown.cancelled() => return,
@@ -211,7 +229,9 @@ impl App {
                 self.inner.scrape.apply_config(cfg.scrape_configs.clone());
                 self.inner.config.store(Arc::new(cfg));
                 self.inner.reload_ok.store(true, Ordering::SeqCst);
-                self.inner.last_reload_success_s.store(jiff::Timestamp::now().as_second(), Ordering::SeqCst);
+                self.inner
+                    .last_reload_success_s
+                    .store(jiff::Timestamp::now().as_second(), Ordering::SeqCst);
                 tracing::info!("completed loading of configuration file");
                 Ok(())
             }
@@ -264,13 +284,16 @@ impl App {
     }
 
     pub fn runtime_info(&self) -> RuntimeInfo {
-        let last = jiff::Timestamp::from_second(self.last_reload_success_seconds()).unwrap_or(self.inner.start_time);
+        let last = jiff::Timestamp::from_second(self.last_reload_success_seconds())
+            .unwrap_or(self.inner.start_time);
         RuntimeInfo {
             start_time: self.inner.start_time.to_string(),
             reload_ok: self.reload_successful(),
             last_config_time: last.to_string(),
             corruption_count: self.inner.db.metrics().wal_corruptions_total,
-            tasks: tokio::runtime::Handle::try_current().map(|h| h.metrics().num_alive_tasks()).unwrap_or(0),
+            tasks: tokio::runtime::Handle::try_current()
+                .map(|h| h.metrics().num_alive_tasks())
+                .unwrap_or(0),
         }
     }
 }

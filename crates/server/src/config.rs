@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use model::duration::{serde_opt_prom_duration, serde_prom_duration};
 use model::Labels;
+use model::duration::{serde_opt_prom_duration, serde_prom_duration};
 use serde::{Deserialize, Serialize};
 
 /// Why a configuration could not be loaded.
@@ -75,7 +75,11 @@ pub struct StorageConfig {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TsdbConfig {
-    #[serde(default, with = "serde_opt_prom_duration", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        with = "serde_opt_prom_duration",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub out_of_order_time_window: Option<Duration>,
 }
 
@@ -107,10 +111,15 @@ pub struct Config {
 impl Config {
     /// Loads and validates a config file. Relative paths inside it are relative to its directory.
     pub fn load_file(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
         let mut cfg = Self::parse(&text).map_err(|e| match e {
-            ConfigError::Parse { msg, .. } => ConfigError::Parse { path: path.to_path_buf(), msg },
+            ConfigError::Parse { msg, .. } => ConfigError::Parse {
+                path: path.to_path_buf(),
+                msg,
+            },
             other => other,
         })?;
         let base = path.parent().unwrap_or(Path::new("."));
@@ -123,8 +132,10 @@ impl Config {
         let mut cfg: Config = if text.trim().is_empty() {
             Config::default()
         } else {
-            serde_saphyr::from_str(text)
-                .map_err(|e| ConfigError::Parse { path: PathBuf::new(), msg: e.to_string() })?
+            serde_saphyr::from_str(text).map_err(|e| ConfigError::Parse {
+                path: PathBuf::new(),
+                msg: e.to_string(),
+            })?
         };
         cfg.validate()?;
         Ok(cfg)
@@ -139,7 +150,9 @@ impl Config {
         }
         for name in self.global.external_labels.keys() {
             if !is_valid_label_name(name) {
-                return Err(ConfigError::Invalid(format!("{name:?} is not a valid label name")));
+                return Err(ConfigError::Invalid(format!(
+                    "{name:?} is not a valid label name"
+                )));
             }
         }
         let mut seen = std::collections::HashSet::new();
@@ -151,7 +164,8 @@ impl Config {
                 )));
             }
             sc.apply_defaults(self.global.scrape_interval, self.global.scrape_timeout);
-            sc.validate().map_err(|e| ConfigError::Invalid(e.to_string()))?;
+            sc.validate()
+                .map_err(|e| ConfigError::Invalid(e.to_string()))?;
         }
         Ok(())
     }
@@ -176,7 +190,8 @@ impl Config {
 
     /// The config as YAML, as `/api/v1/status/config` shows it (secrets hidden).
     pub fn to_yaml(&self) -> String {
-        serde_saphyr::to_string(self).unwrap_or_else(|e| format!("# could not render config: {e}\n"))
+        serde_saphyr::to_string(self)
+            .unwrap_or_else(|e| format!("# could not render config: {e}\n"))
     }
 }
 
@@ -201,7 +216,9 @@ mod tests {
 
     #[test]
     fn unknown_field_names_field_and_line() {
-        let err = Config::parse("global:\n  scrape_intervall: 15s\n").unwrap_err().to_string();
+        let err = Config::parse("global:\n  scrape_intervall: 15s\n")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("scrape_intervall"), "{err}");
         assert!(err.contains("line 2") || err.contains("2:"), "{err}");
     }
@@ -210,7 +227,10 @@ mod tests {
     fn duplicate_job_rejected() {
         let y = "scrape_configs:\n- job_name: a\n  static_configs: [{targets: ['x:1']}]\n- job_name: a\n";
         let err = Config::parse(y).unwrap_err().to_string();
-        assert!(err.contains("multiple scrape configs with job name \"a\""), "{err}");
+        assert!(
+            err.contains("multiple scrape configs with job name \"a\""),
+            "{err}"
+        );
     }
 
     #[test]
@@ -218,6 +238,9 @@ mod tests {
         let err = Config::parse("global:\n  scrape_interval: 5s\n  scrape_timeout: 10s\n")
             .unwrap_err()
             .to_string();
-        assert!(err.contains("scrape timeout greater than scrape interval"), "{err}");
+        assert!(
+            err.contains("scrape timeout greater than scrape interval"),
+            "{err}"
+        );
     }
 }

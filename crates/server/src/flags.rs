@@ -26,7 +26,8 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
         "EB" => 1 << 60,
         _ => return Err(format!("invalid size unit in {s:?}")),
     };
-    n.checked_mul(mult).ok_or_else(|| format!("size {s:?} overflows"))
+    n.checked_mul(mult)
+        .ok_or_else(|| format!("size {s:?} overflows"))
 }
 
 /// Flags of `vigil server`.
@@ -137,8 +138,14 @@ impl ServerFlags {
         put("web.read-timeout", d(self.read_timeout));
         put("storage.tsdb.path", self.tsdb_path.display().to_string());
         put("storage.tsdb.retention.time", d(self.retention()));
-        put("storage.tsdb.retention.size", format!("{}B", self.retention_size));
-        put("storage.tsdb.min-block-duration", d(self.min_block_duration));
+        put(
+            "storage.tsdb.retention.size",
+            format!("{}B", self.retention_size),
+        );
+        put(
+            "storage.tsdb.min-block-duration",
+            d(self.min_block_duration),
+        );
         put(
             "storage.tsdb.max-block-duration",
             d(self.max_block_duration.unwrap_or(self.retention() / 10)),
@@ -147,10 +154,34 @@ impl ServerFlags {
         put("query.lookback-delta", d(self.lookback_delta));
         put("query.timeout", d(self.query_timeout));
         put("query.max-samples", self.query_max_samples.to_string());
-        put("query.max-concurrency", self.query_max_concurrency.to_string());
+        put(
+            "query.max-concurrency",
+            self.query_max_concurrency.to_string(),
+        );
         put("log.level", self.log_level.clone());
         put("log.format", self.log_format.clone());
         m
+    }
+}
+
+impl ServerFlags {
+    /// Default flags (as if none were given) with the three settings an embedding needs.
+    pub fn for_embedding(
+        config_file: PathBuf,
+        tsdb_path: PathBuf,
+        listen_address: SocketAddr,
+    ) -> Self {
+        #[derive(clap::Parser)]
+        struct Wrapper {
+            #[command(flatten)]
+            flags: ServerFlags,
+        }
+        let mut f = <Wrapper as clap::Parser>::parse_from(["vigil"]).flags;
+        f.config_file = config_file;
+        f.tsdb_path = tsdb_path;
+        f.listen_address = listen_address;
+        f.enable_lifecycle = true;
+        f
     }
 }
 
@@ -165,22 +196,5 @@ mod tests {
         assert_eq!(parse_size("1GB"), Ok(1 << 30));
         assert!(parse_size("1XB").is_err());
         assert!(parse_size("").is_err());
-    }
-}
-
-impl ServerFlags {
-    /// Default flags (as if none were given) with the three settings an embedding needs.
-    pub fn for_embedding(config_file: PathBuf, tsdb_path: PathBuf, listen_address: SocketAddr) -> Self {
-        #[derive(clap::Parser)]
-        struct Wrapper {
-            #[command(flatten)]
-            flags: ServerFlags,
-        }
-        let mut f = <Wrapper as clap::Parser>::parse_from(["vigil"]).flags;
-        f.config_file = config_file;
-        f.tsdb_path = tsdb_path;
-        f.listen_address = listen_address;
-        f.enable_lifecycle = true;
-        f
     }
 }

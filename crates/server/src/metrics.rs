@@ -15,7 +15,11 @@ pub struct Out {
 impl Out {
     /// Starts a family with its HELP and TYPE lines.
     pub fn family(&mut self, name: &str, kind: &str, help: &str) -> &mut Self {
-        let _ = writeln!(self.buf, "# HELP {name} {}", help.replace('\\', "\\\\").replace('\n', "\\n"));
+        let _ = writeln!(
+            self.buf,
+            "# HELP {name} {}",
+            help.replace('\\', "\\\\").replace('\n', "\\n")
+        );
         let _ = writeln!(self.buf, "# TYPE {name} {kind}");
         self
     }
@@ -29,7 +33,10 @@ impl Out {
                 if i > 0 {
                     self.buf.push(',');
                 }
-                let esc = val.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n");
+                let esc = val
+                    .replace('\\', "\\\\")
+                    .replace('"', "\\\"")
+                    .replace('\n', "\\n");
                 let _ = write!(self.buf, "{k}=\"{esc}\"");
             }
             self.buf.push('}');
@@ -86,32 +93,43 @@ fn process_metrics(o: &mut Out, app: &App) {
             let num = |i: usize| f.get(i).and_then(|s| s.parse::<f64>().ok()).unwrap_or(0.0);
             // rest[0] is field 3 (state): utime=14, stime=15, vsize=23, rss=24 (1-based fields).
             let cpu = (num(11) + num(12)) / TICKS;
-            o.single("process_cpu_seconds_total", "counter", "Total user and system CPU time spent in seconds.", cpu);
-            o.single("process_virtual_memory_bytes", "gauge", "Virtual memory size in bytes.", num(20));
+            o.single(
+                "process_cpu_seconds_total",
+                "counter",
+                "Total user and system CPU time spent in seconds.",
+                cpu,
+            );
+            o.single(
+                "process_virtual_memory_bytes",
+                "gauge",
+                "Virtual memory size in bytes.",
+                num(20),
+            );
         }
     }
-    if let Ok(status) = std::fs::read_to_string("/proc/self/status") {
-        if let Some(kb) = status
-            .lines()
-            .find(|l| l.starts_with("VmRSS:"))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|v| v.parse::<f64>().ok())
-        {
-            o.single("process_resident_memory_bytes", "gauge", "Resident memory size in bytes.", kb * 1024.0);
-        }
+    if let Some(kb) = proc_field("/proc/self/status", "VmRSS:", 1) {
+        o.single(
+            "process_resident_memory_bytes",
+            "gauge",
+            "Resident memory size in bytes.",
+            kb * 1024.0,
+        );
     }
     if let Ok(rd) = std::fs::read_dir("/proc/self/fd") {
-        o.single("process_open_fds", "gauge", "Number of open file descriptors.", rd.count() as f64);
+        o.single(
+            "process_open_fds",
+            "gauge",
+            "Number of open file descriptors.",
+            rd.count() as f64,
+        );
     }
-    if let Ok(limits) = std::fs::read_to_string("/proc/self/limits") {
-        if let Some(v) = limits
-            .lines()
-            .find(|l| l.starts_with("Max open files"))
-            .and_then(|l| l.split_whitespace().nth(3))
-            .and_then(|v| v.parse::<f64>().ok())
-        {
-            o.single("process_max_fds", "gauge", "Maximum number of open file descriptors.", v);
-        }
+    if let Some(v) = proc_field("/proc/self/limits", "Max open files", 3) {
+        o.single(
+            "process_max_fds",
+            "gauge",
+            "Maximum number of open file descriptors.",
+            v,
+        );
     }
     o.single(
         "process_start_time_seconds",
@@ -119,4 +137,14 @@ fn process_metrics(o: &mut Out, app: &App) {
         "Start time of the process since unix epoch in seconds.",
         app.start_time().as_millisecond() as f64 / 1000.0,
     );
+}
+
+/// The `word`-th whitespace-separated number on the line of `file` starting with `prefix`.
+fn proc_field(file: &str, prefix: &str, word: usize) -> Option<f64> {
+    std::fs::read_to_string(file)
+        .ok()?
+        .lines()
+        .find(|l| l.starts_with(prefix))
+        .and_then(|l| l.split_whitespace().nth(word))
+        .and_then(|v| v.parse::<f64>().ok())
 }

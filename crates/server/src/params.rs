@@ -27,12 +27,19 @@ impl Params {
 
     /// The first value of `key`.
     pub fn get(&self, key: &str) -> Option<&str> {
-        self.pairs.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+        self.pairs
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
     }
 
     /// All values of `key`, in order.
     pub fn all(&self, key: &str) -> Vec<&str> {
-        self.pairs.iter().filter(|(k, _)| k == key).map(|(_, v)| v.as_str()).collect()
+        self.pairs
+            .iter()
+            .filter(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+            .collect()
     }
 
     /// A timestamp parameter, or `default` when absent or empty.
@@ -40,7 +47,9 @@ impl Params {
         match self.get(key) {
             None | Some("") => Ok(default),
             Some(s) => parse_time(s).map_err(|_| {
-                ApiError::bad_data(format!("invalid parameter {key:?}: cannot parse {s:?} to a valid timestamp"))
+                ApiError::bad_data(format!(
+                    "invalid parameter {key:?}: cannot parse {s:?} to a valid timestamp"
+                ))
             }),
         }
     }
@@ -50,7 +59,9 @@ impl Params {
         let start = self.time("start", MIN_TIME)?;
         let end = self.time("end", MAX_TIME)?;
         if end < start {
-            return Err(ApiError::bad_data("invalid parameter \"end\": end timestamp must not be before start time"));
+            return Err(ApiError::bad_data(
+                "invalid parameter \"end\": end timestamp must not be before start time",
+            ));
         }
         Ok((start, end))
     }
@@ -69,7 +80,9 @@ impl Params {
             None | Some("") => Ok(0),
             Some(s) => match s.parse::<i64>() {
                 Ok(n) if n >= 0 => Ok(n as usize),
-                _ => Err(ApiError::bad_data(format!("invalid parameter \"limit\": cannot parse {s:?} to a valid limit"))),
+                _ => Err(ApiError::bad_data(format!(
+                    "invalid parameter \"limit\": cannot parse {s:?} to a valid limit"
+                ))),
             },
         }
     }
@@ -105,15 +118,24 @@ mod tests {
         assert_eq!(parse_time("1"), Ok(1000));
         assert_eq!(parse_time("1.5"), Ok(1500));
         assert_eq!(parse_time("1435781451.781"), Ok(1_435_781_451_781));
-        assert_eq!(parse_time("2015-07-01T20:10:51.781Z"), Ok(1_435_781_451_781));
-        assert_eq!(parse_time("2015-07-01T22:10:51.781+02:00"), Ok(1_435_781_451_781));
+        assert_eq!(
+            parse_time("2015-07-01T20:10:51.781Z"),
+            Ok(1_435_781_451_781)
+        );
+        assert_eq!(
+            parse_time("2015-07-01T22:10:51.781+02:00"),
+            Ok(1_435_781_451_781)
+        );
         assert!(parse_time("abc").is_err());
         assert!(parse_time("NaN").is_err());
     }
 
     #[test]
     fn repeated_params() {
-        let p = Params::parse(Some("match[]=up&match[]=%7Bjob%3D%22a%22%7D&start=1"), b"end=2");
+        let p = Params::parse(
+            Some("match[]=up&match[]=%7Bjob%3D%22a%22%7D&start=1"),
+            b"end=2",
+        );
         assert_eq!(p.all("match[]"), vec!["up", "{job=\"a\"}"]);
         assert_eq!(p.time_range().unwrap(), (1000, 2000));
     }

@@ -49,11 +49,17 @@ impl StorageError {
     /// Whether this error rejects one sample (the rest of a batch can proceed) rather than the
     /// whole batch.
     pub fn is_sample_error(&self) -> bool {
-        matches!(self, StorageError::OutOfOrder | StorageError::DuplicateSample | StorageError::OutOfBounds)
+        matches!(
+            self,
+            StorageError::OutOfOrder | StorageError::DuplicateSample | StorageError::OutOfBounds
+        )
     }
 
     pub fn io(context: impl Into<String>, source: std::io::Error) -> Self {
-        StorageError::Io { context: context.into(), source }
+        StorageError::Io {
+            context: context.into(),
+            source,
+        }
     }
 }
 
@@ -65,7 +71,13 @@ pub trait Appender: Send {
     /// Adds one float sample. Pass `series_ref` from an earlier call for the same labels (or 0);
     /// when it is non-zero and still valid, `labels` may be ignored. Returns the series' ref.
     /// Sample-level errors ([`StorageError::is_sample_error`]) leave the batch usable.
-    fn append(&mut self, series_ref: SeriesRef, labels: &Labels, t: Timestamp, v: f64) -> Result<SeriesRef>;
+    fn append(
+        &mut self,
+        series_ref: SeriesRef,
+        labels: &Labels,
+        t: Timestamp,
+        v: f64,
+    ) -> Result<SeriesRef>;
 
     /// Writes the batch durably (WAL) and makes it visible to queries.
     fn commit(self: Box<Self>) -> Result<()>;
@@ -116,7 +128,12 @@ pub trait Querier: Send {
     /// Series matching all `matchers` (at least one matcher must not match the empty string,
     /// checked by callers), with samples in the querier's range. When `sorted`, series come in
     /// label order.
-    fn select(&self, sorted: bool, hints: &SelectHints, matchers: &[Matcher]) -> Result<Vec<Box<dyn Series>>>;
+    fn select(
+        &self,
+        sorted: bool,
+        hints: &SelectHints,
+        matchers: &[Matcher],
+    ) -> Result<Vec<Box<dyn Series>>>;
 
     /// Sorted distinct values of label `name` among series matching `matchers` (all series
     /// when empty).
@@ -144,7 +161,10 @@ impl Series for VecSeries {
     }
 
     fn iter(&self) -> Box<dyn SampleIterator + '_> {
-        Box::new(SliceIter { s: &self.samples, i: 0 })
+        Box::new(SliceIter {
+            s: &self.samples,
+            i: 0,
+        })
     }
 }
 

@@ -50,7 +50,11 @@ impl Proc {
             .stderr(Stdio::from(err))
             .spawn()
             .map_err(|e| anyhow::anyhow!("start {name}: {e}"))?;
-        Ok(Proc { child, name: name.to_string(), log: log.to_path_buf() })
+        Ok(Proc {
+            child,
+            name: name.to_string(),
+            log: log.to_path_buf(),
+        })
     }
 
     pub fn pid(&self) -> u32 {
@@ -59,7 +63,10 @@ impl Proc {
 
     /// Sends a signal by number (e.g. 1 = HUP, 9 = KILL, 15 = TERM).
     pub fn signal(&self, sig: i32) -> anyhow::Result<()> {
-        let st = Command::new("kill").arg(format!("-{sig}")).arg(self.pid().to_string()).status()?;
+        let st = Command::new("kill")
+            .arg(format!("-{sig}"))
+            .arg(self.pid().to_string())
+            .status()?;
         anyhow::ensure!(st.success(), "kill -{sig} {} failed", self.pid());
         Ok(())
     }
@@ -106,7 +113,9 @@ pub async fn wait_ready(url: &str, timeout: Duration) -> anyhow::Result<()> {
 /// Path of a program, or `None` when it is not installed (tests then say they skipped).
 pub fn which(prog: &str) -> Option<PathBuf> {
     std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths).map(|d| d.join(prog)).find(|p| p.is_file())
+        std::env::split_paths(&paths)
+            .map(|d| d.join(prog))
+            .find(|p| p.is_file())
     })
 }
 
@@ -118,7 +127,11 @@ pub async fn start_node_exporter(dir: &Path) -> anyhow::Result<(Proc, u16)> {
     let mut cmd = Command::new(bin);
     cmd.arg(format!("--web.listen-address=127.0.0.1:{port}"));
     let p = Proc::spawn("node-exporter", cmd, &dir.join("node-exporter.log"))?;
-    wait_ready(&format!("http://127.0.0.1:{port}/metrics"), Duration::from_secs(20)).await?;
+    wait_ready(
+        &format!("http://127.0.0.1:{port}/metrics"),
+        Duration::from_secs(20),
+    )
+    .await?;
     Ok((p, port))
 }
 
@@ -183,7 +196,10 @@ impl FakeTarget {
                                 Ok(n) => buf.extend_from_slice(&chunk[..n]),
                             }
                         }
-                        let b = behaviour.lock().map(|g| g.clone()).unwrap_or(Behaviour::Close);
+                        let b = behaviour
+                            .lock()
+                            .map(|g| g.clone())
+                            .unwrap_or(Behaviour::Close);
                         let resp = match b {
                             Behaviour::Hang => {
                                 tokio::time::sleep(Duration::from_secs(3600)).await;
@@ -206,7 +222,12 @@ impl FakeTarget {
                 });
             }
         });
-        Ok(FakeTarget { addr, served, behaviour, task })
+        Ok(FakeTarget {
+            addr,
+            served,
+            behaviour,
+            task,
+        })
     }
 
     /// Changes what the target answers from now on.

@@ -4,19 +4,27 @@ use std::fmt;
 
 use tracing::field::{Field, Visit};
 use tracing::{Event, Level, Subscriber};
+use tracing_subscriber::EnvFilter;
 use tracing_subscriber::fmt::format::Writer;
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
 use tracing_subscriber::registry::LookupSpan;
-use tracing_subscriber::EnvFilter;
 
 /// Installs the global subscriber. `level` is debug|info|warn|error, `format` logfmt|json.
 pub fn init(level: &str, format: &str) {
     let filter = EnvFilter::try_from_env("VIGIL_LOG").unwrap_or_else(|_| {
-        EnvFilter::new(format!("{level},hyper=warn,reqwest=warn,h2=warn,rustls=warn"))
+        EnvFilter::new(format!(
+            "{level},hyper=warn,reqwest=warn,h2=warn,rustls=warn"
+        ))
     });
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     let res = if format == "json" {
-        builder.json().flatten_event(true).with_current_span(false).try_init()
+        builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .try_init()
     } else {
         builder.event_format(Logfmt).try_init()
     };
@@ -38,7 +46,10 @@ fn level_str(l: &Level) -> &'static str {
 
 /// Quotes a logfmt value when it contains spaces, quotes or `=`.
 fn logfmt_value(v: &str) -> String {
-    if v.is_empty() || v.chars().any(|c| c == ' ' || c == '"' || c == '=' || c.is_control()) {
+    if v.is_empty()
+        || v.chars()
+            .any(|c| c == ' ' || c == '"' || c == '=' || c.is_control())
+    {
         format!("{v:?}")
     } else {
         v.to_string()
@@ -55,7 +66,8 @@ impl Visit for Fields {
         if field.name() == "message" {
             self.msg = value.to_string();
         } else {
-            self.rest.push((field.name().to_string(), value.to_string()));
+            self.rest
+                .push((field.name().to_string(), value.to_string()));
         }
     }
 
@@ -74,9 +86,17 @@ where
     S: Subscriber + for<'a> LookupSpan<'a>,
     N: for<'a> FormatFields<'a> + 'static,
 {
-    fn format_event(&self, _ctx: &FmtContext<'_, S, N>, mut w: Writer<'_>, event: &Event<'_>) -> fmt::Result {
+    fn format_event(
+        &self,
+        _ctx: &FmtContext<'_, S, N>,
+        mut w: Writer<'_>,
+        event: &Event<'_>,
+    ) -> fmt::Result {
         let meta = event.metadata();
-        let mut f = Fields { msg: String::new(), rest: Vec::new() };
+        let mut f = Fields {
+            msg: String::new(),
+            rest: Vec::new(),
+        };
         event.record(&mut f);
         let ts = jiff::Timestamp::now();
         write!(

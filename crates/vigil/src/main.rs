@@ -7,7 +7,11 @@ mod up;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "vigil", version, about = "A highly-available, Prometheus-compatible monitoring system")]
+#[command(
+    name = "vigil",
+    version,
+    about = "A highly-available, Prometheus-compatible monitoring system"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -16,7 +20,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run a Prometheus-compatible server: scrape targets, store samples, serve the HTTP API.
-    Server(server::ServerFlags),
+    Server(Box<server::ServerFlags>),
     /// Start a local topology on embedded defaults with a demo workload, and print its URLs.
     Up(up::UpFlags),
     /// Serve synthetic demo targets (the workload of `vigil up` and the benchmarks).
@@ -42,19 +46,26 @@ fn main() -> std::process::ExitCode {
     match cli.command {
         Command::Server(flags) => {
             logging::init(&flags.log_level, &flags.log_format);
-            run_async(server_main(flags))
+            run_async(server_main(*flags))
         }
         Command::Up(flags) => {
             logging::init(&flags.log_level, "logfmt");
             run_async(up::run(flags))
         }
-        Command::Demo(flags) => run_async(async move { demo::run(flags).await.map_err(Into::into) }),
-        Command::Check { what: CheckCommand::Config { files } } => check_config(&files),
+        Command::Demo(flags) => {
+            run_async(async move { demo::run(flags).await.map_err(Into::into) })
+        }
+        Command::Check {
+            what: CheckCommand::Config { files },
+        } => check_config(&files),
     }
 }
 
 fn run_async(fut: impl std::future::Future<Output = anyhow::Result<()>>) -> std::process::ExitCode {
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("vigil: start runtime: {e}");
@@ -82,7 +93,7 @@ async fn server_main(flags: server::ServerFlags) -> anyhow::Result<()> {
 
 /// SIGHUP reloads the configuration; SIGINT/SIGTERM stop the server gracefully.
 async fn handle_signals(app: server::App, shutdown: tokio_util::sync::CancellationToken) {
-    use tokio::signal::unix::{signal, SignalKind};
+    use tokio::signal::unix::{SignalKind, signal};
     let (Ok(mut hup), Ok(mut term), Ok(mut int)) = (
         signal(SignalKind::hangup()),
         signal(SignalKind::terminate()),
@@ -108,12 +119,20 @@ fn check_config(files: &[std::path::PathBuf]) -> std::process::ExitCode {
     let mut failed = false;
     for f in files {
         match server::config::Config::load_file(f) {
-            Ok(c) => println!("SUCCESS: {} is valid prometheus config file syntax ({} scrape configs)", f.display(), c.scrape_configs.len()),
+            Ok(c) => println!(
+                "SUCCESS: {} is valid prometheus config file syntax ({} scrape configs)",
+                f.display(),
+                c.scrape_configs.len()
+            ),
             Err(e) => {
                 println!("FAILED: {e}");
                 failed = true;
             }
         }
     }
-    if failed { std::process::ExitCode::from(1) } else { std::process::ExitCode::SUCCESS }
+    if failed {
+        std::process::ExitCode::from(1)
+    } else {
+        std::process::ExitCode::SUCCESS
+    }
 }

@@ -40,7 +40,10 @@ pub async fn run(flags: UpFlags) -> anyhow::Result<()> {
     let app = server::App::new(server_flags, shutdown.clone()).await?;
 
     println!("vigil up: local topology running (Ctrl-C to stop)");
-    println!("  server (replica a)   http://{}/api/v1/targets", app.local_addr());
+    println!(
+        "  server (replica a)   http://{}/api/v1/targets",
+        app.local_addr()
+    );
     println!("  its own metrics      http://{}/metrics", app.local_addr());
     for a in &demo {
         println!("  demo target          http://{a}/metrics");

@@ -2,7 +2,7 @@
 //! `{"status":"error","errorType":…,"error":…}`, and the mapping of error types to HTTP status
 //! codes, which is the same as Prometheus's `web/api/v1`.
 
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
@@ -58,7 +58,10 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(kind: ErrorType, msg: impl Into<String>) -> Self {
-        ApiError { kind, msg: msg.into() }
+        ApiError {
+            kind,
+            msg: msg.into(),
+        }
     }
 
     pub fn bad_data(msg: impl Into<String>) -> Self {
@@ -92,7 +95,11 @@ struct ErrorBody<'a> {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = ErrorBody { status: "error", error_type: self.kind.as_str(), error: &self.msg };
+        let body = ErrorBody {
+            status: "error",
+            error_type: self.kind.as_str(),
+            error: &self.msg,
+        };
         json_response(self.kind.status(), &body)
     }
 }
@@ -110,7 +117,12 @@ pub struct ApiSuccess<T: Serialize> {
 
 impl<T: Serialize> ApiSuccess<T> {
     pub fn new(data: T) -> Self {
-        ApiSuccess { status: "success", data, warnings: Vec::new(), infos: Vec::new() }
+        ApiSuccess {
+            status: "success",
+            data,
+            warnings: Vec::new(),
+            infos: Vec::new(),
+        }
     }
 
     pub fn with_warnings(mut self, warnings: Vec<String>) -> Self {
@@ -138,11 +150,17 @@ pub fn json_response<T: Serialize>(status: StatusCode, body: &T) -> Response {
     match serde_json::to_vec(body) {
         Ok(bytes) => {
             let mut r = (status, bytes).into_response();
-            r.headers_mut()
-                .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            r.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
             r
         }
-        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, format!("encode response: {e}")).into_response(),
+        Err(e) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("encode response: {e}"),
+        )
+            .into_response(),
     }
 }
 

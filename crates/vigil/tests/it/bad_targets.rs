@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use testkit::{poll_until, Behaviour, FakeTarget};
+use testkit::{Behaviour, FakeTarget, poll_until};
 
 use crate::util::Vigil;
 
@@ -14,7 +14,8 @@ fn many_samples(n: usize) -> String {
 #[tokio::test]
 async fn bad_targets_fail_alone() -> anyhow::Result<()> {
     let good = FakeTarget::start(Behaviour::Body("# TYPE ok gauge\nok 1\n".into())).await?;
-    let garbage = FakeTarget::start(Behaviour::Body("ok 1\nthis is { not metrics\n".into())).await?;
+    let garbage =
+        FakeTarget::start(Behaviour::Body("ok 1\nthis is { not metrics\n".into())).await?;
     let hang = FakeTarget::start(Behaviour::Hang).await?;
     let close = FakeTarget::start(Behaviour::Close).await?;
     let big = FakeTarget::start(Behaviour::Body(many_samples(2000))).await?;
@@ -22,7 +23,10 @@ async fn bad_targets_fail_alone() -> anyhow::Result<()> {
     let status = FakeTarget::start(Behaviour::Status(500)).await?;
 
     let job = |name: &str, t: &FakeTarget, extra: &str| {
-        format!("  - job_name: {name}\n{extra}    static_configs:\n      - targets: ['{}']\n", t.addr)
+        format!(
+            "  - job_name: {name}\n{extra}    static_configs:\n      - targets: ['{}']\n",
+            t.addr
+        )
     };
     let cfg = [
         "global:\n  scrape_interval: 1s\n  scrape_timeout: 500ms\nscrape_configs:\n".to_string(),
@@ -44,7 +48,13 @@ async fn bad_targets_fail_alone() -> anyhow::Result<()> {
         (ts.len() == 7 && ts.iter().all(|t| t["health"] != "unknown")).then_some(ts)
     })
     .await?;
-    let by_job = |j: &str| targets.iter().find(|t| t["labels"]["job"] == j).cloned().unwrap_or_default();
+    let by_job = |j: &str| {
+        targets
+            .iter()
+            .find(|t| t["labels"]["job"] == j)
+            .cloned()
+            .unwrap_or_default()
+    };
     let expect = [
         ("garbage", "line 2"),
         ("hang", "deadline"),
@@ -57,7 +67,10 @@ async fn bad_targets_fail_alone() -> anyhow::Result<()> {
         let t = by_job(j);
         assert_eq!(t["health"], "down", "{j}: {t}");
         let err = t["lastError"].as_str().unwrap_or("");
-        assert!(!err.is_empty() && err.contains(want), "{j}: lastError {err:?} should contain {want:?}");
+        assert!(
+            !err.is_empty() && err.contains(want),
+            "{j}: lastError {err:?} should contain {want:?}"
+        );
     }
     let g = by_job("good");
     assert_eq!(g["health"], "up", "{g}");
@@ -65,7 +78,10 @@ async fn bad_targets_fail_alone() -> anyhow::Result<()> {
 
     // The good target keeps being scraped while the others fail.
     let before = good.served();
-    poll_until(Duration::from_secs(10), || async { (good.served() >= before + 2).then_some(()) }).await?;
+    poll_until(Duration::from_secs(10), || async {
+        (good.served() >= before + 2).then_some(())
+    })
+    .await?;
     let ok = v.json("/api/v1/series?match[]=ok").await?;
     assert_eq!(ok["data"].as_array().map(Vec::len), Some(1), "{ok}");
     // Nothing of the over-limit scrapes was stored.

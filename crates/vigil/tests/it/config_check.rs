@@ -14,7 +14,11 @@ fn example_configs() -> Vec<PathBuf> {
     let mut v: Vec<PathBuf> = std::fs::read_dir(repo().join("examples"))
         .expect("examples dir")
         .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "yml") && p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("prometheus")))
+        .filter(|p| {
+            p.extension().is_some_and(|x| x == "yml")
+                && p.file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with("prometheus"))
+        })
         .collect();
     v.sort();
     v
@@ -25,14 +29,25 @@ fn examples_pass_promtool_and_vigil() -> anyhow::Result<()> {
     let files = example_configs();
     assert!(!files.is_empty());
     for f in &files {
-        let out = Command::new(env!("CARGO_BIN_EXE_vigil")).args(["check", "config"]).arg(f).output()?;
-        assert!(out.status.success(), "vigil rejects {}: {}", f.display(), String::from_utf8_lossy(&out.stdout));
+        let out = Command::new(env!("CARGO_BIN_EXE_vigil"))
+            .args(["check", "config"])
+            .arg(f)
+            .output()?;
+        assert!(
+            out.status.success(),
+            "vigil rejects {}: {}",
+            f.display(),
+            String::from_utf8_lossy(&out.stdout)
+        );
     }
     if which("promtool").is_none() {
         return peer_missing("promtool");
     }
     for f in &files {
-        let out = Command::new("promtool").args(["check", "config", "--syntax-only"]).arg(f).output()?;
+        let out = Command::new("promtool")
+            .args(["check", "config", "--syntax-only"])
+            .arg(f)
+            .output()?;
         assert!(
             out.status.success(),
             "promtool rejects {}: {}{}",
@@ -57,13 +72,27 @@ fn bad_configs_rejected_with_field_named() -> anyhow::Result<()> {
         }
         n += 1;
         let text = std::fs::read_to_string(&p)?;
-        let want = text.lines().next().and_then(|l| l.strip_prefix("# error: ")).expect("first line: # error: <text>");
-        let out = Command::new(env!("CARGO_BIN_EXE_vigil")).args(["check", "config"]).arg(&p).output()?;
+        let want = text
+            .lines()
+            .next()
+            .and_then(|l| l.strip_prefix("# error: "))
+            .expect("first line: # error: <text>");
+        let out = Command::new(env!("CARGO_BIN_EXE_vigil"))
+            .args(["check", "config"])
+            .arg(&p)
+            .output()?;
         let msg = String::from_utf8_lossy(&out.stdout);
         assert!(!out.status.success(), "{} accepted", p.display());
-        assert!(msg.contains(want), "{}: want {want:?} in {msg}", p.display());
+        assert!(
+            msg.contains(want),
+            "{}: want {want:?} in {msg}",
+            p.display()
+        );
         if which("promtool").is_some() {
-            let out = Command::new("promtool").args(["check", "config", "--syntax-only"]).arg(&p).output()?;
+            let out = Command::new("promtool")
+                .args(["check", "config", "--syntax-only"])
+                .arg(&p)
+                .output()?;
             assert!(!out.status.success(), "promtool accepts {}", p.display());
         }
     }

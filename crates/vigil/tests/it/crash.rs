@@ -4,9 +4,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use testkit::{free_port, peer_missing, poll_until, which, Behaviour, FakeTarget};
+use testkit::{Behaviour, FakeTarget, free_port, peer_missing, poll_until, which};
 
-use crate::util::{promtool_dump, Dumped, Vigil};
+use crate::util::{Dumped, Vigil, promtool_dump};
 
 fn body(n: usize) -> String {
     let mut s = String::from("# TYPE work_total counter\n");
@@ -40,13 +40,19 @@ async fn kill9_loses_nothing_committed() -> anyhow::Result<()> {
     let port = free_port();
     let mut v = Vigil::start_with(dir.path(), &cfg_path, port, &[]).await?;
 
-    poll_until(Duration::from_secs(20), || async { (target.served() >= 20).then_some(()) }).await?;
+    poll_until(Duration::from_secs(20), || async {
+        (target.served() >= 20).then_some(())
+    })
+    .await?;
     v.proc.kill9();
     let served_before_kill = target.served();
 
     // What was on disk at the moment of the kill (promtool replays the WAL read-only).
     let before = promtool_dump(&dir.path().join("data"))?;
-    let ups_before = before.iter().filter(|d| d.labels.starts_with("{__name__=\"up\"")).count() as u64;
+    let ups_before = before
+        .iter()
+        .filter(|d| d.labels.starts_with("{__name__=\"up\""))
+        .count() as u64;
     // Every scrape the target answered was committed, but for one that may have been in flight.
     assert!(
         ups_before + 1 >= served_before_kill,
@@ -55,23 +61,38 @@ async fn kill9_loses_nothing_committed() -> anyhow::Result<()> {
 
     let v2 = Vigil::start_with(dir.path(), &cfg_path, port, &[]).await?;
     let resumed = target.served();
-    poll_until(Duration::from_secs(20), || async { (target.served() >= resumed + 10).then_some(()) }).await?;
+    poll_until(Duration::from_secs(20), || async {
+        (target.served() >= resumed + 10).then_some(())
+    })
+    .await?;
     v2.stop()?;
     drop(v);
 
     let after = promtool_dump(&dir.path().join("data"))?;
     let (b, a) = (by_series(&before), by_series(&after));
     for (series, ts) in &b {
-        let got: BTreeSet<i64> = a.get(series).map(|v| v.iter().copied().collect()).unwrap_or_default();
+        let got: BTreeSet<i64> = a
+            .get(series)
+            .map(|v| v.iter().copied().collect())
+            .unwrap_or_default();
         let missing: Vec<_> = ts.iter().filter(|t| !got.contains(t)).collect();
-        assert!(missing.is_empty(), "{series}: samples lost after restart: {missing:?}");
+        assert!(
+            missing.is_empty(),
+            "{series}: samples lost after restart: {missing:?}"
+        );
     }
     for (series, ts) in &a {
         let uniq: BTreeSet<_> = ts.iter().collect();
         assert_eq!(uniq.len(), ts.len(), "{series} has duplicate timestamps");
-        let max_before = b.get(series).and_then(|v| v.iter().max().copied()).unwrap_or(i64::MIN);
+        let max_before = b
+            .get(series)
+            .and_then(|v| v.iter().max().copied())
+            .unwrap_or(i64::MIN);
         if series.starts_with("{__name__=\"up\"") {
-            assert!(ts.iter().any(|&t| t > max_before), "scraping did not continue for {series}");
+            assert!(
+                ts.iter().any(|&t| t > max_before),
+                "scraping did not continue for {series}"
+            );
         }
     }
     Ok(())

@@ -18,7 +18,12 @@ fn allowed() -> BTreeMap<&'static str, &'static [&'static str]> {
         ("promql", &["model", "storage"][..]),
         ("promqltest", &["model", "storage", "promql", "tsdb"][..]),
         ("scrape", &["model", "storage", "expfmt", "web"][..]),
-        ("server", &["model", "storage", "expfmt", "web", "tsdb", "scrape", "promql"][..]),
+        (
+            "server",
+            &[
+                "model", "storage", "expfmt", "web", "tsdb", "scrape", "promql",
+            ][..],
+        ),
         ("vigil", &["server", "demo", "promqltest"][..]),
     ])
 }
@@ -26,16 +31,33 @@ fn allowed() -> BTreeMap<&'static str, &'static [&'static str]> {
 #[test]
 fn dependency_direction() -> anyhow::Result<()> {
     let out = Command::new(env!("CARGO"))
-        .args(["metadata", "--format-version", "1", "--no-deps", "--offline"])
+        .args([
+            "metadata",
+            "--format-version",
+            "1",
+            "--no-deps",
+            "--offline",
+        ])
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .output()?;
-    anyhow::ensure!(out.status.success(), "cargo metadata: {}", String::from_utf8_lossy(&out.stderr));
+    anyhow::ensure!(
+        out.status.success(),
+        "cargo metadata: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let meta: serde_json::Value = serde_json::from_slice(&out.stdout)?;
     let rules = allowed();
-    let ours: Vec<String> = meta["packages"].as_array().unwrap().iter().map(|p| p["name"].as_str().unwrap().to_string()).collect();
+    let ours: Vec<String> = meta["packages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap().to_string())
+        .collect();
     for p in meta["packages"].as_array().unwrap() {
         let name = p["name"].as_str().unwrap();
-        let allowed = rules.get(name).unwrap_or_else(|| panic!("crate {name} has no layering rule; add it here and to DESIGN"));
+        let allowed = rules.get(name).unwrap_or_else(|| {
+            panic!("crate {name} has no layering rule; add it here and to DESIGN")
+        });
         for d in p["dependencies"].as_array().unwrap() {
             let dn = d["name"].as_str().unwrap();
             let is_dev = d["kind"].as_str() == Some("dev");

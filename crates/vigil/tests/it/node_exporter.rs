@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use testkit::{peer_missing, poll_until, start_node_exporter, which};
 
-use crate::util::{promtool_dump, Vigil};
+use crate::util::{Vigil, promtool_dump};
 
 #[tokio::test]
 async fn node_exporter_is_scraped() -> anyhow::Result<()> {
@@ -46,12 +46,22 @@ async fn node_exporter_is_scraped() -> anyhow::Result<()> {
     .await?;
     assert_eq!(t["labels"]["job"], "node");
     assert_eq!(t["scrapeUrl"], format!("http://{instance}/metrics"));
-    let md = v.json("/api/v1/metadata?metric=node_cpu_seconds_total").await?;
-    assert_eq!(md["data"]["node_cpu_seconds_total"][0]["type"], "counter", "{md}");
+    let md = v
+        .json("/api/v1/metadata?metric=node_cpu_seconds_total")
+        .await?;
+    assert_eq!(
+        md["data"]["node_cpu_seconds_total"][0]["type"], "counter",
+        "{md}"
+    );
 
     // Labels API sees node exporter's labels.
     let names = v.json("/api/v1/labels").await?;
-    let names: Vec<&str> = names["data"].as_array().unwrap().iter().filter_map(|x| x.as_str()).collect();
+    let names: Vec<&str> = names["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|x| x.as_str())
+        .collect();
     for want in ["__name__", "cpu", "instance", "job", "mode"] {
         assert!(names.contains(&want), "{want} missing from {names:?}");
     }
@@ -64,11 +74,21 @@ async fn node_exporter_is_scraped() -> anyhow::Result<()> {
         return peer_missing("promtool");
     }
     let dump = promtool_dump(&dir.path().join("data"))?;
-    let ups: Vec<_> = dump.iter().filter(|d| d.labels.starts_with("{__name__=\"up\"")).collect();
+    let ups: Vec<_> = dump
+        .iter()
+        .filter(|d| d.labels.starts_with("{__name__=\"up\""))
+        .collect();
     assert!(!ups.is_empty(), "no up samples in promtool dump");
     assert!(ups.iter().all(|d| d.value == 1.0), "{ups:?}");
-    assert!(ups[0].labels.contains(&format!("instance=\"{instance}\"")), "{:?}", ups[0]);
-    let cpu = dump.iter().filter(|d| d.labels.contains("node_cpu_seconds_total")).count();
+    assert!(
+        ups[0].labels.contains(&format!("instance=\"{instance}\"")),
+        "{:?}",
+        ups[0]
+    );
+    let cpu = dump
+        .iter()
+        .filter(|d| d.labels.contains("node_cpu_seconds_total"))
+        .count();
     assert!(cpu > 0, "promtool sees no node_cpu_seconds_total samples");
     Ok(())
 }

@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use testkit::{free_port, wait_ready, Proc};
+use testkit::{Proc, free_port, wait_ready};
 
 pub struct Vigil {
     pub proc: Proc,
@@ -21,18 +21,30 @@ impl Vigil {
     }
 
     /// Starts a server with an existing config file and data dir `dir/data` on `port`.
-    pub async fn start_with(dir: &Path, cfg: &Path, port: u16, extra: &[&str]) -> anyhow::Result<Vigil> {
+    pub async fn start_with(
+        dir: &Path,
+        cfg: &Path,
+        port: u16,
+        extra: &[&str],
+    ) -> anyhow::Result<Vigil> {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_vigil"));
         cmd.arg("server")
             .arg(format!("--config.file={}", cfg.display()))
-            .arg(format!("--storage.tsdb.path={}", dir.join("data").display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.join("data").display()
+            ))
             .arg(format!("--web.listen-address=127.0.0.1:{port}"))
             .arg("--web.enable-lifecycle")
             .arg("--scrape.discovery-poll-interval=200ms")
             .args(extra);
         let n = std::fs::read_dir(dir)?.count();
         let proc = Proc::spawn("vigil", cmd, &dir.join(format!("vigil-{n}.log")))?;
-        let v = Vigil { proc, port, config: cfg.to_path_buf() };
+        let v = Vigil {
+            proc,
+            port,
+            config: cfg.to_path_buf(),
+        };
         if let Err(e) = wait_ready(&v.url("/-/ready"), Duration::from_secs(30)).await {
             anyhow::bail!("{e}\nlog:\n{}", v.proc.log_text());
         }
@@ -50,7 +62,10 @@ impl Vigil {
     /// Active targets of `/api/v1/targets`.
     pub async fn active_targets(&self) -> anyhow::Result<Vec<serde_json::Value>> {
         let v = self.json("/api/v1/targets").await?;
-        Ok(v["data"]["activeTargets"].as_array().cloned().unwrap_or_default())
+        Ok(v["data"]["activeTargets"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default())
     }
 
     /// Graceful stop (SIGTERM) and wait.
@@ -58,7 +73,10 @@ impl Vigil {
         self.proc.signal(15)?;
         let deadline = std::time::Instant::now() + Duration::from_secs(20);
         while self.proc.running() {
-            anyhow::ensure!(std::time::Instant::now() < deadline, "vigil did not stop on SIGTERM");
+            anyhow::ensure!(
+                std::time::Instant::now() < deadline,
+                "vigil did not stop on SIGTERM"
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
         Ok(())
@@ -76,7 +94,12 @@ pub struct Dumped {
 /// Runs `promtool tsdb dump` over a data dir (it replays the WAL read-only) and parses it.
 pub fn promtool_dump(data: &Path) -> anyhow::Result<Vec<Dumped>> {
     let out = Command::new("promtool")
-        .args(["tsdb", "dump", "--min-time=-9223372036854775808", "--max-time=9223372036854775807"])
+        .args([
+            "tsdb",
+            "dump",
+            "--min-time=-9223372036854775808",
+            "--max-time=9223372036854775807",
+        ])
         .arg(data)
         .output()?;
     anyhow::ensure!(
@@ -87,11 +110,17 @@ pub fn promtool_dump(data: &Path) -> anyhow::Result<Vec<Dumped>> {
     let text = String::from_utf8(out.stdout)?;
     let mut res = Vec::new();
     for line in text.lines().filter(|l| l.starts_with('{')) {
-        let close = line.rfind('}').ok_or_else(|| anyhow::anyhow!("bad dump line {line}"))?;
+        let close = line
+            .rfind('}')
+            .ok_or_else(|| anyhow::anyhow!("bad dump line {line}"))?;
         let mut rest = line[close + 1..].split_whitespace();
         let value: f64 = rest.next().unwrap_or("").parse()?;
         let t: i64 = rest.next().unwrap_or("").parse()?;
-        res.push(Dumped { labels: line[..=close].to_string(), value, t });
+        res.push(Dumped {
+            labels: line[..=close].to_string(),
+            value,
+            t,
+        });
     }
     Ok(res)
 }
