@@ -84,6 +84,7 @@ impl App {
             retention: flags.retention(),
             wal_segment_size: flags.wal_segment_size as usize,
             min_block_duration: flags.min_block_duration,
+            lockfile: !flags.no_lockfile,
             ..Default::default()
         };
         let path = flags.tsdb_path.clone();

@@ -49,14 +49,6 @@ pub struct ServerFlags {
     #[arg(long = "web.enable-lifecycle")]
     pub enable_lifecycle: bool,
 
-    /// Enable API endpoints for admin control actions.
-    #[arg(long = "web.enable-admin-api")]
-    pub enable_admin_api: bool,
-
-    /// Maximum duration before timing out read of the request.
-    #[arg(long = "web.read-timeout", default_value = "5m", value_parser = parse_dur)]
-    pub read_timeout: Duration,
-
     /// Base path for metrics storage.
     #[arg(long = "storage.tsdb.path", default_value = "data/")]
     pub tsdb_path: PathBuf,
@@ -64,10 +56,6 @@ pub struct ServerFlags {
     /// How long to retain samples in storage (0 means the default, 15d).
     #[arg(long = "storage.tsdb.retention.time", value_parser = parse_dur)]
     pub retention_time: Option<Duration>,
-
-    /// Maximum number of bytes that can be stored for blocks (0 disables).
-    #[arg(long = "storage.tsdb.retention.size", default_value = "0B", value_parser = parse_size)]
-    pub retention_size: u64,
 
     /// Minimum duration of a data block before being persisted.
     #[arg(long = "storage.tsdb.min-block-duration", default_value = "2h", value_parser = parse_dur, hide = true)]
@@ -134,14 +122,8 @@ impl ServerFlags {
         put("web.listen-address", self.listen_address.to_string());
         put("web.external-url", self.external_url.clone());
         put("web.enable-lifecycle", self.enable_lifecycle.to_string());
-        put("web.enable-admin-api", self.enable_admin_api.to_string());
-        put("web.read-timeout", d(self.read_timeout));
         put("storage.tsdb.path", self.tsdb_path.display().to_string());
         put("storage.tsdb.retention.time", d(self.retention()));
-        put(
-            "storage.tsdb.retention.size",
-            format!("{}B", self.retention_size),
-        );
         put(
             "storage.tsdb.min-block-duration",
             d(self.min_block_duration),
