@@ -37,7 +37,10 @@ pub struct Checks {
 
 impl Default for Checks {
     fn default() -> Self {
-        Checks { range_mode: true, step_invariance: true }
+        Checks {
+            range_mode: true,
+            step_invariance: true,
+        }
     }
 }
 
@@ -296,7 +299,11 @@ fn run_eval(engine: &Engine, db: &MemStorage, e: &Eval, checks: Checks) -> Outco
     {
         let mut pinned = expr.clone();
         pin_at(&mut pinned, at);
-        let times = if at == 0 { vec![-1000, 0, 1000] } else { vec![-10 * at, 0, at / 5, at, 10 * at] };
+        let times = if at == 0 {
+            vec![-1000, 0, 1000]
+        } else {
+            vec![-10 * at, 0, at / 5, at, 10 * at]
+        };
         for t in times {
             match engine.eval_instant(db, &pinned, t, QueryOpts::default()) {
                 Ok(r) => {
@@ -304,7 +311,11 @@ fn run_eval(engine: &Engine, db: &MemStorage, e: &Eval, checks: Checks) -> Outco
                         return Outcome::Fail(format!("step invariance at {t}ms: {m}"));
                     }
                 }
-                Err(err) => return Outcome::Fail(format!("step invariance at {t}ms: unexpected error: {err}")),
+                Err(err) => {
+                    return Outcome::Fail(format!(
+                        "step invariance at {t}ms: unexpected error: {err}"
+                    ));
+                }
             }
         }
     }
@@ -334,7 +345,9 @@ fn step_invariance_applies(e: &Eval) -> bool {
     if e.fail.is_some() || e.string.is_some() {
         return false;
     }
-    let Ok(expr) = promql::parse(&e.expr) else { return false };
+    let Ok(expr) = promql::parse(&e.expr) else {
+        return false;
+    };
     let mut time_dependent = false;
     expr.walk(&mut |n| {
         if let promql::ast::Expr::Call(c) = n {

@@ -822,3 +822,6 @@ fn merge_points(a: &[(i64, f64)], b: &[(i64, f64)]) -> Result<Vec<(i64, f64)>> {
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests;

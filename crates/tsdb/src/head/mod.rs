@@ -300,3 +300,35 @@ impl Head {
         stats
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use model::labels;
+
+    #[test]
+    fn hash_collisions_keep_series_apart() {
+        let mut st = HashStripe::default();
+        let a = Arc::new(MemSeries::new(1, labels! {"a" => "1"}, true));
+        let b = Arc::new(MemSeries::new(2, labels! {"b" => "2"}, true));
+        let c = Arc::new(MemSeries::new(3, labels! {"c" => "3"}, true));
+        // Force one hash for all three, as a real xxhash collision would.
+        for s in [&a, &b, &c] {
+            st.insert(42, s.clone());
+        }
+        for s in [&a, &b, &c] {
+            assert_eq!(
+                st.get(42, &s.labels).map(|x| x.series_ref),
+                Some(s.series_ref)
+            );
+        }
+        assert!(st.get(42, &labels! {"d" => "4"}).is_none());
+        st.remove(42, 1);
+        assert!(st.get(42, &a.labels).is_none());
+        assert_eq!(st.get(42, &b.labels).map(|x| x.series_ref), Some(2));
+        assert_eq!(st.get(42, &c.labels).map(|x| x.series_ref), Some(3));
+        st.remove(42, 3);
+        st.remove(42, 2);
+        assert!(st.unique.is_empty() && st.conflicts.is_empty());
+    }
+}

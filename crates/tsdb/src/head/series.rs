@@ -17,7 +17,8 @@ pub(crate) const SAMPLES_PER_CHUNK: u16 = 120;
 pub(crate) struct MmapChunk {
     chunk_ref: ChunkRef,
     mint: i64,
-    /// maxt - mint; chunks never span more than a chunk range, far below 2^32 ms (see `cut_at`).
+    /// maxt - mint; a chunk never spans more than its chunk range, and `append` cuts one before
+    /// it could reach 2^32 ms.
     span: u32,
 }
 

@@ -103,15 +103,20 @@ struct Writer {
 }
 
 impl Wal {
-    /// Starts writing a new segment after the last existing one (like Prometheus, an existing
-    /// segment is never appended to: after a crash its last page may be partial).
+    /// Starts writing a new segment after the last existing one and after the last checkpoint
+    /// (like Prometheus, an existing segment is never appended to: after a crash its last page
+    /// may be partial).
     pub fn open(
         dir: &Path,
         segment_size: usize,
         metrics: Arc<WalMetrics>,
     ) -> Result<Wal, TsdbError> {
         fs::create_dir_all(dir).ctx(|| format!("create WAL directory {}", dir.display()))?;
-        let next = list_segments(dir)?.last().map_or(0, |s| s.0 + 1);
+        let mut next = list_segments(dir)?.last().map_or(0, |s| s.0 + 1);
+        // Never below a checkpoint: replay reads only segments after it.
+        if let Some((cp, _)) = checkpoint::last_checkpoint(dir)? {
+            next = next.max(cp + 1);
+        }
         let segment_size = segment_size.max(PAGE_SIZE);
         let file = create_segment(dir, next)?;
         metrics.segments_created.fetch_add(1, Ordering::Relaxed);

@@ -84,6 +84,19 @@ fn reopen_restores_everything() {
 }
 
 #[test]
+fn data_dir_is_locked_while_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = open(dir.path());
+    assert!(matches!(
+        tsdb::Db::open(dir.path(), small_opts()),
+        Err(tsdb::TsdbError::Locked(_))
+    ));
+    db.close().unwrap();
+    drop(db);
+    open(dir.path());
+}
+
+#[test]
 fn unclean_shutdown_keeps_committed_data() {
     let dir = tempfile::tempdir().unwrap();
     let mut opts = small_opts();
@@ -397,4 +410,34 @@ fn wal_bytes_match_the_spec() {
         }
     }
     assert_eq!(got, want);
+}
+
+#[test]
+fn new_segment_follows_checkpoint_even_without_segments() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = open(dir.path());
+    load(&db, 4 * 3600 * 1000 / 15_000, 0, 0);
+    let st = db.truncate(3600 * 1000).unwrap();
+    let cp = st.checkpoint.expect("checkpoint").index;
+    let want = query_all(&db);
+    db.close().unwrap();
+    drop(db);
+    // Someone removed every segment: new writes must still land after the checkpoint.
+    for (_, p) in tsdb::wal::list_segments(&dir.path().join("wal")).unwrap() {
+        fs::remove_file(p).unwrap();
+    }
+    let db = open(dir.path());
+    append(
+        &db,
+        &lbls(&[("__name__", "after")]),
+        &[(4 * 3600 * 1000, 1.0)],
+    );
+    db.close().unwrap();
+    drop(db);
+    let segs = tsdb::wal::list_segments(&dir.path().join("wal")).unwrap();
+    assert!(segs.iter().all(|s| s.0 > cp), "{segs:?}");
+    let db = open(dir.path());
+    let got = query(&db, 0, i64::MAX, &[matcher("__name__", Equal, "after")]);
+    assert_eq!(got.len(), 1);
+    assert!(query_all(&db).len() >= want.len());
 }

@@ -1,0 +1,497 @@
+//! Table tests of operators, aggregations and functions beyond the upstream scripts: NaN,
+//! empty vectors, mismatched label sets and the error paths. One line per case.
+
+use model::{Labels, Matcher, STALE_NAN, Timestamp};
+use storage::{Querier, Queryable, SelectHints, Series, VecSeries};
+
+use crate::{Engine, EngineOptions, Value, format_go_float};
+
+const MIN: i64 = 60_000;
+
+struct Db(Vec<VecSeries>);
+
+struct Q(Vec<VecSeries>, Timestamp, Timestamp);
+
+impl Queryable for Db {
+    fn querier(&self, mint: Timestamp, maxt: Timestamp) -> storage::Result<Box<dyn Querier>> {
+        Ok(Box::new(Q(self.0.clone(), mint, maxt)))
+    }
+}
+
+impl Querier for Q {
+    fn select(
+        &self,
+        _: bool,
+        _: &SelectHints,
+        ms: &[Matcher],
+    ) -> storage::Result<Vec<Box<dyn Series>>> {
+        Ok(self
+            .0
+            .iter()
+            .filter(|s| model::matcher::matches_all(&s.labels, ms))
+            .map(|s| {
+                let samples = s
+                    .samples
+                    .iter()
+                    .copied()
+                    .filter(|p| p.0 >= self.1 && p.0 <= self.2)
+                    .collect();
+                Box::new(VecSeries {
+                    labels: s.labels.clone(),
+                    samples,
+                }) as Box<dyn Series>
+            })
+            .collect())
+    }
+    fn label_values(&self, _: &str, _: &[Matcher]) -> storage::Result<Vec<String>> {
+        Ok(vec![])
+    }
+    fn label_names(&self, _: &[Matcher]) -> storage::Result<Vec<String>> {
+        Ok(vec![])
+    }
+}
+
+fn series(labels: &[(&str, &str)], vals: impl IntoIterator<Item = f64>) -> VecSeries {
+    VecSeries {
+        labels: Labels::from_pairs(labels.iter().copied()),
+        samples: vals
+            .into_iter()
+            .enumerate()
+            .map(|(i, v)| (i as i64 * MIN, v))
+            .collect(),
+    }
+}
+
+/// Samples every minute from 0 to 10m.
+fn db() -> Db {
+    let k = |f: fn(f64) -> f64| (0..=10).map(move |i| f(i as f64));
+    Db(vec![
+        series(&[("__name__", "up"), ("job", "a"), ("inst", "1")], k(|i| i)),
+        series(
+            &[("__name__", "up"), ("job", "a"), ("inst", "2")],
+            k(|i| 2.0 * i),
+        ),
+        series(
+            &[("__name__", "up"), ("job", "b"), ("inst", "1")],
+            k(|_| f64::NAN),
+        ),
+        series(
+            &[("__name__", "c_total"), ("job", "a")],
+            [0., 10., 20., 30., 40., 5., 15., 25., 35., 45., 55.],
+        ),
+        series(&[("__name__", "l"), ("x", "1")], k(|_| 1.0)),
+        series(&[("__name__", "r"), ("x", "1"), ("y", "1")], k(|_| 10.0)),
+        series(&[("__name__", "r"), ("x", "1"), ("y", "2")], k(|_| 20.0)),
+        series(&[("__name__", "b_bucket"), ("le", "1")], k(|i| i)),
+        series(&[("__name__", "b_bucket"), ("le", "2")], k(|i| 2.0 * i)),
+        series(&[("__name__", "b_bucket"), ("le", "+Inf")], k(|i| 2.0 * i)),
+        series(&[("__name__", "stale")], [1.0, STALE_NAN]),
+        series(&[("__name__", "neg")], k(|i| -i - 0.5)),
+    ])
+}
+
+/// `name{a="b"}` like the test scripts write series.
+fn series_name(l: &Labels) -> String {
+    match l.metric_name() {
+        Some(n) if l.len() == 1 => n.to_string(),
+        Some(n) => format!("{n}{}", l.without_metric_name()),
+        None => l.to_string(),
+    }
+}
+
+fn render(v: &Value) -> String {
+    let f = |x: f64| format_go_float((x * 1e9).round() / 1e9);
+    match v {
+        Value::Scalar { v, .. } => f(*v),
+        Value::String { s, .. } => format!("{s:?}"),
+        Value::Vector(s) => {
+            let mut items: Vec<String> = s
+                .iter()
+                .map(|s| format!("{} {}", series_name(&s.labels), f(s.v)))
+                .collect();
+            items.sort();
+            items.join("; ")
+        }
+        Value::Matrix(m) => m
+            .iter()
+            .map(|s| {
+                let pts: Vec<String> = s
+                    .points
+                    .iter()
+                    .map(|p| format!("{}@{}", f(p.1), p.0 / 1000))
+                    .collect();
+                format!("{} [{}]", series_name(&s.labels), pts.join(" "))
+            })
+            .collect::<Vec<_>>()
+            .join("; "),
+    }
+}
+
+/// Evaluates `q` at 10m and compares the rendered result (or `error: ...`).
+#[track_caller]
+fn check(q: &str, want: &str) {
+    check_at(q, 10 * MIN, want);
+}
+
+#[track_caller]
+fn check_at(q: &str, t: i64, want: &str) {
+    let got = match Engine::default().instant_query(&db(), q, t) {
+        Ok(r) => render(&r.value),
+        Err(e) => format!("error: {e}"),
+    };
+    assert_eq!(got, want, "query: {q}");
+}
+
+#[test]
+fn arithmetic_and_comparison() {
+    check(
+        "up{inst=\"1\"} + 1",
+        r#"{inst="1", job="a"} 11; {inst="1", job="b"} NaN"#,
+    );
+    check(
+        "1 - up{job=\"a\"}",
+        r#"{inst="1", job="a"} -9; {inst="2", job="a"} -19"#,
+    );
+    check(
+        "up{job=\"a\"} * up{job=\"a\"}",
+        r#"{inst="1", job="a"} 100; {inst="2", job="a"} 400"#,
+    );
+    check(
+        "up{job=\"a\"} / 0",
+        r#"{inst="1", job="a"} +Inf; {inst="2", job="a"} +Inf"#,
+    );
+    check(
+        "up{job=\"a\"} % 3",
+        r#"{inst="1", job="a"} 1; {inst="2", job="a"} 2"#,
+    );
+    check(
+        "up{job=\"a\"} ^ 2",
+        r#"{inst="1", job="a"} 100; {inst="2", job="a"} 400"#,
+    );
+    check(
+        "up{inst=\"2\"} atan2 up{inst=\"2\"}",
+        r#"{inst="2", job="a"} 0.785398163"#,
+    );
+    check("-up{inst=\"2\"}", r#"{inst="2", job="a"} -20"#);
+    check("up > 15", r#"up{inst="2", job="a"} 20"#);
+    check("15 < up", r#"up{inst="2", job="a"} 20"#);
+    check(
+        "up > bool 15",
+        r#"{inst="1", job="a"} 0; {inst="1", job="b"} 0; {inst="2", job="a"} 1"#,
+    );
+    check("up{job=\"b\"} == up{job=\"b\"}", "");
+    check(
+        "up{job=\"b\"} != bool up{job=\"b\"}",
+        r#"{inst="1", job="b"} 1"#,
+    );
+    check("2 > bool 1", "1");
+    check("2 ^ 10 % 7 - 1", "1");
+    check("empty + 1", "");
+    check("up + l", "");
+}
+
+#[test]
+fn vector_matching() {
+    check(
+        "r * on(x) group_left l",
+        r#"{x="1", y="1"} 10; {x="1", y="2"} 20"#,
+    );
+    check(
+        "l * on(x) group_right r",
+        r#"{x="1", y="1"} 10; {x="1", y="2"} 20"#,
+    );
+    check(
+        "r / ignoring(y) group_left l",
+        r#"{x="1", y="1"} 10; {x="1", y="2"} 20"#,
+    );
+    check(
+        "l + on(x) r",
+        "error: found duplicate series for the match group {x=\"1\"} on the right hand-side of the operation: [{__name__=\"r\", x=\"1\", y=\"1\"}, {__name__=\"r\", x=\"1\", y=\"2\"}];many-to-many matching not allowed: matching labels must be unique on one side",
+    );
+    check(
+        "r + on(x) l",
+        "error: multiple matches for labels: many-to-one matching must be explicit (group_left/group_right)",
+    );
+    check(
+        "r * on(x) group_left(z) l",
+        r#"{x="1", y="1"} 10; {x="1", y="2"} 20"#,
+    );
+    check(
+        "r * on() group_left(y) vector(1)",
+        "error: multiple matches for labels: grouping labels must ensure unique matches",
+    );
+    check(
+        "r > on(x) group_left l",
+        r#"r{x="1", y="1"} 10; r{x="1", y="2"} 20"#,
+    );
+}
+
+#[test]
+fn set_operators() {
+    check(
+        "up and up{inst=\"1\"}",
+        r#"up{inst="1", job="a"} 10; up{inst="1", job="b"} NaN"#,
+    );
+    check("up and on(job) l", "");
+    check(
+        "up{job=\"a\"} or l",
+        r#"l{x="1"} 1; up{inst="1", job="a"} 10; up{inst="2", job="a"} 20"#,
+    );
+    check("up unless up{job=\"a\"}", r#"up{inst="1", job="b"} NaN"#);
+    check(
+        "up unless on(inst) up{job=\"b\"}",
+        r#"up{inst="2", job="a"} 20"#,
+    );
+    check("empty or l", r#"l{x="1"} 1"#);
+    check("l and empty", "");
+}
+
+#[test]
+fn aggregations() {
+    check("sum(up{job=\"a\"})", "{} 30");
+    check("sum(up)", "{} NaN");
+    check("sum by (job) (up)", r#"{job="a"} 30; {job="b"} NaN"#);
+    check("sum without (inst) (up)", r#"{job="a"} 30; {job="b"} NaN"#);
+    check("avg(up{job=\"a\"})", "{} 15");
+    check("min(up)", "{} 10");
+    check("max(up)", "{} 20");
+    check("count(up)", "{} 3");
+    check("group by (job) (up)", r#"{job="a"} 1; {job="b"} 1"#);
+    check("stddev(up{job=\"a\"})", "{} 5");
+    check("stdvar(up{job=\"a\"})", "{} 25");
+    check("topk(1, up)", r#"up{inst="2", job="a"} 20"#);
+    check("bottomk(1, up)", r#"up{inst="1", job="a"} 10"#);
+    check("topk(5, up{job=\"b\"})", r#"up{inst="1", job="b"} NaN"#);
+    check("topk(0, up)", "");
+    check("topk(NaN, up)", "error: Parameter value is NaN");
+    check("quantile(0.5, up{job=\"a\"})", "{} 15");
+    check("quantile(2, up{job=\"a\"})", "{} +Inf");
+    check(
+        "count_values(\"v\", up{job=\"a\"})",
+        r#"{v="10"} 1; {v="20"} 1"#,
+    );
+    check("sum(empty)", "");
+    check("count(empty)", "");
+    check("sum by (__name__) (up{job=\"a\"})", r#"up 30"#);
+}
+
+#[test]
+fn range_functions() {
+    // (0, 10m] holds 1m..10m: 85 of increase over 9m, extrapolated by 1m to the window start.
+    check("rate(c_total[10m])", r#"{job="a"} 0.157407407"#);
+    check("increase(c_total[10m])", r#"{job="a"} 94.444444444"#);
+    check(
+        "delta(up{inst=\"1\"}[10m])",
+        r#"{inst="1", job="a"} 10; {inst="1", job="b"} NaN"#,
+    );
+    check("irate(c_total[5m])", r#"{job="a"} 0.166666667"#);
+    check("idelta(c_total[5m])", r#"{job="a"} 10"#);
+    check(
+        "deriv(up{inst=\"2\"}[5m])",
+        r#"{inst="2", job="a"} 0.033333333"#,
+    );
+    check(
+        "predict_linear(up{inst=\"2\"}[5m], 60)",
+        r#"{inst="2", job="a"} 22"#,
+    );
+    check("resets(c_total[10m])", r#"{job="a"} 1"#);
+    check("changes(c_total[10m])", r#"{job="a"} 9"#);
+    check("changes(up{job=\"b\"}[10m])", r#"{inst="1", job="b"} 0"#);
+    check(
+        "avg_over_time(up{inst=\"2\"}[3m])",
+        r#"{inst="2", job="a"} 18"#,
+    );
+    check("min_over_time(c_total[10m])", r#"{job="a"} 5"#);
+    check("max_over_time(c_total[10m])", r#"{job="a"} 55"#);
+    check("sum_over_time(l[3m])", r#"{x="1"} 3"#);
+    check("count_over_time(l[3m])", r#"{x="1"} 3"#);
+    check("quantile_over_time(0.5, c_total[10m])", r#"{job="a"} 27.5"#);
+    check("stddev_over_time(l[5m])", r#"{x="1"} 0"#);
+    check(
+        "stdvar_over_time(up{job=\"a\", inst=\"1\"}[2m])",
+        r#"{inst="1", job="a"} 0.25"#,
+    );
+    check("last_over_time(l[1m])", r#"l{x="1"} 1"#);
+    check(
+        "first_over_time(up{job=\"a\", inst=\"1\"}[3m])",
+        r#"up{inst="1", job="a"} 8"#,
+    );
+    check("present_over_time(l[1m])", r#"{x="1"} 1"#);
+    check(
+        "mad_over_time(up{job=\"a\", inst=\"1\"}[3m])",
+        r#"{inst="1", job="a"} 1"#,
+    );
+    check("ts_of_max_over_time(c_total[10m])", r#"{job="a"} 600"#);
+    check("absent_over_time(l[1m])", "");
+    check("absent_over_time(nope{a=\"b\"}[1m])", r#"{a="b"} 1"#);
+    check(
+        "double_exponential_smoothing(up{job=\"a\", inst=\"1\"}[5m], 0.5, 0.5)",
+        r#"{inst="1", job="a"} 10"#,
+    );
+    check(
+        "double_exponential_smoothing(l[5m], 1, 0.5)",
+        "error: invalid smoothing factor. Expected: 0 < sf < 1, got: 1",
+    );
+    check("rate(empty[5m])", "");
+    check(
+        "max_over_time(up{job=\"b\"}[5m])",
+        r#"{inst="1", job="b"} NaN"#,
+    );
+    check("sum_over_time(l[3m:1m])", r#"{x="1"} 3"#);
+    check("rate(c_total[10m] offset 5m)", r#"{job="a"} 0.075"#);
+    check_at("rate(c_total[10m] @ 600)", 0, r#"{job="a"} 0.157407407"#);
+}
+
+#[test]
+fn instant_functions() {
+    check("abs(neg)", "{} 10.5");
+    check("ceil(neg)", "{} -10");
+    check("floor(neg)", "{} -11");
+    check("round(neg)", "{} -10");
+    check(
+        "round(up{inst=\"1\"}, 3)",
+        r#"{inst="1", job="a"} 9; {inst="1", job="b"} NaN"#,
+    );
+    check("exp(l - 1)", r#"{x="1"} 1"#);
+    check("ln(l)", r#"{x="1"} 0"#);
+    check("log2(up{inst=\"2\"} / 5)", r#"{inst="2", job="a"} 2"#);
+    check(
+        "log10(up{inst=\"1\"})",
+        r#"{inst="1", job="a"} 1; {inst="1", job="b"} NaN"#,
+    );
+    check("sqrt(neg)", "{} NaN");
+    check("sgn(neg)", "{} -1");
+    check("sgn(up{job=\"b\"})", r#"{inst="1", job="b"} NaN"#);
+    check("sin(l - 1)", r#"{x="1"} 0"#);
+    check("cos(l - 1)", r#"{x="1"} 1"#);
+    check("tan(l - 1)", r#"{x="1"} 0"#);
+    check("asin(l)", r#"{x="1"} 1.570796327"#);
+    check("acos(l)", r#"{x="1"} 0"#);
+    check("atan(l - 1)", r#"{x="1"} 0"#);
+    check("sinh(l - 1)", r#"{x="1"} 0"#);
+    check("cosh(l - 1)", r#"{x="1"} 1"#);
+    check("tanh(l - 1)", r#"{x="1"} 0"#);
+    check("asinh(l - 1)", r#"{x="1"} 0"#);
+    check("acosh(l)", r#"{x="1"} 0"#);
+    check("atanh(l - 1)", r#"{x="1"} 0"#);
+    check("deg(l * pi())", r#"{x="1"} 180"#);
+    check("rad(l * 180)", r#"{x="1"} 3.141592654"#);
+    check(
+        "clamp(up{job=\"a\"}, 12, 15)",
+        r#"{inst="1", job="a"} 12; {inst="2", job="a"} 15"#,
+    );
+    check("clamp(up{job=\"a\"}, 15, 12)", "");
+    check("clamp_min(up{job=\"b\"}, 1)", r#"{inst="1", job="b"} NaN"#);
+    check(
+        "clamp_max(up{job=\"a\"}, 11)",
+        r#"{inst="1", job="a"} 10; {inst="2", job="a"} 11"#,
+    );
+    check("vector(1)", "{} 1");
+    check("scalar(l)", "1");
+    check("scalar(up)", "NaN");
+    check("scalar(empty)", "NaN");
+    check("time()", "600");
+    check("pi()", "3.141592654");
+    check("timestamp(l)", r#"{x="1"} 600"#);
+    check_at("timestamp(stale)", 30_000, "{} 0");
+    check_at("stale", 90_000, "");
+    check("absent(empty{a=\"b\", c=~\"d\"})", r#"{a="b"} 1"#);
+    check("absent(l)", "");
+    check("absent(sum(empty))", "{} 1");
+    check(
+        "label_replace(l, \"y\", \"v$1\", \"x\", \"(.*)\")",
+        r#"l{x="1", y="v1"} 1"#,
+    );
+    check(
+        "label_replace(l, \"y\", \"v$1\", \"x\", \"(\")",
+        "error: invalid regular expression in label_replace(): (",
+    );
+    check(
+        "label_replace(r, \"y\", \"\", \"y\", \".*\")",
+        "error: vector cannot contain metrics with the same labelset",
+    );
+    check(
+        "label_join(r, \"z\", \"-\", \"x\", \"y\")",
+        r#"r{x="1", y="1", z="1-1"} 10; r{x="1", y="2", z="1-2"} 20"#,
+    );
+    check("histogram_quantile(0.5, b_bucket)", "{} 1");
+    check("histogram_quantile(0.75, b_bucket)", "{} 1.5");
+    check("histogram_quantile(0.5, empty)", "");
+    check("histogram_fraction(0, 1.5, b_bucket)", "{} 0.75");
+    check("year(l * 0)", r#"{x="1"} 1970"#);
+    check("month()", "{} 1");
+    check("day_of_week(vector(86400 * 3))", "{} 0");
+    check("days_in_month(vector(86400 * 40))", "{} 28");
+    check("day_of_year(vector(86400 * 40))", "{} 41");
+    check("hour(vector(7200))", "{} 2");
+    check("minute(vector(7260))", "{} 1");
+    check("day_of_month(vector(86400 * 40))", "{} 10");
+}
+
+#[test]
+fn sorting_and_results() {
+    let r = Engine::default()
+        .instant_query(&db(), "sort_desc(up{job=\"a\"})", 10 * MIN)
+        .unwrap();
+    let Value::Vector(v) = r.value else { panic!() };
+    assert_eq!(v[0].v, 20.0);
+    let r = Engine::default()
+        .instant_query(&db(), "sort(up)", 10 * MIN)
+        .unwrap();
+    let Value::Vector(v) = r.value else { panic!() };
+    assert!(v[2].v.is_nan(), "NaN sorts last");
+    check("\"str\"", "\"str\"");
+    check("l[2m]", r#"l{x="1"} [1@540 1@600]"#);
+    check("l[2m:1m]", r#"l{x="1"} [1@540 1@600]"#);
+    check("ceil({__name__=~\"l|neg\"})", r#"{x="1"} 1; {} -10"#);
+    check(
+        "ceil({__name__=~\"up\", inst=\"1\"}) or ceil({__name__=\"c_total\"})",
+        r#"{inst="1", job="a"} 10; {inst="1", job="b"} NaN; {job="a"} 55"#,
+    );
+}
+
+#[test]
+fn range_queries() {
+    let e = Engine::default();
+    let r = e.range_query(&db(), "l * 2", 0, 2 * MIN, MIN).unwrap();
+    assert_eq!(render(&r.value), r#"{x="1"} [2@0 2@60 2@120]"#);
+    let r = e.range_query(&db(), "time()", 0, MIN, MIN).unwrap();
+    assert_eq!(render(&r.value), "{} [0@0 60@60]");
+    let r = e.range_query(&db(), "stale", 0, 2 * MIN, MIN).unwrap();
+    assert_eq!(render(&r.value), r#"stale [1@0]"#);
+    assert!(e.range_query(&db(), "l[1m]", 0, MIN, MIN).is_err());
+    assert!(e.range_query(&db(), "\"s\"", 0, MIN, MIN).is_err());
+    assert!(e.range_query(&db(), "l", MIN, 0, MIN).is_err());
+    assert!(e.range_query(&db(), "l", 0, MIN, 0).is_err());
+}
+
+#[test]
+fn limits_and_errors() {
+    let small = Engine::new(EngineOptions {
+        max_samples: 5,
+        ..EngineOptions::default()
+    });
+    let err = small
+        .range_query(&db(), "up", 0, 10 * MIN, MIN)
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "query processing would load too many samples into memory in query execution"
+    );
+    assert_eq!(err.kind(), "execution");
+    assert!(small.instant_query(&db(), "up", 0).is_ok());
+    let err = Engine::default()
+        .instant_query(&db(), "sum(", 0)
+        .unwrap_err();
+    assert_eq!(err.kind(), "bad_data");
+    assert!(err.to_string().starts_with("parse error"), "{err}");
+    let cancel = std::sync::atomic::AtomicBool::new(true);
+    let expr = crate::parse("up").unwrap();
+    let opts = crate::QueryOpts {
+        cancel: Some(&cancel),
+        ..Default::default()
+    };
+    // Cancellation is checked every few dozen nodes/series; a long range query hits a check.
+    let r = Engine::default().eval_range(&db(), &expr, 0, 1000 * MIN, MIN, opts);
+    assert!(r.is_ok() || matches!(r, Err(crate::Error::Canceled)));
+}
