@@ -11,9 +11,9 @@ use axum::Router;
 use axum::routing::{get, post};
 use tokio_util::sync::CancellationToken;
 
-use crate::api;
 use crate::config::{Config, ConfigError};
 use crate::flags::ServerFlags;
+use crate::{api, query_api};
 
 /// Why the server could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -54,6 +54,8 @@ struct Inner {
     config: ArcSwap<Config>,
     db: Arc<tsdb::Db>,
     scrape: scrape::ScrapeManager,
+    engine: promql::Engine,
+    query_sem: Arc<tokio::sync::Semaphore>,
     shutdown: CancellationToken,
     ready: AtomicBool,
     reload_ok: AtomicBool,
@@ -96,6 +98,15 @@ impl App {
                 source,
             })?;
         tracing::info!(series = db.num_series(), "TSDB started");
+        // Apply retention at once: the truncation point is not persisted, so data older than
+        // the retention window that the WAL still holds must not become visible again.
+        let db2 = db.clone();
+        let now = jiff::Timestamp::now().as_millisecond();
+        match tokio::task::spawn_blocking(move || db2.run_retention(now)).await {
+            Ok(Err(e)) => tracing::error!("initial storage retention: {e}"),
+            Err(e) => tracing::error!("initial storage retention task: {e}"),
+            Ok(Ok(_)) => {}
+        }
 
         let listener = tokio::net::TcpListener::bind(flags.listen_address)
             .await
@@ -113,7 +124,18 @@ impl App {
         let appendable: Arc<dyn storage::Appendable> = db.clone();
         let scrape = scrape::ScrapeManager::new(appendable, scrape_opts);
 
+        let engine = promql::Engine::new(promql::EngineOptions {
+            lookback_delta: flags.lookback_delta,
+            max_samples: flags.query_max_samples as usize,
+            timeout: flags.query_timeout,
+            no_step_subquery_interval: config.global.evaluation_interval,
+        });
+        let query_sem = Arc::new(tokio::sync::Semaphore::new(
+            flags.query_max_concurrency.max(1) as usize,
+        ));
         let inner = Inner {
+            engine,
+            query_sem,
             flags,
             config: ArcSwap::from_pointee(config),
             db,
@@ -200,6 +222,11 @@ impl App {
 
     fn router(&self) -> Router {
         let v1 = Router::new()
+            .route("/query", get(query_api::query).post(query_api::query))
+            .route(
+                "/query_range",
+                get(query_api::query_range).post(query_api::query_range),
+            )
             .route("/series", get(api::series).post(api::series))
             .route("/labels", get(api::label_names).post(api::label_names))
             .route("/label/{name}/values", get(api::label_values))
@@ -258,6 +285,14 @@ impl App {
 
     pub fn queryable(&self) -> Arc<dyn storage::Queryable> {
         self.inner.db.clone()
+    }
+
+    pub fn engine(&self) -> &promql::Engine {
+        &self.inner.engine
+    }
+
+    pub fn query_semaphore(&self) -> Arc<tokio::sync::Semaphore> {
+        self.inner.query_sem.clone()
     }
 
     pub fn scrape_manager(&self) -> &scrape::ScrapeManager {

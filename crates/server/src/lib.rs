@@ -10,6 +10,7 @@ pub mod flags;
 mod metrics;
 mod metrics_components;
 mod params;
+mod query_api;
 
 pub use app::{App, RuntimeInfo, ServerError};
 pub use flags::ServerFlags;

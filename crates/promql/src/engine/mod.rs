@@ -60,6 +60,9 @@ pub struct QueryOpts<'a> {
     pub cancel: Option<&'a AtomicBool>,
     /// Overrides [`EngineOptions::lookback_delta`] for this query.
     pub lookback_delta: Option<Duration>,
+    /// A shorter wall-clock limit for this query (the API's `timeout` parameter); the
+    /// engine's own timeout still applies when it is shorter.
+    pub timeout: Option<Duration>,
 }
 
 impl Engine {
@@ -183,7 +186,9 @@ impl Engine {
                 cur: 0,
                 max: self.opts.max_samples,
             },
-            deadline: Instant::now() + self.opts.timeout,
+            deadline: Instant::now()
+                + o.timeout
+                    .map_or(self.opts.timeout, |t| t.min(self.opts.timeout)),
             cancel: o.cancel,
             ticks: 0,
             warnings: Vec::new(),

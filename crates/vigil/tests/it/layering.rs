@@ -16,6 +16,8 @@ fn allowed() -> BTreeMap<&'static str, &'static [&'static str]> {
         ("demo", &[][..]),
         ("tsdb", &["model", "storage"][..]),
         ("promql", &["model", "storage"][..]),
+        ("template", &["model"][..]),
+        ("alertmanager", &["model", "web", "template"][..]),
         ("promqltest", &["model", "storage", "promql", "tsdb"][..]),
         ("scrape", &["model", "storage", "expfmt", "web"][..]),
         (
@@ -24,7 +26,10 @@ fn allowed() -> BTreeMap<&'static str, &'static [&'static str]> {
                 "model", "storage", "expfmt", "web", "tsdb", "scrape", "promql",
             ][..],
         ),
-        ("vigil", &["server", "demo", "promqltest"][..]),
+        (
+            "vigil",
+            &["server", "alertmanager", "demo", "promqltest"][..],
+        ),
     ])
 }
 

@@ -6,5 +6,6 @@ mod config_check;
 mod crash;
 mod layering;
 mod node_exporter;
+mod query;
 mod reload;
 mod util;
