@@ -25,6 +25,11 @@ enum Command {
     Up(up::UpFlags),
     /// Serve synthetic demo targets (the workload of `vigil up` and the benchmarks).
     Demo(demo::DemoFlags),
+    /// Run PromQL test scripts (Prometheus's `.test` format) and report per file.
+    Promqltest {
+        /// The `.test` files.
+        files: Vec<std::path::PathBuf>,
+    },
     /// Check configuration files.
     Check {
         #[command(subcommand)]
@@ -55,6 +60,7 @@ fn main() -> std::process::ExitCode {
         Command::Demo(flags) => {
             run_async(async move { demo::run(flags).await.map_err(Into::into) })
         }
+        Command::Promqltest { files } => promqltest::main_cli(&files),
         Command::Check {
             what: CheckCommand::Config { files },
         } => check_config(&files),
