@@ -45,9 +45,6 @@ fn default_smtp_hello() -> String {
 fn default_true() -> bool {
     true
 }
-fn is_true(b: &bool) -> bool {
-    *b
-}
 
 /// `global:`
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -6,8 +6,24 @@
 //! Never used by the other roles (`server`, `query`); never gossips by itself.
 
 pub mod alert;
+mod api;
+mod app;
 pub mod config;
+pub mod core;
+pub mod dispatch;
+pub mod flags;
+pub mod gojson;
+pub mod inhibit;
 pub mod matcher;
+pub mod metrics;
+pub mod nflog;
+pub mod notify;
+pub mod proto;
 pub mod route;
+pub mod silence;
 pub mod time;
 pub mod timeinterval;
+
+pub use app::{AlertmanagerError, App};
+pub use config::{Config, ConfigError};
+pub use flags::AlertmanagerFlags;

@@ -60,9 +60,18 @@ pub(crate) const REPORT_NAMES: [&str; 5] = [
     "scrape_series_added",
 ];
 
+/// The cache key of a raw series (`name{labels}` as the target wrote it): a 128-bit hash
+/// instead of the bytes themselves, which saves ~100 bytes per series. Two distinct series of
+/// one target collide with probability ~n²/2¹²⁹ (about 1e-29 for 100k series), far below the
+/// chance of a memory error; Prometheus keeps the full string.
+pub(crate) fn series_key(raw: &[u8]) -> u128 {
+    xxhash_rust::xxh3::xxh3_128(raw)
+}
+
 #[derive(Debug)]
 pub(crate) struct ScrapeCache {
-    pub entries: FastMap<Box<[u8]>, CacheEntry>,
+    /// Keyed by [`series_key`] of the raw series bytes.
+    pub entries: FastMap<u128, CacheEntry>,
     /// The current iteration; 0 before the first scrape.
     pub iter: u64,
     /// The iteration of the last successful scrape whose series are still live.
@@ -301,7 +310,7 @@ mod tests {
         let iter = c.iter;
         let labels = labels! {"__name__" => key};
         let hash = labels.stable_hash();
-        let e = c.entries.entry(key.as_bytes().into()).or_insert_with(|| {
+        let e = c.entries.entry(series_key(key.as_bytes())).or_insert_with(|| {
             CacheEntry::Series(SeriesEntry {
                 series_ref: 0,
                 labels,

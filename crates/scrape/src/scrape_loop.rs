@@ -562,11 +562,12 @@ fn append_body(
             _ => (t, true),
         };
         // Steady state: one hash lookup by the raw series bytes, no allocation.
-        let res = match cache.entries.get_mut(s.series) {
+        let key = crate::cache::series_key(s.series);
+        let res = match cache.entries.get_mut(&key) {
             Some(e) => b.push(e, ts, tracked, s.value),
             None => match b.new_entry(&s, target) {
                 Ok(e) => {
-                    let e = cache.entries.entry(s.series.into()).or_insert(e);
+                    let e = cache.entries.entry(key).or_insert(e);
                     b.push(e, ts, tracked, s.value)
                 }
                 Err(msg) => Err(msg),

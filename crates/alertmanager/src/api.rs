@@ -1,0 +1,762 @@
+//! Alertmanager API v2 (`openapi.yaml`), with the status codes and message shapes Alertmanager
+//! 0.25 produces: go-swagger's `{"code","message"}` objects for malformed requests, plain JSON
+//! strings for the handlers' own 400s. Responses are not enveloped.
+
+use std::collections::HashMap;
+
+use axum::body::Bytes;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use model::{Labels, MatchType};
+use serde::{Deserialize, Serialize};
+
+use crate::alert::{Alert, fingerprint_hex, is_valid_label_name};
+use crate::app::App;
+use crate::matcher::Matcher;
+use crate::route::Route;
+use crate::silence::{Silence, SilenceError, SilenceState};
+use crate::time::Time;
+
+fn json<T: Serialize + ?Sized>(status: StatusCode, v: &T) -> Response {
+    (
+        status,
+        [(header::CONTENT_TYPE, "application/json")],
+        crate::gojson::to_vec(v),
+    )
+        .into_response()
+}
+
+/// go-swagger's error object.
+fn swagger_error(status: StatusCode, code: u32, message: String) -> Response {
+    #[derive(Serialize)]
+    struct E {
+        code: u32,
+        message: String,
+    }
+    json(status, &E { code, message })
+}
+
+fn bad_request(msg: impl Into<String>) -> Response {
+    json(StatusCode::BAD_REQUEST, &msg.into())
+}
+
+fn query_pairs(q: &Option<String>) -> Vec<(String, String)> {
+    form_urlencoded::parse(q.as_deref().unwrap_or("").as_bytes())
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect()
+}
+
+fn require_json(headers: &HeaderMap) -> Option<Response> {
+    let ct = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let mime = ct.split(';').next().unwrap_or("").trim();
+    if mime.eq_ignore_ascii_case("application/json") {
+        return None;
+    }
+    let shown = if ct.is_empty() { "" } else { mime };
+    Some(swagger_error(
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        415,
+        format!("unsupported media type {shown:?}, only [application/json] are allowed"),
+    ))
+}
+
+#[derive(Deserialize)]
+struct PostableAlert {
+    #[serde(default)]
+    labels: Option<HashMap<String, String>>,
+    #[serde(default)]
+    annotations: Option<HashMap<String, String>>,
+    #[serde(default, rename = "startsAt")]
+    starts_at: Option<String>,
+    #[serde(default, rename = "endsAt")]
+    ends_at: Option<String>,
+    #[serde(default, rename = "generatorURL")]
+    generator_url: Option<String>,
+}
+
+fn parse_time(s: &Option<String>) -> Result<Option<Time>, String> {
+    match s.as_deref() {
+        None | Some("") | Some("0001-01-01T00:00:00Z") => Ok(None),
+        Some(t) => Time::parse(t).map(Some).map_err(|e| e.to_string()),
+    }
+}
+
+fn validate_labels(what: &str, m: &HashMap<String, String>) -> Result<Labels, String> {
+    for k in m.keys() {
+        if !is_valid_label_name(k) {
+            return Err(format!("invalid {what}: invalid name {k:?}"));
+        }
+    }
+    Ok(Labels::from_pairs(m.iter()))
+}
+
+/// `POST /api/v2/alerts`
+pub async fn post_alerts(State(app): State<App>, headers: HeaderMap, body: Bytes) -> Response {
+    if let Some(r) = require_json(&headers) {
+        return r;
+    }
+    let parse_err = |e: String| {
+        swagger_error(
+            StatusCode::BAD_REQUEST,
+            400,
+            format!("parsing alerts body from \"\" failed, because {e}"),
+        )
+    };
+    let raw: Vec<PostableAlert> = match serde_json::from_slice(&body) {
+        Ok(v) => v,
+        Err(e) => return parse_err(e.to_string()),
+    };
+    for (i, a) in raw.iter().enumerate() {
+        if a.labels.is_none() {
+            return swagger_error(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                602,
+                format!("{i}.labels in body is required"),
+            );
+        }
+    }
+    let core = app.core();
+    let now = core.clock.now();
+    let resolve_timeout = core.config().raw.global.resolve_timeout;
+    let metrics = &core.metrics;
+    let mut valid = Vec::with_capacity(raw.len());
+    let mut errors: Vec<String> = Vec::new();
+    use std::sync::atomic::Ordering::Relaxed;
+    for a in raw {
+        let (starts, ends) = match (parse_time(&a.starts_at), parse_time(&a.ends_at)) {
+            (Ok(s), Ok(e)) => (s, e),
+            (Err(e), _) | (_, Err(e)) => return parse_err(e),
+        };
+        let starts_at = starts.or(ends).unwrap_or(now);
+        let (ends_at, timeout) = match ends {
+            Some(e) => (e, false),
+            None => (now.add(resolve_timeout), true),
+        };
+        if ends_at > now {
+            metrics.alerts_received_firing.fetch_add(1, Relaxed);
+        } else {
+            metrics.alerts_received_resolved.fetch_add(1, Relaxed);
+        }
+        // compat: labels with empty values are dropped before validation.
+        let mut labels = a.labels.unwrap_or_default();
+        labels.retain(|_, v| !v.is_empty());
+        let checked = validate_labels("label set", &labels).and_then(|l| {
+            let ann = validate_labels("annotations", &a.annotations.unwrap_or_default())?;
+            if l.is_empty() {
+                return Err("at least one label pair required".to_string());
+            }
+            if ends_at < starts_at {
+                return Err("start time must be before end time".to_string());
+            }
+            Ok((l, ann))
+        });
+        match checked {
+            Ok((labels, annotations)) => valid.push(Alert {
+                labels,
+                annotations,
+                starts_at,
+                ends_at: Some(ends_at),
+                generator_url: a.generator_url.unwrap_or_default(),
+                updated_at: now,
+                timeout,
+            }),
+            Err(e) => {
+                metrics.alerts_invalid.fetch_add(1, Relaxed);
+                errors.push(e);
+            }
+        }
+    }
+    core.put(valid);
+    if !errors.is_empty() {
+        return bad_request(errors.join("; "));
+    }
+    StatusCode::OK.into_response()
+}
+
+#[derive(Serialize)]
+struct ReceiverName<'a> {
+    name: &'a str,
+}
+
+#[derive(Serialize)]
+struct AlertStatus {
+    #[serde(rename = "inhibitedBy")]
+    inhibited_by: Vec<String>,
+    #[serde(rename = "silencedBy")]
+    silenced_by: Vec<String>,
+    state: &'static str,
+}
+
+#[derive(Serialize)]
+struct GettableAlert<'a> {
+    annotations: &'a Labels,
+    #[serde(rename = "endsAt")]
+    ends_at: String,
+    fingerprint: String,
+    receivers: Vec<ReceiverName<'a>>,
+    #[serde(rename = "startsAt")]
+    starts_at: String,
+    status: AlertStatus,
+    #[serde(rename = "updatedAt")]
+    updated_at: String,
+    #[serde(rename = "generatorURL", skip_serializing_if = "str::is_empty")]
+    generator_url: &'a str,
+    labels: &'a Labels,
+}
+
+/// Alertmanager's filter semantics: an empty-valued matcher is satisfied by a missing label.
+fn matches_filter(matchers: &[Matcher], get: impl Fn(&str) -> Option<String>) -> bool {
+    matchers.iter().all(|m| {
+        let v = get(&m.name);
+        let negative = matches!(m.kind, MatchType::NotEqual | MatchType::RegexNoMatch);
+        if m.value.is_empty() && (v.is_some() == negative) {
+            return true;
+        }
+        m.matches(v.as_deref().unwrap_or(""))
+    })
+}
+
+struct AlertQuery {
+    active: bool,
+    silenced: bool,
+    inhibited: bool,
+    filter: Vec<Matcher>,
+    receiver: Option<model::GoRegex>,
+}
+
+fn parse_alert_query(q: &Option<String>) -> Result<AlertQuery, Response> {
+    let mut out = AlertQuery {
+        active: true,
+        silenced: true,
+        inhibited: true,
+        filter: Vec::new(),
+        receiver: None,
+    };
+    for (k, v) in query_pairs(q) {
+        let b = || matches!(v.as_str(), "true" | "1" | "t" | "T" | "TRUE" | "True");
+        match k.as_str() {
+            "active" => out.active = b(),
+            "silenced" => out.silenced = b(),
+            "inhibited" => out.inhibited = b(),
+            "filter" => out
+                .filter
+                .push(Matcher::parse(&v).map_err(|e| bad_request(e.to_string()))?),
+            "receiver" if !v.is_empty() => {
+                out.receiver = Some(
+                    model::GoRegex::new_with_anchor(&v, model::regex::Anchor::Alertmanager)
+                        .map_err(|e| bad_request(format!("failed to parse receiver param: {e}")))?,
+                );
+            }
+            _ => {}
+        }
+    }
+    Ok(out)
+}
+
+fn alert_status(app: &App, labels: &Labels, now: Time) -> AlertStatus {
+    let core = app.core();
+    let silenced_by = core.silences.mutes(labels);
+    let inhibited_by: Vec<String> = core
+        .runtime()
+        .inhibitor
+        .mutes(labels, now)
+        .map(fingerprint_hex)
+        .into_iter()
+        .collect();
+    let state = if silenced_by.is_empty() && inhibited_by.is_empty() {
+        "active"
+    } else {
+        "suppressed"
+    };
+    AlertStatus {
+        inhibited_by,
+        silenced_by,
+        state,
+    }
+}
+
+/// Whether an alert passes the query; its status if so.
+fn select(app: &App, q: &AlertQuery, a: &Alert, receivers: &[&str], now: Time) -> Option<AlertStatus> {
+    if let Some(re) = &q.receiver
+        && !receivers.iter().any(|r| re.is_match(r))
+    {
+        return None;
+    }
+    if !matches_filter(&q.filter, |n| a.labels.get(n).map(str::to_string)) {
+        return None;
+    }
+    if a.ends_at.is_some_and(|e| e < now) {
+        return None;
+    }
+    let status = alert_status(app, &a.labels, now);
+    let suppressed = status.state == "suppressed";
+    if (!q.active && !suppressed)
+        || (!q.silenced && !status.silenced_by.is_empty())
+        || (!q.inhibited && !status.inhibited_by.is_empty())
+    {
+        return None;
+    }
+    Some(status)
+}
+
+fn gettable<'a>(a: &'a Alert, status: AlertStatus, receivers: &[&'a str]) -> GettableAlert<'a> {
+    GettableAlert {
+        annotations: &a.annotations,
+        ends_at: a.ends_at.map(|t| t.to_rfc3339_millis()).unwrap_or_default(),
+        fingerprint: fingerprint_hex(a.fingerprint()),
+        receivers: receivers.iter().map(|name| ReceiverName { name }).collect(),
+        starts_at: a.starts_at.to_rfc3339_millis(),
+        status,
+        updated_at: a.updated_at.to_rfc3339_millis(),
+        generator_url: &a.generator_url,
+        labels: &a.labels,
+    }
+}
+
+fn receivers_of(route: &std::sync::Arc<Route>, labels: &Labels) -> Vec<String> {
+    route
+        .match_labels(labels)
+        .iter()
+        .map(|r| r.receiver.clone())
+        .collect()
+}
+
+/// `GET /api/v2/alerts`
+pub async fn get_alerts(State(app): State<App>, RawQuery(q): RawQuery) -> Response {
+    let q = match parse_alert_query(&q) {
+        Ok(q) => q,
+        Err(r) => return r,
+    };
+    let core = app.core();
+    let now = core.clock.now();
+    let route = core.config().route.clone();
+    let mut alerts = core.alerts();
+    alerts.sort_by_key(|a| fingerprint_hex(a.fingerprint()));
+    let recv: Vec<Vec<String>> = alerts.iter().map(|a| receivers_of(&route, &a.labels)).collect();
+    let mut out = Vec::with_capacity(alerts.len());
+    for (a, r) in alerts.iter().zip(&recv) {
+        let names: Vec<&str> = r.iter().map(String::as_str).collect();
+        if let Some(st) = select(&app, &q, a, &names, now) {
+            out.push(gettable(a, st, &names));
+        }
+    }
+    json(StatusCode::OK, &out)
+}
+
+/// `GET /api/v2/alerts/groups`
+pub async fn get_alert_groups(State(app): State<App>, RawQuery(q): RawQuery) -> Response {
+    #[derive(Serialize)]
+    struct Group<'a> {
+        alerts: Vec<GettableAlert<'a>>,
+        labels: &'a Labels,
+        receiver: ReceiverName<'a>,
+    }
+    let q = match parse_alert_query(&q) {
+        Ok(q) => q,
+        Err(r) => return r,
+    };
+    let core = app.core();
+    let now = core.clock.now();
+    let route = core.config().route.clone();
+    let groups = core.runtime().dispatcher.groups();
+    let mut data: Vec<(&crate::dispatch::AggrGroup, Vec<Alert>, Vec<Vec<String>>)> = Vec::new();
+    for g in &groups {
+        if let Some(re) = &q.receiver
+            && !re.is_match(&g.route.receiver)
+        {
+            continue;
+        }
+        let mut alerts = g.alerts();
+        alerts.sort_by(crate::alert::alert_order);
+        let recv = alerts.iter().map(|a| receivers_of(&route, &a.labels)).collect();
+        data.push((g, alerts, recv));
+    }
+    let mut out: Vec<Group<'_>> = Vec::new();
+    for (g, alerts, recv) in &data {
+        let mut list = Vec::new();
+        for (a, r) in alerts.iter().zip(recv) {
+            let names: Vec<&str> = r.iter().map(String::as_str).collect();
+            let rq = AlertQuery { receiver: None, filter: q.filter.clone(), ..q };
+            if let Some(st) = select(&app, &rq, a, &names, now) {
+                list.push(gettable(a, st, &names));
+            }
+        }
+        if !list.is_empty() {
+            out.push(Group {
+                alerts: list,
+                labels: &g.labels,
+                receiver: ReceiverName {
+                    name: &g.route.receiver,
+                },
+            });
+        }
+    }
+    out.sort_by(|a, b| {
+        if a.labels != b.labels {
+            if crate::alert::labelset_before(a.labels, b.labels) {
+                std::cmp::Ordering::Less
+            } else {
+                std::cmp::Ordering::Greater
+            }
+        } else {
+            a.receiver.name.cmp(b.receiver.name)
+        }
+    });
+    json(StatusCode::OK, &out)
+}
+
+#[derive(Serialize, Deserialize)]
+struct ApiMatcher {
+    #[serde(rename = "isEqual", default = "default_true")]
+    is_equal: bool,
+    #[serde(rename = "isRegex")]
+    is_regex: Option<bool>,
+    name: Option<String>,
+    value: Option<String>,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+#[derive(Serialize)]
+struct SilenceStatus {
+    state: &'static str,
+}
+
+#[derive(Serialize)]
+struct GettableSilence<'a> {
+    id: &'a str,
+    status: SilenceStatus,
+    #[serde(rename = "updatedAt")]
+    updated_at: String,
+    comment: &'a str,
+    #[serde(rename = "createdBy")]
+    created_by: &'a str,
+    #[serde(rename = "endsAt")]
+    ends_at: String,
+    matchers: Vec<ApiMatcher>,
+    #[serde(rename = "startsAt")]
+    starts_at: String,
+}
+
+fn gettable_silence(s: &Silence, st: SilenceState) -> GettableSilence<'_> {
+    GettableSilence {
+        id: &s.id,
+        status: SilenceStatus { state: st.as_str() },
+        updated_at: s.updated_at.to_rfc3339_millis(),
+        comment: &s.comment,
+        created_by: &s.created_by,
+        ends_at: s.ends_at.to_rfc3339_millis(),
+        matchers: s
+            .matchers
+            .iter()
+            .map(|m| ApiMatcher {
+                is_equal: m.is_equal(),
+                is_regex: Some(m.is_regex()),
+                name: Some(m.name.clone()),
+                value: Some(m.value.clone()),
+            })
+            .collect(),
+        starts_at: s.starts_at.to_rfc3339_millis(),
+    }
+}
+
+/// `GET /api/v2/silences`
+pub async fn get_silences(State(app): State<App>, RawQuery(q): RawQuery) -> Response {
+    let mut filter = Vec::new();
+    for (k, v) in query_pairs(&q) {
+        if k == "filter" {
+            match Matcher::parse(&v) {
+                Ok(m) => filter.push(m),
+                Err(e) => return bad_request(e.to_string()),
+            }
+        }
+    }
+    let mut list: Vec<(Silence, SilenceState)> = app
+        .core()
+        .silences
+        .list()
+        .into_iter()
+        .filter(|(s, _)| {
+            matches_filter(&filter, |n| {
+                s.matchers.iter().find(|m| m.name == n).map(|m| m.value.clone())
+            })
+        })
+        .collect();
+    // Active by soonest end, then pending by soonest start, then expired by latest end.
+    list.sort_by(|(a, sa), (b, sb)| {
+        let rank = |s: &SilenceState| match s {
+            SilenceState::Active => 0,
+            SilenceState::Pending => 1,
+            SilenceState::Expired => 2,
+        };
+        rank(sa).cmp(&rank(sb)).then_with(|| match sa {
+            SilenceState::Active => a.ends_at.cmp(&b.ends_at),
+            SilenceState::Pending => a.starts_at.cmp(&b.starts_at),
+            SilenceState::Expired => b.ends_at.cmp(&a.ends_at),
+        })
+    });
+    let out: Vec<GettableSilence<'_>> = list.iter().map(|(s, st)| gettable_silence(s, *st)).collect();
+    json(StatusCode::OK, &out)
+}
+
+#[derive(Deserialize)]
+struct PostableSilence {
+    #[serde(default)]
+    id: Option<String>,
+    matchers: Option<Vec<ApiMatcher>>,
+    #[serde(rename = "startsAt")]
+    starts_at: Option<String>,
+    #[serde(rename = "endsAt")]
+    ends_at: Option<String>,
+    #[serde(rename = "createdBy")]
+    created_by: Option<String>,
+    comment: Option<String>,
+}
+
+fn required(field: &str) -> Response {
+    swagger_error(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        602,
+        format!("{field} in body is required"),
+    )
+}
+
+/// `POST /api/v2/silences`
+pub async fn post_silences(State(app): State<App>, headers: HeaderMap, body: Bytes) -> Response {
+    if let Some(r) = require_json(&headers) {
+        return r;
+    }
+    let ps: PostableSilence = match serde_json::from_slice(&body) {
+        Ok(v) => v,
+        Err(e) => {
+            return swagger_error(
+                StatusCode::BAD_REQUEST,
+                400,
+                format!("parsing silence body from \"\" failed, because {e}"),
+            );
+        }
+    };
+    let Some(api_matchers) = ps.matchers else {
+        return required("matchers");
+    };
+    if api_matchers.is_empty() {
+        return swagger_error(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            612,
+            "matchers in body should have at least 1 items".to_string(),
+        );
+    }
+    let (Some(starts), Some(ends)) = (&ps.starts_at, &ps.ends_at) else {
+        return required(if ps.starts_at.is_none() { "startsAt" } else { "endsAt" });
+    };
+    let Some(created_by) = ps.created_by else {
+        return required("createdBy");
+    };
+    let Some(comment) = ps.comment else {
+        return required("comment");
+    };
+    let (starts_at, ends_at) = match (Time::parse(starts), Time::parse(ends)) {
+        (Ok(s), Ok(e)) => (s, e),
+        (Err(e), _) | (_, Err(e)) => {
+            return swagger_error(
+                StatusCode::BAD_REQUEST,
+                400,
+                format!("parsing silence body from \"\" failed, because {e}"),
+            );
+        }
+    };
+    let mut matchers = Vec::with_capacity(api_matchers.len());
+    for (i, m) in api_matchers.iter().enumerate() {
+        let (Some(name), Some(value), Some(is_regex)) = (&m.name, &m.value, m.is_regex) else {
+            return required(&format!("matchers.{i}.name"));
+        };
+        let kind = match (is_regex, m.is_equal) {
+            (false, true) => MatchType::Equal,
+            (false, false) => MatchType::NotEqual,
+            (true, true) => MatchType::RegexMatch,
+            (true, false) => MatchType::RegexNoMatch,
+        };
+        match Matcher::new(kind, name, value) {
+            Ok(m) => matchers.push(m),
+            Err(e) => {
+                return bad_request(format!(
+                    "silence invalid: invalid label matcher {i}: invalid regular expression {value:?}: {e}"
+                ));
+            }
+        }
+    }
+    if starts_at >= ends_at {
+        return bad_request("Failed to create silence: start time must be before end time");
+    }
+    let silences = &app.core().silences;
+    if ends_at < silences.now() {
+        return bad_request("Failed to create silence: end time can't be in the past");
+    }
+    let sil = Silence {
+        id: ps.id.unwrap_or_default(),
+        matchers,
+        starts_at,
+        ends_at,
+        updated_at: silences.now(),
+        created_by,
+        comment,
+    };
+    match silences.set(sil) {
+        Ok(id) => {
+            #[derive(Serialize)]
+            struct Ok<'a> {
+                #[serde(rename = "silenceID")]
+                silence_id: &'a str,
+            }
+            json(StatusCode::OK, &Ok { silence_id: &id })
+        }
+        Err(SilenceError::NotFound) => json(StatusCode::NOT_FOUND, &SilenceError::NotFound.to_string()),
+        Err(e) => bad_request(e.to_string()),
+    }
+}
+
+fn check_uuid(id: &str) -> Option<Response> {
+    if uuid::Uuid::parse_str(id).is_ok() {
+        return None;
+    }
+    Some(swagger_error(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        601,
+        format!("silenceID in path must be of type uuid: {id:?}"),
+    ))
+}
+
+/// `GET /api/v2/silence/{id}`
+pub async fn get_silence(State(app): State<App>, Path(id): Path<String>) -> Response {
+    if let Some(r) = check_uuid(&id) {
+        return r;
+    }
+    let silences = &app.core().silences;
+    match silences.get(&id) {
+        Some(s) => {
+            let st = s.state(silences.now());
+            json(StatusCode::OK, &gettable_silence(&s, st))
+        }
+        None => StatusCode::NOT_FOUND.into_response(),
+    }
+}
+
+/// `DELETE /api/v2/silence/{id}`
+pub async fn delete_silence(State(app): State<App>, Path(id): Path<String>) -> Response {
+    if let Some(r) = check_uuid(&id) {
+        return r;
+    }
+    match app.core().silences.expire(&id) {
+        Ok(()) => StatusCode::OK.into_response(),
+        // compat: Alertmanager 0.25 answers 500 for an unknown or already expired silence.
+        Err(e) => json(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+    }
+}
+
+/// `GET /api/v2/receivers`
+pub async fn get_receivers(State(app): State<App>) -> Response {
+    let cfg = app.core().config();
+    let out: Vec<ReceiverName<'_>> = cfg
+        .receivers
+        .iter()
+        .map(|r| ReceiverName { name: &r.name })
+        .collect();
+    json(StatusCode::OK, &out)
+}
+
+/// `GET /api/v2/status`
+pub async fn get_status(State(app): State<App>) -> Response {
+    #[derive(Serialize)]
+    struct Cluster {
+        peers: Vec<()>,
+        status: &'static str,
+    }
+    #[derive(Serialize)]
+    struct ConfigOut {
+        original: String,
+    }
+    #[derive(Serialize)]
+    struct Version {
+        branch: &'static str,
+        #[serde(rename = "buildDate")]
+        build_date: &'static str,
+        #[serde(rename = "buildUser")]
+        build_user: &'static str,
+        #[serde(rename = "goVersion")]
+        go_version: &'static str,
+        revision: &'static str,
+        version: &'static str,
+    }
+    #[derive(Serialize)]
+    struct Status {
+        cluster: Cluster,
+        config: ConfigOut,
+        uptime: String,
+        #[serde(rename = "versionInfo")]
+        version_info: Version,
+    }
+    let cfg = app.core().config();
+    json(
+        StatusCode::OK,
+        &Status {
+            cluster: Cluster {
+                peers: Vec::new(),
+                status: "disabled",
+            },
+            config: ConfigOut {
+                original: cfg.to_yaml(),
+            },
+            uptime: app.start_time().to_rfc3339_millis(),
+            version_info: Version {
+                branch: "main",
+                build_date: "",
+                build_user: "vigil",
+                go_version: "rust",
+                revision: "unknown",
+                version: env!("CARGO_PKG_VERSION"),
+            },
+        },
+    )
+}
+
+/// Unknown paths under `/api/v2`.
+pub async fn not_found(uri: axum::http::Uri) -> Response {
+    swagger_error(
+        StatusCode::NOT_FOUND,
+        404,
+        format!("path {} was not found", uri.path()),
+    )
+}
+
+pub async fn healthy() -> &'static str {
+    "OK"
+}
+
+pub async fn ready(State(app): State<App>) -> Response {
+    if app.is_ready() {
+        "OK".into_response()
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable").into_response()
+    }
+}
+
+pub async fn reload(State(app): State<App>) -> Response {
+    match app.reload() {
+        Ok(()) => StatusCode::OK.into_response(),
+        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, format!("failed to reload config: {e}")).into_response(),
+    }
+}
+
+pub async fn metrics(State(app): State<App>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        app.render_metrics(),
+    )
+        .into_response()
+}

@@ -1,0 +1,387 @@
+//! The `vigil alertmanager` role as an embeddable runtime: `App::new` → `run` (until the
+//! shutdown token fires), `reload` at any time. The binary only adds flags and signals.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use axum::Router;
+use axum::routing::{get, post};
+use tokio_util::sync::CancellationToken;
+
+use crate::api;
+use crate::config::{Config, ConfigError};
+use crate::core::Core;
+use crate::flags::AlertmanagerFlags;
+use crate::metrics::{Metrics, Out, load};
+use crate::nflog::{Nflog, NflogError};
+use crate::notify::{NotifyError, Shared};
+use crate::silence::{SilenceError, Silences};
+use crate::time::{Clock, Time};
+
+/// Why the alertmanager could not start, reload or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum AlertmanagerError {
+    #[error("loading configuration file {path}")]
+    Config {
+        path: String,
+        #[source]
+        source: ConfigError,
+    },
+    #[error("set up receivers")]
+    Notify(#[from] NotifyError),
+    #[error("create storage directory {path}")]
+    Storage {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("load silences")]
+    Silences(#[from] SilenceError),
+    #[error("load notification log")]
+    Nflog(#[from] NflogError),
+    #[error("clustering is not supported by vigil alertmanager yet: start it with --cluster.listen-address= and no --cluster.peer")]
+    ClusterUnsupported,
+    #[error("invalid --web.external-url {0:?}")]
+    ExternalUrl(String),
+    #[error("listen on {addr}")]
+    Listen {
+        addr: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("serve HTTP")]
+    Serve(#[source] std::io::Error),
+}
+
+struct Inner {
+    flags: AlertmanagerFlags,
+    core: Core,
+    shutdown: CancellationToken,
+    listener: parking_lot::Mutex<Option<tokio::net::TcpListener>>,
+    local_addr: SocketAddr,
+    start_time: Time,
+    external_url: String,
+    route_prefix: String,
+    ready: AtomicBool,
+    reload_lock: tokio::sync::Mutex<()>,
+}
+
+/// A running (or ready to run) alertmanager. Cheap to clone.
+#[derive(Clone)]
+pub struct App {
+    inner: Arc<Inner>,
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .ok()
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "localhost".to_string())
+}
+
+/// The external URL without a trailing slash and the route prefix (`/` or `/path`).
+fn external_url(flags: &AlertmanagerFlags, addr: SocketAddr) -> Result<(String, String), AlertmanagerError> {
+    let raw = if flags.external_url.is_empty() {
+        format!("http://{}:{}/", hostname(), addr.port())
+    } else {
+        flags.external_url.clone()
+    };
+    let url = reqwest::Url::parse(&raw).map_err(|_| AlertmanagerError::ExternalUrl(raw.clone()))?;
+    let ext = raw.trim_end_matches('/').to_string();
+    let prefix = if flags.route_prefix.is_empty() {
+        url.path().to_string()
+    } else {
+        flags.route_prefix.clone()
+    };
+    let prefix = format!("/{}", prefix.trim_matches('/'));
+    Ok((ext, prefix))
+}
+
+impl App {
+    /// Loads the configuration and the silences/nflog snapshots and binds the listener.
+    pub async fn new(flags: AlertmanagerFlags, shutdown: CancellationToken) -> Result<App, AlertmanagerError> {
+        Self::with_clock(flags, shutdown, Clock::System).await
+    }
+
+    /// Like [`App::new`] with a given clock for silences and the nflog.
+    pub async fn with_clock(
+        flags: AlertmanagerFlags,
+        shutdown: CancellationToken,
+        clock: Clock,
+    ) -> Result<App, AlertmanagerError> {
+        if !flags.cluster_peers.is_empty() {
+            return Err(AlertmanagerError::ClusterUnsupported);
+        }
+        if !flags.cluster_listen_address.is_empty() {
+            tracing::warn!(
+                address = %flags.cluster_listen_address,
+                "clustering is not supported yet; running as a single node"
+            );
+        }
+        let config = Config::load_file(&flags.config_file).map_err(|source| AlertmanagerError::Config {
+            path: flags.config_file.display().to_string(),
+            source,
+        })?;
+        tracing::info!(file = %flags.config_file.display(), "Loading configuration file");
+        std::fs::create_dir_all(&flags.storage_path).map_err(|source| AlertmanagerError::Storage {
+            path: flags.storage_path.display().to_string(),
+            source,
+        })?;
+        let silences = Arc::new(Silences::new(clock.clone(), flags.retention));
+        let n = silences.load(&flags.storage_path.join("silences"))?;
+        let nflog = Arc::new(Nflog::new(clock.clone(), flags.retention));
+        let m = nflog.load(&flags.storage_path.join("nflog"))?;
+        tracing::debug!(silences = n, nflog = m, "loaded snapshots");
+
+        let bind = flags.bind_address();
+        let listener = tokio::net::TcpListener::bind(&bind)
+            .await
+            .map_err(|source| AlertmanagerError::Listen { addr: bind.clone(), source })?;
+        let local_addr = listener.local_addr().map_err(AlertmanagerError::Serve)?;
+        let (external_url, route_prefix) = external_url(&flags, local_addr)?;
+
+        let shared = Shared {
+            silences,
+            nflog,
+            metrics: Arc::new(Metrics::new()),
+            clock: clock.clone(),
+            external_url: external_url.clone(),
+            peer_wait: Arc::new(|| Duration::ZERO),
+            min_timeout: flags.notify_min_timeout,
+            initial_backoff: flags.notify_initial_backoff,
+        };
+        let core = Core::new(
+            Arc::new(config),
+            shared,
+            shutdown.child_token(),
+            flags.dispatch_maintenance_interval,
+        )?;
+        core.metrics
+            .reload_success_seconds
+            .store(clock.now().unix_seconds().max(0) as u64, Ordering::Relaxed);
+        Ok(App {
+            inner: Arc::new(Inner {
+                start_time: clock.now(),
+                flags,
+                core,
+                shutdown,
+                listener: parking_lot::Mutex::new(Some(listener)),
+                local_addr,
+                external_url,
+                route_prefix,
+                ready: AtomicBool::new(false),
+                reload_lock: tokio::sync::Mutex::new(()),
+            }),
+        })
+    }
+
+    /// The address the HTTP server listens on (useful with port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.inner.local_addr
+    }
+
+    /// The URL notifications link to.
+    pub fn external_url(&self) -> &str {
+        &self.inner.external_url
+    }
+
+    pub fn core(&self) -> &Core {
+        &self.inner.core
+    }
+
+    pub fn flags(&self) -> &AlertmanagerFlags {
+        &self.inner.flags
+    }
+
+    pub fn start_time(&self) -> Time {
+        self.inner.start_time
+    }
+
+    pub fn is_ready(&self) -> bool {
+        self.inner.ready.load(Ordering::SeqCst)
+    }
+
+    fn snapshot_paths(&self) -> (PathBuf, PathBuf) {
+        let p = &self.inner.flags.storage_path;
+        (p.join("silences"), p.join("nflog"))
+    }
+
+    /// Writes the silences and nflog snapshots now.
+    pub fn snapshot(&self) {
+        let (s, n) = self.snapshot_paths();
+        let core = &self.inner.core;
+        match core.silences.snapshot(&s) {
+            Ok(size) => core.metrics.silences_snapshot_size.store(size as u64, Ordering::Relaxed),
+            Err(e) => tracing::error!("{e}: {}", e.source_string()),
+        }
+        match core.nflog.snapshot(&n) {
+            Ok(size) => core.metrics.nflog_snapshot_size.store(size as u64, Ordering::Relaxed),
+            Err(e) => tracing::error!("{e}: {}", e.source_string()),
+        }
+    }
+
+    /// Serves HTTP and runs maintenance until the shutdown token is cancelled; then stops the
+    /// dispatcher and writes the snapshots.
+    pub async fn run(&self) -> Result<(), AlertmanagerError> {
+        let Some(listener) = self.inner.listener.lock().take() else {
+            return Err(AlertmanagerError::Serve(std::io::Error::other("alertmanager already running")));
+        };
+        let maint = tokio::spawn(self.clone().maintenance());
+        tracing::info!(address = %self.inner.local_addr, "Listening");
+        self.inner.ready.store(true, Ordering::SeqCst);
+        let token = self.inner.shutdown.clone();
+        let served = axum::serve(listener, self.router())
+            .with_graceful_shutdown(async move { token.cancelled().await })
+            .await;
+        self.inner.ready.store(false, Ordering::SeqCst);
+        self.inner.shutdown.cancel();
+        maint.abort();
+        self.inner.core.stop();
+        self.snapshot();
+        tracing::info!("See you next time!");
+        served.map_err(AlertmanagerError::Serve)
+    }
+
+    async fn maintenance(self) {
+        let gc = self.inner.flags.gc_interval.max(Duration::from_millis(10));
+        let snap = self.inner.flags.data_maintenance_interval.max(Duration::from_millis(10));
+        let mut gc_tick = tokio::time::interval_at(tokio::time::Instant::now() + gc, gc);
+        let mut snap_tick = tokio::time::interval_at(tokio::time::Instant::now() + snap, snap);
+        loop {
+            tokio::select! {
+                _ = self.inner.shutdown.cancelled() => return,
+                _ = gc_tick.tick() => self.inner.core.gc(),
+                _ = snap_tick.tick() => {
+                    let me = self.clone();
+                    let _ = tokio::task::spawn_blocking(move || me.snapshot()).await;
+                }
+            }
+        }
+    }
+
+    /// The HTTP routes, under the route prefix.
+    pub fn router(&self) -> Router {
+        let v2 = Router::new()
+            .route("/alerts", get(api::get_alerts).post(api::post_alerts))
+            .route("/alerts/groups", get(api::get_alert_groups))
+            .route("/silences", get(api::get_silences).post(api::post_silences))
+            .route("/silence/{id}", get(api::get_silence).delete(api::delete_silence))
+            .route("/receivers", get(api::get_receivers))
+            .route("/status", get(api::get_status))
+            .fallback(api::not_found);
+        let routes = Router::new()
+            .nest("/api/v2", v2)
+            .route("/metrics", get(api::metrics))
+            .route("/-/healthy", get(api::healthy).head(api::healthy))
+            .route("/-/ready", get(api::ready).head(api::ready))
+            .route("/-/reload", post(api::reload))
+            .with_state(self.clone());
+        if self.inner.route_prefix == "/" {
+            routes
+        } else {
+            Router::new().nest(&self.inner.route_prefix, routes)
+        }
+    }
+
+    /// Re-reads the configuration file; a bad file keeps the running configuration.
+    pub fn reload(&self) -> Result<(), AlertmanagerError> {
+        let m = &self.inner.core.metrics;
+        let res = Config::load_file(&self.inner.flags.config_file)
+            .map_err(|source| AlertmanagerError::Config {
+                path: self.inner.flags.config_file.display().to_string(),
+                source,
+            })
+            .and_then(|cfg| self.inner.core.apply_config(Arc::new(cfg)).map_err(Into::into));
+        match &res {
+            Ok(()) => {
+                m.reload_ok.store(1, Ordering::Relaxed);
+                m.reload_success_seconds
+                    .store(self.inner.core.clock.now().unix_seconds().max(0) as u64, Ordering::Relaxed);
+                tracing::info!(file = %self.inner.flags.config_file.display(), "Completed loading of configuration file");
+            }
+            Err(e) => {
+                m.reload_ok.store(0, Ordering::Relaxed);
+                tracing::error!("error reloading configuration, keeping the old one: {e}: {}", e.source_string());
+            }
+        }
+        res
+    }
+
+    /// `/metrics` in text format.
+    pub fn render_metrics(&self) -> String {
+        let core = &self.inner.core;
+        let m = &core.metrics;
+        let now = core.clock.now();
+        let rt = core.runtime();
+        let mut o = Out::default();
+        o.family("alertmanager_build_info", "gauge", "A metric with a constant '1' value labeled by version, revision, branch, and goversion from which alertmanager was built.")
+            .sample("alertmanager_build_info", &[("branch", "main"), ("goversion", "rust"), ("revision", "unknown"), ("version", env!("CARGO_PKG_VERSION"))], 1.0);
+        let (mut active, mut suppressed) = (0u64, 0u64);
+        for a in core.alerts() {
+            if a.resolved_at(now) {
+                continue;
+            }
+            if core.silences.mutes(&a.labels).is_empty() && rt.inhibitor.mutes(&a.labels, now).is_none() {
+                active += 1;
+            } else {
+                suppressed += 1;
+            }
+        }
+        o.family("alertmanager_alerts", "gauge", "How many alerts by state.");
+        o.sample("alertmanager_alerts", &[("state", "active")], active as f64);
+        o.sample("alertmanager_alerts", &[("state", "suppressed")], suppressed as f64);
+        o.sample("alertmanager_alerts", &[("state", "unprocessed")], 0.0);
+        o.family("alertmanager_alerts_received_total", "counter", "The total number of received alerts.");
+        o.sample("alertmanager_alerts_received_total", &[("status", "firing")], load(&m.alerts_received_firing));
+        o.sample("alertmanager_alerts_received_total", &[("status", "resolved")], load(&m.alerts_received_resolved));
+        o.single("alertmanager_alerts_invalid_total", "counter", "The total number of received alerts that were invalid.", load(&m.alerts_invalid));
+        o.single("alertmanager_cluster_enabled", "gauge", "Indicates whether the clustering is enabled or not.", 0.0);
+        o.single("alertmanager_config_hash", "gauge", "Hash of the currently loaded alertmanager configuration.", (xxhash_rust::xxh64::xxh64(rt.config.original.as_bytes(), 0) >> 11) as f64);
+        o.single("alertmanager_config_last_reload_successful", "gauge", "Whether the last configuration reload attempt was successful.", load(&m.reload_ok));
+        o.single("alertmanager_config_last_reload_success_timestamp_seconds", "gauge", "Timestamp of the last successful configuration reload.", load(&m.reload_success_seconds));
+        o.single("alertmanager_dispatcher_aggregation_groups", "gauge", "Number of active aggregation groups", rt.dispatcher.len() as f64);
+        o.per_integration("alertmanager_notifications_total", "counter", "The total number of attempted notifications.", m, |c| load(&c.notifications));
+        o.per_integration("alertmanager_notifications_failed_total", "counter", "The total number of failed notifications.", m, |c| load(&c.failed));
+        o.per_integration("alertmanager_notification_requests_total", "counter", "The total number of attempted notification requests.", m, |c| load(&c.requests));
+        o.per_integration("alertmanager_notification_requests_failed_total", "counter", "The total number of failed notification requests.", m, |c| load(&c.requests_failed));
+        o.family("alertmanager_notification_latency_seconds", "summary", "The latency of notifications in seconds.");
+        for (n, c) in crate::metrics::INTEGRATIONS.iter().zip(&m.integrations) {
+            o.sample("alertmanager_notification_latency_seconds_sum", &[("integration", n)], load(&c.latency_us_sum) / 1e6);
+            o.sample("alertmanager_notification_latency_seconds_count", &[("integration", n)], load(&c.latency_count));
+        }
+        o.single("alertmanager_nflog_queries_total", "counter", "Number of notification log queries were received.", load(&m.nflog_queries));
+        o.single("alertmanager_nflog_snapshot_size_bytes", "gauge", "Size of the last notification log snapshot in bytes.", load(&m.nflog_snapshot_size));
+        o.single("alertmanager_nflog_entries", "gauge", "Number of entries in the notification log.", core.nflog.len() as f64);
+        o.single("alertmanager_nflog_gc_deleted_total", "counter", "Number of notification log entries removed by garbage collection.", load(&m.nflog_gc));
+        o.family("alertmanager_silences", "gauge", "How many silences by state.");
+        for (st, n) in core.silences.counts() {
+            o.sample("alertmanager_silences", &[("state", st.as_str())], n as f64);
+        }
+        o.single("alertmanager_silences_snapshot_size_bytes", "gauge", "Size of the last silence snapshot in bytes.", load(&m.silences_snapshot_size));
+        o.single("alertmanager_silences_gc_deleted_total", "counter", "Number of silences removed by garbage collection.", load(&m.silences_gc));
+        o.finish()
+    }
+}
+
+trait SourceString {
+    fn source_string(&self) -> String;
+}
+
+impl<E: std::error::Error> SourceString for E {
+    fn source_string(&self) -> String {
+        let mut s = String::new();
+        let mut cur = self.source();
+        while let Some(c) = cur {
+            if !s.is_empty() {
+                s.push_str(": ");
+            }
+            s.push_str(&c.to_string());
+            cur = c.source();
+        }
+        s
+    }
+}

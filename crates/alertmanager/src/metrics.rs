@@ -1,0 +1,133 @@
+//! The alertmanager's own metrics (named like Alertmanager 0.25's), kept in atomics owned by the
+//! App and rendered in text format 0.0.4 at scrape time. No process-wide registry.
+
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Integrations Alertmanager pre-initialises its per-integration counters for.
+pub const INTEGRATIONS: [&str; 13] = [
+    "discord",
+    "email",
+    "msteams",
+    "opsgenie",
+    "pagerduty",
+    "pushover",
+    "slack",
+    "sns",
+    "telegram",
+    "victorops",
+    "webex",
+    "webhook",
+    "wechat",
+];
+
+/// Counters of one integration.
+#[derive(Default)]
+pub struct IntegrationCounters {
+    pub notifications: AtomicU64,
+    pub failed: AtomicU64,
+    pub requests: AtomicU64,
+    pub requests_failed: AtomicU64,
+    /// Sum of notification latencies in microseconds, and their count.
+    pub latency_us_sum: AtomicU64,
+    pub latency_count: AtomicU64,
+}
+
+/// Every counter the role keeps.
+#[derive(Default)]
+pub struct Metrics {
+    pub alerts_received_firing: AtomicU64,
+    pub alerts_received_resolved: AtomicU64,
+    pub alerts_invalid: AtomicU64,
+    pub integrations: [IntegrationCounters; INTEGRATIONS.len()],
+    pub nflog_queries: AtomicU64,
+    pub nflog_snapshot_size: AtomicU64,
+    pub silences_snapshot_size: AtomicU64,
+    pub silences_gc: AtomicU64,
+    pub nflog_gc: AtomicU64,
+    pub config_hash: AtomicU64,
+    pub reload_ok: AtomicU64,
+    pub reload_success_seconds: AtomicU64,
+}
+
+impl Metrics {
+    pub fn new() -> Metrics {
+        let m = Metrics::default();
+        m.reload_ok.store(1, Ordering::Relaxed);
+        m
+    }
+
+    pub fn integration(&self, name: &str) -> &IntegrationCounters {
+        let i = INTEGRATIONS
+            .iter()
+            .position(|n| *n == name)
+            .unwrap_or(INTEGRATIONS.len() - 2);
+        &self.integrations[i]
+    }
+}
+
+/// A text-format writer.
+#[derive(Default)]
+pub struct Out {
+    buf: String,
+}
+
+impl Out {
+    pub fn family(&mut self, name: &str, kind: &str, help: &str) -> &mut Self {
+        let _ = writeln!(self.buf, "# HELP {name} {help}");
+        let _ = writeln!(self.buf, "# TYPE {name} {kind}");
+        self
+    }
+
+    pub fn sample(&mut self, name: &str, labels: &[(&str, &str)], v: f64) -> &mut Self {
+        self.buf.push_str(name);
+        if !labels.is_empty() {
+            self.buf.push('{');
+            for (i, (k, val)) in labels.iter().enumerate() {
+                if i > 0 {
+                    self.buf.push(',');
+                }
+                let esc = val
+                    .replace('\\', "\\\\")
+                    .replace('"', "\\\"")
+                    .replace('\n', "\\n");
+                let _ = write!(self.buf, "{k}=\"{esc}\"");
+            }
+            self.buf.push('}');
+        }
+        if v.fract() == 0.0 && v.abs() < 1e15 {
+            let _ = writeln!(self.buf, " {}", v as i64);
+        } else {
+            let _ = writeln!(self.buf, " {v}");
+        }
+        self
+    }
+
+    pub fn single(&mut self, name: &str, kind: &str, help: &str, v: f64) -> &mut Self {
+        self.family(name, kind, help).sample(name, &[], v)
+    }
+
+    /// One family with a sample per integration.
+    pub fn per_integration(
+        &mut self,
+        name: &str,
+        kind: &str,
+        help: &str,
+        m: &Metrics,
+        f: impl Fn(&IntegrationCounters) -> f64,
+    ) -> &mut Self {
+        self.family(name, kind, help);
+        for (n, c) in INTEGRATIONS.iter().zip(&m.integrations) {
+            self.sample(name, &[("integration", n)], f(c));
+        }
+        self
+    }
+
+    pub fn finish(self) -> String {
+        self.buf
+    }
+}
+
+pub fn load(a: &AtomicU64) -> f64 {
+    a.load(Ordering::Relaxed) as f64
+}
