@@ -4,8 +4,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# Debian peers used by the behaviour tests (Prometheus 2.42 + promtool, node exporter).
-PEERS=(prometheus prometheus-node-exporter)
+# Debian peers used by the behaviour tests (Prometheus 2.42 + promtool, node exporter,
+# Alertmanager 0.25 + amtool).
+PEERS=(prometheus prometheus-node-exporter prometheus-alertmanager)
 missing=()
 for p in "${PEERS[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
@@ -19,7 +20,7 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 # The Debian packages start their services on install; tests start their own instances on
 # free ports, so stop the system ones to keep ports and CPU free (ignore failures: no systemd).
-for svc in prometheus prometheus-node-exporter; do
+for svc in prometheus prometheus-node-exporter prometheus-alertmanager; do
   pkill -x "$svc" 2>/dev/null || true
 done
 

@@ -172,7 +172,12 @@ mod tests {
     #[test]
     fn fingerprints_match_alertmanager() {
         // Values observed from Debian's Alertmanager 0.25.
-        let l = Labels::from_pairs([("alertname", "A"), ("env", "prod"), ("job", "j"), ("instance", "i1")]);
+        let l = Labels::from_pairs([
+            ("alertname", "A"),
+            ("env", "prod"),
+            ("job", "j"),
+            ("instance", "i1"),
+        ]);
         assert_eq!(fingerprint_hex(fingerprint(&l)), "86f03391b6eb9fcf");
         let l = Labels::from_pairs([("a", "b")]);
         assert_eq!(fingerprint_hex(fingerprint(&l)), "d2b371819297f98a");

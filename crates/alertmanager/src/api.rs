@@ -80,8 +80,12 @@ struct PostableAlert {
 
 fn parse_time(s: &Option<String>) -> Result<Option<Time>, String> {
     match s.as_deref() {
-        None | Some("") | Some("0001-01-01T00:00:00Z") => Ok(None),
-        Some(t) => Time::parse(t).map(Some).map_err(|e| e.to_string()),
+        None | Some("") => Ok(None),
+        Some(t) => {
+            let t = Time::parse(t).map_err(|e| e.to_string())?;
+            // Go's zero time (amtool sends it as `0001-01-01T00:00:00.000Z`) means "unset".
+            Ok((t.to_rfc3339_nano() != crate::time::GO_ZERO_TIME).then_some(t))
+        }
     }
 }
 
@@ -228,7 +232,8 @@ struct AlertQuery {
     receiver: Option<model::GoRegex>,
 }
 
-fn parse_alert_query(q: &Option<String>) -> Result<AlertQuery, Response> {
+/// The query, or the message of a 400 answer.
+fn parse_alert_query(q: &Option<String>) -> Result<AlertQuery, String> {
     let mut out = AlertQuery {
         active: true,
         silenced: true,
@@ -244,11 +249,11 @@ fn parse_alert_query(q: &Option<String>) -> Result<AlertQuery, Response> {
             "inhibited" => out.inhibited = b(),
             "filter" => out
                 .filter
-                .push(Matcher::parse(&v).map_err(|e| bad_request(e.to_string()))?),
+                .push(Matcher::parse(&v).map_err(|e| e.to_string())?),
             "receiver" if !v.is_empty() => {
                 out.receiver = Some(
                     model::GoRegex::new_with_anchor(&v, model::regex::Anchor::Alertmanager)
-                        .map_err(|e| bad_request(format!("failed to parse receiver param: {e}")))?,
+                        .map_err(|e| format!("failed to parse receiver param: {e}"))?,
                 );
             }
             _ => {}
@@ -280,7 +285,13 @@ fn alert_status(app: &App, labels: &Labels, now: Time) -> AlertStatus {
 }
 
 /// Whether an alert passes the query; its status if so.
-fn select(app: &App, q: &AlertQuery, a: &Alert, receivers: &[&str], now: Time) -> Option<AlertStatus> {
+fn select(
+    app: &App,
+    q: &AlertQuery,
+    a: &Alert,
+    receivers: &[&str],
+    now: Time,
+) -> Option<AlertStatus> {
     if let Some(re) = &q.receiver
         && !receivers.iter().any(|r| re.is_match(r))
     {
@@ -329,14 +340,17 @@ fn receivers_of(route: &std::sync::Arc<Route>, labels: &Labels) -> Vec<String> {
 pub async fn get_alerts(State(app): State<App>, RawQuery(q): RawQuery) -> Response {
     let q = match parse_alert_query(&q) {
         Ok(q) => q,
-        Err(r) => return r,
+        Err(msg) => return bad_request(msg),
     };
     let core = app.core();
     let now = core.clock.now();
     let route = core.config().route.clone();
     let mut alerts = core.alerts();
     alerts.sort_by_key(|a| fingerprint_hex(a.fingerprint()));
-    let recv: Vec<Vec<String>> = alerts.iter().map(|a| receivers_of(&route, &a.labels)).collect();
+    let recv: Vec<Vec<String>> = alerts
+        .iter()
+        .map(|a| receivers_of(&route, &a.labels))
+        .collect();
     let mut out = Vec::with_capacity(alerts.len());
     for (a, r) in alerts.iter().zip(&recv) {
         let names: Vec<&str> = r.iter().map(String::as_str).collect();
@@ -357,13 +371,14 @@ pub async fn get_alert_groups(State(app): State<App>, RawQuery(q): RawQuery) -> 
     }
     let q = match parse_alert_query(&q) {
         Ok(q) => q,
-        Err(r) => return r,
+        Err(msg) => return bad_request(msg),
     };
     let core = app.core();
     let now = core.clock.now();
     let route = core.config().route.clone();
     let groups = core.runtime().dispatcher.groups();
-    let mut data: Vec<(&crate::dispatch::AggrGroup, Vec<Alert>, Vec<Vec<String>>)> = Vec::new();
+    type GroupData<'g> = (&'g crate::dispatch::AggrGroup, Vec<Alert>, Vec<Vec<String>>);
+    let mut data: Vec<GroupData<'_>> = Vec::new();
     for g in &groups {
         if let Some(re) = &q.receiver
             && !re.is_match(&g.route.receiver)
@@ -372,7 +387,10 @@ pub async fn get_alert_groups(State(app): State<App>, RawQuery(q): RawQuery) -> 
         }
         let mut alerts = g.alerts();
         alerts.sort_by(crate::alert::alert_order);
-        let recv = alerts.iter().map(|a| receivers_of(&route, &a.labels)).collect();
+        let recv = alerts
+            .iter()
+            .map(|a| receivers_of(&route, &a.labels))
+            .collect();
         data.push((g, alerts, recv));
     }
     let mut out: Vec<Group<'_>> = Vec::new();
@@ -380,7 +398,11 @@ pub async fn get_alert_groups(State(app): State<App>, RawQuery(q): RawQuery) -> 
         let mut list = Vec::new();
         for (a, r) in alerts.iter().zip(recv) {
             let names: Vec<&str> = r.iter().map(String::as_str).collect();
-            let rq = AlertQuery { receiver: None, filter: q.filter.clone(), ..q };
+            let rq = AlertQuery {
+                receiver: None,
+                filter: q.filter.clone(),
+                ..q
+            };
             if let Some(st) = select(&app, &rq, a, &names, now) {
                 list.push(gettable(a, st, &names));
             }
@@ -484,7 +506,10 @@ pub async fn get_silences(State(app): State<App>, RawQuery(q): RawQuery) -> Resp
         .into_iter()
         .filter(|(s, _)| {
             matches_filter(&filter, |n| {
-                s.matchers.iter().find(|m| m.name == n).map(|m| m.value.clone())
+                s.matchers
+                    .iter()
+                    .find(|m| m.name == n)
+                    .map(|m| m.value.clone())
             })
         })
         .collect();
@@ -501,7 +526,10 @@ pub async fn get_silences(State(app): State<App>, RawQuery(q): RawQuery) -> Resp
             SilenceState::Expired => b.ends_at.cmp(&a.ends_at),
         })
     });
-    let out: Vec<GettableSilence<'_>> = list.iter().map(|(s, st)| gettable_silence(s, *st)).collect();
+    let out: Vec<GettableSilence<'_>> = list
+        .iter()
+        .map(|(s, st)| gettable_silence(s, *st))
+        .collect();
     json(StatusCode::OK, &out)
 }
 
@@ -553,7 +581,11 @@ pub async fn post_silences(State(app): State<App>, headers: HeaderMap, body: Byt
         );
     }
     let (Some(starts), Some(ends)) = (&ps.starts_at, &ps.ends_at) else {
-        return required(if ps.starts_at.is_none() { "startsAt" } else { "endsAt" });
+        return required(if ps.starts_at.is_none() {
+            "startsAt"
+        } else {
+            "endsAt"
+        });
     };
     let Some(created_by) = ps.created_by else {
         return required("createdBy");
@@ -616,7 +648,9 @@ pub async fn post_silences(State(app): State<App>, headers: HeaderMap, body: Byt
             }
             json(StatusCode::OK, &Ok { silence_id: &id })
         }
-        Err(SilenceError::NotFound) => json(StatusCode::NOT_FOUND, &SilenceError::NotFound.to_string()),
+        Err(SilenceError::NotFound) => {
+            json(StatusCode::NOT_FOUND, &SilenceError::NotFound.to_string())
+        }
         Err(e) => bad_request(e.to_string()),
     }
 }
@@ -726,7 +760,7 @@ pub async fn get_status(State(app): State<App>) -> Response {
 }
 
 /// Unknown paths under `/api/v2`.
-pub async fn not_found(uri: axum::http::Uri) -> Response {
+pub async fn not_found(axum::extract::OriginalUri(uri): axum::extract::OriginalUri) -> Response {
     swagger_error(
         StatusCode::NOT_FOUND,
         404,
@@ -749,13 +783,20 @@ pub async fn ready(State(app): State<App>) -> Response {
 pub async fn reload(State(app): State<App>) -> Response {
     match app.reload() {
         Ok(()) => StatusCode::OK.into_response(),
-        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, format!("failed to reload config: {e}")).into_response(),
+        Err(e) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("failed to reload config: {e}"),
+        )
+            .into_response(),
     }
 }
 
 pub async fn metrics(State(app): State<App>) -> Response {
     (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
         app.render_metrics(),
     )
         .into_response()

@@ -42,7 +42,9 @@ pub enum AlertmanagerError {
     Silences(#[from] SilenceError),
     #[error("load notification log")]
     Nflog(#[from] NflogError),
-    #[error("clustering is not supported by vigil alertmanager yet: start it with --cluster.listen-address= and no --cluster.peer")]
+    #[error(
+        "clustering is not supported by vigil alertmanager yet: start it with --cluster.listen-address= and no --cluster.peer"
+    )]
     ClusterUnsupported,
     #[error("invalid --web.external-url {0:?}")]
     ExternalUrl(String),
@@ -66,7 +68,7 @@ struct Inner {
     external_url: String,
     route_prefix: String,
     ready: AtomicBool,
-    reload_lock: tokio::sync::Mutex<()>,
+    reload_lock: parking_lot::Mutex<()>,
 }
 
 /// A running (or ready to run) alertmanager. Cheap to clone.
@@ -84,7 +86,10 @@ fn hostname() -> String {
 }
 
 /// The external URL without a trailing slash and the route prefix (`/` or `/path`).
-fn external_url(flags: &AlertmanagerFlags, addr: SocketAddr) -> Result<(String, String), AlertmanagerError> {
+fn external_url(
+    flags: &AlertmanagerFlags,
+    addr: SocketAddr,
+) -> Result<(String, String), AlertmanagerError> {
     let raw = if flags.external_url.is_empty() {
         format!("http://{}:{}/", hostname(), addr.port())
     } else {
@@ -103,7 +108,10 @@ fn external_url(flags: &AlertmanagerFlags, addr: SocketAddr) -> Result<(String, 
 
 impl App {
     /// Loads the configuration and the silences/nflog snapshots and binds the listener.
-    pub async fn new(flags: AlertmanagerFlags, shutdown: CancellationToken) -> Result<App, AlertmanagerError> {
+    pub async fn new(
+        flags: AlertmanagerFlags,
+        shutdown: CancellationToken,
+    ) -> Result<App, AlertmanagerError> {
         Self::with_clock(flags, shutdown, Clock::System).await
     }
 
@@ -122,14 +130,17 @@ impl App {
                 "clustering is not supported yet; running as a single node"
             );
         }
-        let config = Config::load_file(&flags.config_file).map_err(|source| AlertmanagerError::Config {
-            path: flags.config_file.display().to_string(),
-            source,
-        })?;
+        let config =
+            Config::load_file(&flags.config_file).map_err(|source| AlertmanagerError::Config {
+                path: flags.config_file.display().to_string(),
+                source,
+            })?;
         tracing::info!(file = %flags.config_file.display(), "Loading configuration file");
-        std::fs::create_dir_all(&flags.storage_path).map_err(|source| AlertmanagerError::Storage {
-            path: flags.storage_path.display().to_string(),
-            source,
+        std::fs::create_dir_all(&flags.storage_path).map_err(|source| {
+            AlertmanagerError::Storage {
+                path: flags.storage_path.display().to_string(),
+                source,
+            }
         })?;
         let silences = Arc::new(Silences::new(clock.clone(), flags.retention));
         let n = silences.load(&flags.storage_path.join("silences"))?;
@@ -140,7 +151,10 @@ impl App {
         let bind = flags.bind_address();
         let listener = tokio::net::TcpListener::bind(&bind)
             .await
-            .map_err(|source| AlertmanagerError::Listen { addr: bind.clone(), source })?;
+            .map_err(|source| AlertmanagerError::Listen {
+                addr: bind.clone(),
+                source,
+            })?;
         let local_addr = listener.local_addr().map_err(AlertmanagerError::Serve)?;
         let (external_url, route_prefix) = external_url(&flags, local_addr)?;
 
@@ -174,7 +188,7 @@ impl App {
                 external_url,
                 route_prefix,
                 ready: AtomicBool::new(false),
-                reload_lock: tokio::sync::Mutex::new(()),
+                reload_lock: parking_lot::Mutex::new(()),
             }),
         })
     }
@@ -215,11 +229,17 @@ impl App {
         let (s, n) = self.snapshot_paths();
         let core = &self.inner.core;
         match core.silences.snapshot(&s) {
-            Ok(size) => core.metrics.silences_snapshot_size.store(size as u64, Ordering::Relaxed),
+            Ok(size) => core
+                .metrics
+                .silences_snapshot_size
+                .store(size as u64, Ordering::Relaxed),
             Err(e) => tracing::error!("{e}: {}", e.source_string()),
         }
         match core.nflog.snapshot(&n) {
-            Ok(size) => core.metrics.nflog_snapshot_size.store(size as u64, Ordering::Relaxed),
+            Ok(size) => core
+                .metrics
+                .nflog_snapshot_size
+                .store(size as u64, Ordering::Relaxed),
             Err(e) => tracing::error!("{e}: {}", e.source_string()),
         }
     }
@@ -228,7 +248,9 @@ impl App {
     /// dispatcher and writes the snapshots.
     pub async fn run(&self) -> Result<(), AlertmanagerError> {
         let Some(listener) = self.inner.listener.lock().take() else {
-            return Err(AlertmanagerError::Serve(std::io::Error::other("alertmanager already running")));
+            return Err(AlertmanagerError::Serve(std::io::Error::other(
+                "alertmanager already running",
+            )));
         };
         let maint = tokio::spawn(self.clone().maintenance());
         tracing::info!(address = %self.inner.local_addr, "Listening");
@@ -248,7 +270,11 @@ impl App {
 
     async fn maintenance(self) {
         let gc = self.inner.flags.gc_interval.max(Duration::from_millis(10));
-        let snap = self.inner.flags.data_maintenance_interval.max(Duration::from_millis(10));
+        let snap = self
+            .inner
+            .flags
+            .data_maintenance_interval
+            .max(Duration::from_millis(10));
         let mut gc_tick = tokio::time::interval_at(tokio::time::Instant::now() + gc, gc);
         let mut snap_tick = tokio::time::interval_at(tokio::time::Instant::now() + snap, snap);
         loop {
@@ -269,7 +295,10 @@ impl App {
             .route("/alerts", get(api::get_alerts).post(api::post_alerts))
             .route("/alerts/groups", get(api::get_alert_groups))
             .route("/silences", get(api::get_silences).post(api::post_silences))
-            .route("/silence/{id}", get(api::get_silence).delete(api::delete_silence))
+            .route(
+                "/silence/{id}",
+                get(api::get_silence).delete(api::delete_silence),
+            )
             .route("/receivers", get(api::get_receivers))
             .route("/status", get(api::get_status))
             .fallback(api::not_found);
@@ -289,23 +318,34 @@ impl App {
 
     /// Re-reads the configuration file; a bad file keeps the running configuration.
     pub fn reload(&self) -> Result<(), AlertmanagerError> {
+        let _serialised = self.inner.reload_lock.lock();
         let m = &self.inner.core.metrics;
         let res = Config::load_file(&self.inner.flags.config_file)
             .map_err(|source| AlertmanagerError::Config {
                 path: self.inner.flags.config_file.display().to_string(),
                 source,
             })
-            .and_then(|cfg| self.inner.core.apply_config(Arc::new(cfg)).map_err(Into::into));
+            .and_then(|cfg| {
+                self.inner
+                    .core
+                    .apply_config(Arc::new(cfg))
+                    .map_err(Into::into)
+            });
         match &res {
             Ok(()) => {
                 m.reload_ok.store(1, Ordering::Relaxed);
-                m.reload_success_seconds
-                    .store(self.inner.core.clock.now().unix_seconds().max(0) as u64, Ordering::Relaxed);
+                m.reload_success_seconds.store(
+                    self.inner.core.clock.now().unix_seconds().max(0) as u64,
+                    Ordering::Relaxed,
+                );
                 tracing::info!(file = %self.inner.flags.config_file.display(), "Completed loading of configuration file");
             }
             Err(e) => {
                 m.reload_ok.store(0, Ordering::Relaxed);
-                tracing::error!("error reloading configuration, keeping the old one: {e}: {}", e.source_string());
+                tracing::error!(
+                    "error reloading configuration, keeping the old one: {e}: {}",
+                    e.source_string()
+                );
             }
         }
         res
@@ -325,7 +365,9 @@ impl App {
             if a.resolved_at(now) {
                 continue;
             }
-            if core.silences.mutes(&a.labels).is_empty() && rt.inhibitor.mutes(&a.labels, now).is_none() {
+            if core.silences.mutes(&a.labels).is_empty()
+                && rt.inhibitor.mutes(&a.labels, now).is_none()
+            {
                 active += 1;
             } else {
                 suppressed += 1;
@@ -333,36 +375,152 @@ impl App {
         }
         o.family("alertmanager_alerts", "gauge", "How many alerts by state.");
         o.sample("alertmanager_alerts", &[("state", "active")], active as f64);
-        o.sample("alertmanager_alerts", &[("state", "suppressed")], suppressed as f64);
+        o.sample(
+            "alertmanager_alerts",
+            &[("state", "suppressed")],
+            suppressed as f64,
+        );
         o.sample("alertmanager_alerts", &[("state", "unprocessed")], 0.0);
-        o.family("alertmanager_alerts_received_total", "counter", "The total number of received alerts.");
-        o.sample("alertmanager_alerts_received_total", &[("status", "firing")], load(&m.alerts_received_firing));
-        o.sample("alertmanager_alerts_received_total", &[("status", "resolved")], load(&m.alerts_received_resolved));
-        o.single("alertmanager_alerts_invalid_total", "counter", "The total number of received alerts that were invalid.", load(&m.alerts_invalid));
-        o.single("alertmanager_cluster_enabled", "gauge", "Indicates whether the clustering is enabled or not.", 0.0);
-        o.single("alertmanager_config_hash", "gauge", "Hash of the currently loaded alertmanager configuration.", (xxhash_rust::xxh64::xxh64(rt.config.original.as_bytes(), 0) >> 11) as f64);
-        o.single("alertmanager_config_last_reload_successful", "gauge", "Whether the last configuration reload attempt was successful.", load(&m.reload_ok));
-        o.single("alertmanager_config_last_reload_success_timestamp_seconds", "gauge", "Timestamp of the last successful configuration reload.", load(&m.reload_success_seconds));
-        o.single("alertmanager_dispatcher_aggregation_groups", "gauge", "Number of active aggregation groups", rt.dispatcher.len() as f64);
-        o.per_integration("alertmanager_notifications_total", "counter", "The total number of attempted notifications.", m, |c| load(&c.notifications));
-        o.per_integration("alertmanager_notifications_failed_total", "counter", "The total number of failed notifications.", m, |c| load(&c.failed));
-        o.per_integration("alertmanager_notification_requests_total", "counter", "The total number of attempted notification requests.", m, |c| load(&c.requests));
-        o.per_integration("alertmanager_notification_requests_failed_total", "counter", "The total number of failed notification requests.", m, |c| load(&c.requests_failed));
-        o.family("alertmanager_notification_latency_seconds", "summary", "The latency of notifications in seconds.");
+        o.family(
+            "alertmanager_alerts_received_total",
+            "counter",
+            "The total number of received alerts.",
+        );
+        o.sample(
+            "alertmanager_alerts_received_total",
+            &[("status", "firing")],
+            load(&m.alerts_received_firing),
+        );
+        o.sample(
+            "alertmanager_alerts_received_total",
+            &[("status", "resolved")],
+            load(&m.alerts_received_resolved),
+        );
+        o.single(
+            "alertmanager_alerts_invalid_total",
+            "counter",
+            "The total number of received alerts that were invalid.",
+            load(&m.alerts_invalid),
+        );
+        o.single(
+            "alertmanager_cluster_enabled",
+            "gauge",
+            "Indicates whether the clustering is enabled or not.",
+            0.0,
+        );
+        o.single(
+            "alertmanager_config_hash",
+            "gauge",
+            "Hash of the currently loaded alertmanager configuration.",
+            (xxhash_rust::xxh64::xxh64(rt.config.original.as_bytes(), 0) >> 11) as f64,
+        );
+        o.single(
+            "alertmanager_config_last_reload_successful",
+            "gauge",
+            "Whether the last configuration reload attempt was successful.",
+            load(&m.reload_ok),
+        );
+        o.single(
+            "alertmanager_config_last_reload_success_timestamp_seconds",
+            "gauge",
+            "Timestamp of the last successful configuration reload.",
+            load(&m.reload_success_seconds),
+        );
+        o.single(
+            "alertmanager_dispatcher_aggregation_groups",
+            "gauge",
+            "Number of active aggregation groups",
+            rt.dispatcher.len() as f64,
+        );
+        o.per_integration(
+            "alertmanager_notifications_total",
+            "counter",
+            "The total number of attempted notifications.",
+            m,
+            |c| load(&c.notifications),
+        );
+        o.per_integration(
+            "alertmanager_notifications_failed_total",
+            "counter",
+            "The total number of failed notifications.",
+            m,
+            |c| load(&c.failed),
+        );
+        o.per_integration(
+            "alertmanager_notification_requests_total",
+            "counter",
+            "The total number of attempted notification requests.",
+            m,
+            |c| load(&c.requests),
+        );
+        o.per_integration(
+            "alertmanager_notification_requests_failed_total",
+            "counter",
+            "The total number of failed notification requests.",
+            m,
+            |c| load(&c.requests_failed),
+        );
+        o.family(
+            "alertmanager_notification_latency_seconds",
+            "summary",
+            "The latency of notifications in seconds.",
+        );
         for (n, c) in crate::metrics::INTEGRATIONS.iter().zip(&m.integrations) {
-            o.sample("alertmanager_notification_latency_seconds_sum", &[("integration", n)], load(&c.latency_us_sum) / 1e6);
-            o.sample("alertmanager_notification_latency_seconds_count", &[("integration", n)], load(&c.latency_count));
+            o.sample(
+                "alertmanager_notification_latency_seconds_sum",
+                &[("integration", n)],
+                load(&c.latency_us_sum) / 1e6,
+            );
+            o.sample(
+                "alertmanager_notification_latency_seconds_count",
+                &[("integration", n)],
+                load(&c.latency_count),
+            );
         }
-        o.single("alertmanager_nflog_queries_total", "counter", "Number of notification log queries were received.", load(&m.nflog_queries));
-        o.single("alertmanager_nflog_snapshot_size_bytes", "gauge", "Size of the last notification log snapshot in bytes.", load(&m.nflog_snapshot_size));
-        o.single("alertmanager_nflog_entries", "gauge", "Number of entries in the notification log.", core.nflog.len() as f64);
-        o.single("alertmanager_nflog_gc_deleted_total", "counter", "Number of notification log entries removed by garbage collection.", load(&m.nflog_gc));
-        o.family("alertmanager_silences", "gauge", "How many silences by state.");
+        o.single(
+            "alertmanager_nflog_queries_total",
+            "counter",
+            "Number of notification log queries were received.",
+            load(&m.nflog_queries),
+        );
+        o.single(
+            "alertmanager_nflog_snapshot_size_bytes",
+            "gauge",
+            "Size of the last notification log snapshot in bytes.",
+            load(&m.nflog_snapshot_size),
+        );
+        o.single(
+            "alertmanager_nflog_entries",
+            "gauge",
+            "Number of entries in the notification log.",
+            core.nflog.len() as f64,
+        );
+        o.single(
+            "alertmanager_nflog_gc_deleted_total",
+            "counter",
+            "Number of notification log entries removed by garbage collection.",
+            load(&m.nflog_gc),
+        );
+        o.family(
+            "alertmanager_silences",
+            "gauge",
+            "How many silences by state.",
+        );
         for (st, n) in core.silences.counts() {
             o.sample("alertmanager_silences", &[("state", st.as_str())], n as f64);
         }
-        o.single("alertmanager_silences_snapshot_size_bytes", "gauge", "Size of the last silence snapshot in bytes.", load(&m.silences_snapshot_size));
-        o.single("alertmanager_silences_gc_deleted_total", "counter", "Number of silences removed by garbage collection.", load(&m.silences_gc));
+        o.single(
+            "alertmanager_silences_snapshot_size_bytes",
+            "gauge",
+            "Size of the last silence snapshot in bytes.",
+            load(&m.silences_snapshot_size),
+        );
+        o.single(
+            "alertmanager_silences_gc_deleted_total",
+            "counter",
+            "Number of silences removed by garbage collection.",
+            load(&m.silences_gc),
+        );
         o.finish()
     }
 }

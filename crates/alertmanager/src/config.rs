@@ -447,7 +447,10 @@ fn validate_receivers(raw: &RawConfig) -> Result<Vec<Receiver>, ConfigError> {
             return invalid("missing name in receiver");
         }
         if !seen.insert(r.name.as_str()) {
-            return invalid(format!("notification config name {:?} is not unique", r.name));
+            return invalid(format!(
+                "notification config name {:?} is not unique",
+                r.name
+            ));
         }
         if let Some(kind) = r.unsupported() {
             return invalid(format!(
@@ -476,15 +479,15 @@ fn validate_webhook(w: &RawWebhookConfig, g: &GlobalConfig) -> Result<WebhookCon
             let parsed = reqwest::Url::parse(u)
                 .map_err(|e| ConfigError::Invalid(format!("parse \"{u}\": {e}")))?;
             if parsed.scheme() != "http" && parsed.scheme() != "https" {
-                return invalid(format!(
-                    "unsupported scheme {:?} for URL",
-                    parsed.scheme()
-                ));
+                return invalid(format!("unsupported scheme {:?} for URL", parsed.scheme()));
             }
         }
         (None, Some(_)) => {}
     }
-    let mut http_config = w.http_config.clone().unwrap_or_else(|| g.http_config.clone());
+    let mut http_config = w
+        .http_config
+        .clone()
+        .unwrap_or_else(|| g.http_config.clone());
     http_config
         .validate()
         .map_err(|e| ConfigError::Invalid(e.to_string()))?;
@@ -569,7 +572,9 @@ fn build_route(
     }
     let (group_by, group_by_all) = match &r.group_by {
         Some(list) => validate_group_by(list)?,
-        None => parent.map_or((Vec::new(), false), |p| (p.group_by.clone(), p.group_by_all)),
+        None => parent.map_or((Vec::new(), false), |p| {
+            (p.group_by.clone(), p.group_by_all)
+        }),
     };
     if r.group_interval == Some(Duration::ZERO) {
         return invalid("group_interval cannot be zero");
@@ -673,7 +678,10 @@ mod tests {
     #[test]
     fn validation_messages_like_alertmanager() {
         bad(RECV, "no routes provided");
-        bad(&format!("route: {{}}\n{RECV}"), "root route must specify a default receiver");
+        bad(
+            &format!("route: {{}}\n{RECV}"),
+            "root route must specify a default receiver",
+        );
         bad(
             &format!("route: {{receiver: a, matchers: ['x=y']}}\n{RECV}"),
             "root route must not have any matchers",
@@ -718,9 +726,10 @@ mod tests {
 
     #[test]
     fn unknown_field_names_field_and_line() {
-        let err = Config::parse("route:\n  receiver: a\n  group_wiat: 1s\nreceivers: [{name: a}]\n")
-            .unwrap_err()
-            .to_string();
+        let err =
+            Config::parse("route:\n  receiver: a\n  group_wiat: 1s\nreceivers: [{name: a}]\n")
+                .unwrap_err()
+                .to_string();
         assert!(err.contains("group_wiat") && err.contains('3'), "{err}");
     }
 

@@ -100,7 +100,12 @@ impl Core {
     /// start again; the nflog keeps them from re-notifying what was already sent).
     pub fn apply_config(&self, config: Arc<Config>) -> Result<(), NotifyError> {
         let store = self.alerts.lock();
-        let rt = Self::build(&config, &self.shared, &self.token, self.maintenance_interval)?;
+        let rt = Self::build(
+            &config,
+            &self.shared,
+            &self.token,
+            self.maintenance_interval,
+        )?;
         for a in store.values() {
             rt.inhibitor.observe(a);
             rt.dispatcher.process(a);

@@ -111,7 +111,11 @@ impl AggrGroup {
         for a in sent.iter().filter(|a| a.resolved_at(now)) {
             let fp = a.fingerprint();
             // Keep it if it was updated while we were notifying.
-            if st.alerts.get(&fp).is_some_and(|cur| cur.updated_at == a.updated_at) {
+            if st
+                .alerts
+                .get(&fp)
+                .is_some_and(|cur| cur.updated_at == a.updated_at)
+            {
                 st.alerts.remove(&fp);
             }
         }
@@ -131,7 +135,12 @@ pub struct Dispatcher {
 impl Dispatcher {
     /// A dispatcher whose groups stop when `token` is cancelled. Must be created inside a
     /// tokio runtime.
-    pub fn new(route: Arc<Route>, pipeline: Arc<Pipeline>, clock: Clock, token: CancellationToken) -> Dispatcher {
+    pub fn new(
+        route: Arc<Route>,
+        pipeline: Arc<Pipeline>,
+        clock: Clock,
+        token: CancellationToken,
+    ) -> Dispatcher {
         Dispatcher {
             route,
             groups: Mutex::new(HashMap::new()),

@@ -113,7 +113,11 @@ pub struct AlertmanagerFlags {
 impl AlertmanagerFlags {
     /// Default flags (as if none were given) with the settings an embedding needs; clustering
     /// is off.
-    pub fn for_embedding(config_file: PathBuf, storage_path: PathBuf, listen_address: String) -> Self {
+    pub fn for_embedding(
+        config_file: PathBuf,
+        storage_path: PathBuf,
+        listen_address: String,
+    ) -> Self {
         #[derive(clap::Parser)]
         struct Wrapper {
             #[command(flatten)]

@@ -55,8 +55,7 @@ impl Inhibitor {
             let sources = r.sources.read();
             let found = sources.values().find(|s| {
                 !s.resolved_at(now)
-                    && r
-                        .cfg
+                    && r.cfg
                         .equal
                         .iter()
                         .all(|n| s.labels.get_or_empty(n) == labels.get_or_empty(n))
@@ -113,7 +112,11 @@ mod tests {
         assert_eq!(inh.mutes(&same, now), Some(src.fingerprint()));
         assert_eq!(inh.mutes(&other, now), None);
         let later = now.add(std::time::Duration::from_secs(301));
-        assert_eq!(inh.mutes(&same, later), None, "resolved sources do not inhibit");
+        assert_eq!(
+            inh.mutes(&same, later),
+            None,
+            "resolved sources do not inhibit"
+        );
     }
 
     #[test]

@@ -189,7 +189,13 @@ impl Nflog {
     }
 
     /// Records a successful notification.
-    pub fn log(&self, receiver: &ReceiverKey, group_key: &str, firing: Vec<u64>, resolved: Vec<u64>) {
+    pub fn log(
+        &self,
+        receiver: &ReceiverKey,
+        group_key: &str,
+        firing: Vec<u64>,
+        resolved: Vec<u64>,
+    ) {
         let now = self.clock.now();
         let e = Entry {
             group_key: group_key.to_string(),
@@ -317,7 +323,11 @@ mod tests {
         c.advance(Duration::from_secs(61));
         assert_eq!(b.gc(), 1);
         assert!(b.is_empty());
-        assert_eq!(b.merge(&a.encode()).unwrap(), 0, "expired entries are not merged");
+        assert_eq!(
+            b.merge(&a.encode()).unwrap(),
+            0,
+            "expired entries are not merged"
+        );
     }
 
     #[test]

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use model::Labels;
 use serde::Serialize;
-use web::client::{Auth, HttpClientConfig};
+use web::client::Auth;
 
 use crate::alert::{Alert, fingerprint_hex};
 use crate::config::{Config, WebhookConfig};
@@ -194,16 +194,21 @@ impl Webhook {
             .client
             .post(&url)
             .header("Content-Type", "application/json")
-            .header("User-Agent", concat!("Vigil-Alertmanager/", env!("CARGO_PKG_VERSION")))
+            .header(
+                "User-Agent",
+                concat!("Vigil-Alertmanager/", env!("CARGO_PKG_VERSION")),
+            )
             .body(body);
         let req = self
             .auth
             .apply_auth(req)
             .map_err(|e| (false, e.to_string()))?;
-        let resp = req
-            .send()
-            .await
-            .map_err(|e| (true, format!("Post {:?}: {}", redact(&url), error_chain(&e))))?;
+        let resp = req.send().await.map_err(|e| {
+            (
+                true,
+                format!("Post {:?}: {}", redact(&url), error_chain(&e)),
+            )
+        })?;
         let status = resp.status();
         // Drain the body so the connection can be reused.
         let _ = resp.bytes().await;
@@ -285,7 +290,11 @@ pub struct Pipeline {
 }
 
 impl Pipeline {
-    pub fn new(cfg: &Config, inhibitor: Arc<Inhibitor>, shared: Shared) -> Result<Pipeline, NotifyError> {
+    pub fn new(
+        cfg: &Config,
+        inhibitor: Arc<Inhibitor>,
+        shared: Shared,
+    ) -> Result<Pipeline, NotifyError> {
         let mut receivers = HashMap::new();
         for r in &cfg.receivers {
             let mut list = Vec::new();
@@ -335,7 +344,9 @@ impl Pipeline {
             return true;
         }
         let route = &ctx.route;
-        if !route.active_time_intervals.is_empty() && !self.in_any(&route.active_time_intervals, now) {
+        if !route.active_time_intervals.is_empty()
+            && !self.in_any(&route.active_time_intervals, now)
+        {
             tracing::debug!(group = %ctx.key, "outside active time intervals, not notifying");
             return true;
         }
@@ -358,8 +369,11 @@ impl Pipeline {
         let ctx = Arc::new(ctx);
         let mut tasks = Vec::with_capacity(integrations.len());
         for integ in integrations {
-            let (me, integ, alerts, ctx) = (self.clone(), integ.clone(), alerts.clone(), ctx.clone());
-            tasks.push(tokio::spawn(async move { me.exec_integration(&ctx, &integ, &alerts).await }));
+            let (me, integ, alerts, ctx) =
+                (self.clone(), integ.clone(), alerts.clone(), ctx.clone());
+            tasks.push(tokio::spawn(async move {
+                me.exec_integration(&ctx, &integ, &alerts).await
+            }));
         }
         let mut ok = true;
         for t in tasks {
@@ -368,7 +382,12 @@ impl Pipeline {
         ok
     }
 
-    async fn exec_integration(&self, ctx: &GroupCtx, integ: &Integration, alerts: &[Alert]) -> bool {
+    async fn exec_integration(
+        &self,
+        ctx: &GroupCtx,
+        integ: &Integration,
+        alerts: &[Alert],
+    ) -> bool {
         let wait = (self.shared.peer_wait)();
         if !wait.is_zero() {
             tokio::time::sleep(wait).await;
@@ -381,7 +400,10 @@ impl Pipeline {
                 firing.push(a.nflog_hash());
             }
         }
-        self.shared.metrics.nflog_queries.fetch_add(1, Ordering::Relaxed);
+        self.shared
+            .metrics
+            .nflog_queries
+            .fetch_add(1, Ordering::Relaxed);
         let entry = self.shared.nflog.query(&ctx.key, &integ.key);
         let now = self.shared.clock.now();
         if !needs_update(
@@ -397,7 +419,11 @@ impl Pipeline {
         let to_send: Vec<Alert> = if integ.send_resolved {
             alerts.to_vec()
         } else {
-            alerts.iter().filter(|a| !a.resolved_at(ctx.now)).cloned().collect()
+            alerts
+                .iter()
+                .filter(|a| !a.resolved_at(ctx.now))
+                .cloned()
+                .collect()
         };
         if !to_send.is_empty() || integ.send_resolved {
             let deadline = ctx.route.group_interval.max(self.shared.min_timeout) + wait;
@@ -405,7 +431,9 @@ impl Pipeline {
                 return false;
             }
         }
-        self.shared.nflog.log(&integ.key, &ctx.key, firing, resolved);
+        self.shared
+            .nflog
+            .log(&integ.key, &ctx.key, firing, resolved);
         true
     }
 
@@ -425,11 +453,12 @@ impl Pipeline {
             counters.notifications.fetch_add(1, Ordering::Relaxed);
             counters.requests.fetch_add(1, Ordering::Relaxed);
             let res = match &integ.kind {
-                Kind::Webhook(w) => {
-                    tokio::time::timeout_at(give_up, w.send(ctx, &integ.receiver, alerts, &self.shared.external_url))
-                        .await
-                        .unwrap_or_else(|_| Err((false, "context deadline exceeded".to_string())))
-                }
+                Kind::Webhook(w) => tokio::time::timeout_at(
+                    give_up,
+                    w.send(ctx, &integ.receiver, alerts, &self.shared.external_url),
+                )
+                .await
+                .unwrap_or_else(|_| Err((false, "context deadline exceeded".to_string()))),
             };
             counters
                 .latency_us_sum
@@ -513,8 +542,20 @@ mod tests {
         let h = Duration::from_secs(3600);
         let m = Duration::from_secs(30);
         #[track_caller]
-        fn check(e: Option<&Entry>, f: &[u64], r: &[u64], sr: bool, rep: Duration, now: Time, want: bool) {
-            assert_eq!(needs_update(e, f, r, sr, rep, now), want, "firing {f:?} resolved {r:?}");
+        fn check(
+            e: Option<&Entry>,
+            f: &[u64],
+            r: &[u64],
+            sr: bool,
+            rep: Duration,
+            now: Time,
+            want: bool,
+        ) {
+            assert_eq!(
+                needs_update(e, f, r, sr, rep, now),
+                want,
+                "firing {f:?} resolved {r:?}"
+            );
         }
         check(None, &[1], &[], true, h, now, true);
         check(None, &[], &[1], true, h, now, false);

@@ -217,10 +217,13 @@ pub fn for_each_field<'a>(
             WIRE_VARINT => Value::Varint(read_varint(&mut buf)?),
             WIRE_FIXED64 => {
                 let b = take(&mut buf, 8)?;
-                Value::Fixed(u64::from_le_bytes(b.try_into().map_err(|_| ProtoError::Truncated)?))
+                Value::Fixed(u64::from_le_bytes(
+                    b.try_into().map_err(|_| ProtoError::Truncated)?,
+                ))
             }
             WIRE_LEN => {
-                let n = usize::try_from(read_varint(&mut buf)?).map_err(|_| ProtoError::Truncated)?;
+                let n =
+                    usize::try_from(read_varint(&mut buf)?).map_err(|_| ProtoError::Truncated)?;
                 Value::Len(take(&mut buf, n)?)
             }
             WIRE_FIXED32 => {

@@ -62,7 +62,11 @@ impl Route {
         Labels::from_sorted(
             labels
                 .iter()
-                .filter(|l| self.group_by.binary_search_by(|g| g.as_str().cmp(l.name)).is_ok())
+                .filter(|l| {
+                    self.group_by
+                        .binary_search_by(|g| g.as_str().cmp(l.name))
+                        .is_ok()
+                })
                 .map(|l| (l.name, l.value)),
         )
     }

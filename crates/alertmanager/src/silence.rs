@@ -494,7 +494,12 @@ mod tests {
         let c = clock();
         let s = Silences::new(c.clone(), Duration::from_secs(3600));
         let id = s
-            .set(sil(&c, "a=b", Duration::from_secs(60), Duration::from_secs(120)))
+            .set(sil(
+                &c,
+                "a=b",
+                Duration::from_secs(60),
+                Duration::from_secs(120),
+            ))
             .unwrap();
         let l = Labels::from_pairs([("a", "b")]);
         assert!(s.mutes(&l).is_empty());
@@ -502,7 +507,10 @@ mod tests {
         assert_eq!(s.mutes(&l), vec![id.clone()]);
         s.expire(&id).unwrap();
         assert!(s.mutes(&l).is_empty());
-        assert!(matches!(s.expire(&id), Err(SilenceError::AlreadyExpired(_))));
+        assert!(matches!(
+            s.expire(&id),
+            Err(SilenceError::AlreadyExpired(_))
+        ));
         c.advance(Duration::from_secs(3601));
         assert_eq!(s.gc(), 1);
         assert!(matches!(s.expire(&id), Err(SilenceError::NotFound)));
@@ -546,7 +554,12 @@ mod tests {
         let c = clock();
         let a = Silences::new(c.clone(), Duration::from_secs(3600));
         let id = a
-            .set(sil(&c, "a=~\"b.*\",c!=d", Duration::ZERO, Duration::from_secs(60)))
+            .set(sil(
+                &c,
+                "a=~\"b.*\",c!=d",
+                Duration::ZERO,
+                Duration::from_secs(60),
+            ))
             .unwrap();
         let b = Silences::new(c.clone(), Duration::from_secs(3600));
         assert_eq!(b.merge(&a.encode()).unwrap(), 1);

@@ -98,7 +98,9 @@ fn parse_ranges(
 ) -> Result<Vec<(i64, i64)>, String> {
     let mut out = Vec::with_capacity(items.len());
     for item in items {
-        let (a, b) = item.split_once(':').unwrap_or((item.as_str(), item.as_str()));
+        let (a, b) = item
+            .split_once(':')
+            .unwrap_or((item.as_str(), item.as_str()));
         let parse = |v: &str| {
             parse_value(v, names, name_offset)
                 .filter(|n| valid(*n))
@@ -148,8 +150,8 @@ impl TimeInterval {
     /// Whether the instant falls inside this interval.
     pub fn contains(&self, t: Timestamp) -> bool {
         let dt = self.tz.to_datetime(t);
-        let minute = u32::try_from(dt.hour()).unwrap_or(0) * 60
-            + u32::try_from(dt.minute()).unwrap_or(0);
+        let minute =
+            u32::try_from(dt.hour()).unwrap_or(0) * 60 + u32::try_from(dt.minute()).unwrap_or(0);
         if !self.times.is_empty() && !self.times.iter().any(|&(s, e)| s <= minute && minute < e) {
             return false;
         }
@@ -162,7 +164,13 @@ impl TimeInterval {
         }
         if !self.days_of_month.is_empty() {
             let days = i64::from(dt.date().days_in_month());
-            let resolve = |d: i64| if d < 0 { (days + d + 1).max(1) } else { d.min(days) };
+            let resolve = |d: i64| {
+                if d < 0 {
+                    (days + d + 1).max(1)
+                } else {
+                    d.min(days)
+                }
+            };
             let day = i64::from(dt.day());
             if !self
                 .days_of_month
@@ -172,7 +180,8 @@ impl TimeInterval {
                 return false;
             }
         }
-        in_ranges(&self.months, i64::from(dt.month())) && in_ranges(&self.years, i64::from(dt.year()))
+        in_ranges(&self.months, i64::from(dt.month()))
+            && in_ranges(&self.years, i64::from(dt.year()))
     }
 }
 
@@ -187,7 +196,8 @@ mod tests {
 
     #[test]
     fn weekday_business_hours() {
-        let t = ti("times: [{start_time: '09:00', end_time: '17:00'}]\nweekdays: ['monday:friday']\n");
+        let t =
+            ti("times: [{start_time: '09:00', end_time: '17:00'}]\nweekdays: ['monday:friday']\n");
         // 2024-06-19 is a Wednesday.
         assert!(t.contains("2024-06-19T10:00:00Z".parse().unwrap()));
         assert!(!t.contains("2024-06-19T17:00:00Z".parse().unwrap()));

@@ -57,8 +57,8 @@ pub(crate) enum Node {
         name: String,
         pipe: Option<Pipe>,
     },
-    Break(usize),
-    Continue(usize),
+    Break,
+    Continue,
 }
 
 #[derive(Debug)]
@@ -79,7 +79,6 @@ pub(crate) struct Pipe {
 
 #[derive(Debug)]
 pub(crate) struct Cmd {
-    pub pos: usize,
     pub args: Vec<Arg>,
 }
 
@@ -217,8 +216,8 @@ impl fmt::Display for Node {
                 Some(p) => write!(f, "{{{{template {} {p}}}}}", crate::gofmt::quote(name)),
                 None => write!(f, "{{{{template {}}}}}", crate::gofmt::quote(name)),
             },
-            Node::Break(_) => f.write_str("{{break}}"),
-            Node::Continue(_) => f.write_str("{{continue}}"),
+            Node::Break => f.write_str("{{break}}"),
+            Node::Continue => f.write_str("{{continue}}"),
         }
     }
 }
@@ -438,9 +437,9 @@ impl Parser<'_> {
                     return self.unexpected(&end, &format!("{{{{{word}}}}}"));
                 }
                 return Ok(Parsed::Node(if item.tok == Tok::Break {
-                    Node::Break(item.pos)
+                    Node::Break
                 } else {
-                    Node::Continue(item.pos)
+                    Node::Continue
                 }));
             }
             Tok::Else => {
@@ -562,7 +561,6 @@ impl Parser<'_> {
         while self.peek_non_space().tok == Tok::Variable {
             let v_idx = self.idx;
             let v = self.next();
-            let after = self.peek().tok.clone();
             let next = self.peek_non_space();
             match next.tok {
                 Tok::Assign | Tok::Declare => {
@@ -585,7 +583,6 @@ impl Parser<'_> {
                     return self.err(format_args!("too many declarations in {context}"));
                 }
                 _ => {
-                    let _ = after;
                     self.idx = v_idx;
                     break;
                 }
@@ -639,7 +636,6 @@ impl Parser<'_> {
     }
 
     fn command(&mut self) -> Result<Cmd, String> {
-        let pos = self.peek_non_space().pos;
         let mut args = Vec::new();
         loop {
             self.peek_non_space();
@@ -658,7 +654,7 @@ impl Parser<'_> {
         if args.is_empty() {
             return self.err("empty command");
         }
-        Ok(Cmd { pos, args })
+        Ok(Cmd { args })
     }
 
     fn operand(&mut self) -> Result<Option<Arg>, String> {

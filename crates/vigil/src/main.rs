@@ -21,6 +21,8 @@ struct Cli {
 enum Command {
     /// Run a Prometheus-compatible server: scrape targets, store samples, serve the HTTP API.
     Server(Box<server::ServerFlags>),
+    /// Run an Alertmanager-compatible node: routing, grouping, inhibition, silences, API v2.
+    Alertmanager(Box<alertmanager::AlertmanagerFlags>),
     /// Start a local topology on embedded defaults with a demo workload, and print its URLs.
     Up(up::UpFlags),
     /// Serve synthetic demo targets (the workload of `vigil up` and the benchmarks).
@@ -52,6 +54,10 @@ fn main() -> std::process::ExitCode {
         Command::Server(flags) => {
             logging::init(&flags.log_level, &flags.log_format);
             run_async(server_main(*flags))
+        }
+        Command::Alertmanager(flags) => {
+            logging::init(&flags.log_level, &flags.log_format);
+            run_async(alertmanager_main(*flags))
         }
         Command::Up(flags) => {
             logging::init(&flags.log_level, "logfmt");
@@ -91,14 +97,34 @@ fn run_async(fut: impl std::future::Future<Output = anyhow::Result<()>>) -> std:
 async fn server_main(flags: server::ServerFlags) -> anyhow::Result<()> {
     let shutdown = tokio_util::sync::CancellationToken::new();
     let app = server::App::new(flags, shutdown.clone()).await?;
-    let signals = tokio::spawn(handle_signals(app.clone(), shutdown.clone()));
+    let reloader = app.clone();
+    let signals = tokio::spawn(handle_signals(
+        move || reloader.reload().map_err(|e| e.to_string()),
+        shutdown.clone(),
+    ));
     let res = app.run().await;
     signals.abort();
     res.map_err(Into::into)
 }
 
-/// SIGHUP reloads the configuration; SIGINT/SIGTERM stop the server gracefully.
-async fn handle_signals(app: server::App, shutdown: tokio_util::sync::CancellationToken) {
+async fn alertmanager_main(flags: alertmanager::AlertmanagerFlags) -> anyhow::Result<()> {
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let app = alertmanager::App::new(flags, shutdown.clone()).await?;
+    let reloader = app.clone();
+    let signals = tokio::spawn(handle_signals(
+        move || reloader.reload().map_err(|e| e.to_string()),
+        shutdown.clone(),
+    ));
+    let res = app.run().await;
+    signals.abort();
+    res.map_err(Into::into)
+}
+
+/// SIGHUP reloads the configuration; SIGINT/SIGTERM stop the role gracefully.
+async fn handle_signals(
+    reload: impl Fn() -> Result<(), String>,
+    shutdown: tokio_util::sync::CancellationToken,
+) {
     use tokio::signal::unix::{SignalKind, signal};
     let (Ok(mut hup), Ok(mut term), Ok(mut int)) = (
         signal(SignalKind::hangup()),
@@ -111,7 +137,7 @@ async fn handle_signals(app: server::App, shutdown: tokio_util::sync::Cancellati
     loop {
         tokio::select! {
             _ = hup.recv() => {
-                if let Err(e) = app.reload() {
+                if let Err(e) = reload() {
                     tracing::error!("error reloading config: {e}");
                 }
             }

@@ -1,1 +1,8 @@
-//! Integration tests of the alertmanager role.
+//! Integration tests of the alertmanager role: in-process apps with a webhook sink, and Debian's
+//! `amtool` / `prometheus-alertmanager` 0.25 as peers.
+
+mod api;
+mod common;
+mod differential;
+mod peers;
+mod pipeline;

@@ -1,0 +1,189 @@
+//! The same config and alerts fed to Debian's Alertmanager 0.25 and to vigil: the webhook
+//! notifications must be the same bytes, apart from `externalURL`.
+
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::common::{Am, Sink, get, peer, poll_until, post_json, write};
+
+struct Peer(Child);
+
+impl Drop for Peer {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn config(sink: &Sink, path: &str) -> String {
+    format!(
+        r#"
+route:
+  receiver: main
+  group_by: [alertname]
+  group_wait: 500ms
+  group_interval: 1s
+  repeat_interval: 1h
+  routes:
+  - matchers: ['severity="page"']
+    receiver: pager
+    continue: true
+    group_by: [alertname, cluster]
+  - matchers: ['team=~"db.*"']
+    receiver: 'team.db'
+    group_by: ['...']
+receivers:
+- name: main
+  webhook_configs:
+  - url: {main}
+- name: pager
+  webhook_configs:
+  - url: {pager}
+    max_alerts: 2
+- name: 'team.db'
+  webhook_configs:
+  - url: {db}
+"#,
+        main = sink.url(&format!("/{path}/main")),
+        pager = sink.url(&format!("/{path}/pager")),
+        db = sink.url(&format!("/{path}/db")),
+    )
+}
+
+fn normalise(mut v: serde_json::Value) -> String {
+    v["externalURL"] = json!("");
+    v.to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhook_notifications_match_alertmanager() {
+    let Some(bin) = peer("prometheus-alertmanager") else {
+        return;
+    };
+    let sink = Sink::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let am_cfg = write(dir.path(), "am.yml", &config(&sink, "am"));
+    let _peer = Peer(
+        Command::new(bin)
+            .arg(format!("--config.file={}", am_cfg.display()))
+            .arg(format!(
+                "--storage.path={}",
+                dir.path().join("am-data").display()
+            ))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .arg("--cluster.listen-address=")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let theirs = format!("http://127.0.0.1:{port}");
+    let mut ready = false;
+    for _ in 0..100 {
+        if let Ok(r) = reqwest::get(format!("{theirs}/-/ready")).await
+            && r.status() == 200
+        {
+            ready = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(ready, "Debian alertmanager did not become ready");
+    let vigil_cfg = write(dir.path(), "vigil.yml", &config(&sink, "vigil"));
+    let am = Am::start(&vigil_cfg, &dir.path().join("vigil-data")).await;
+
+    let starts = "2024-06-19T10:00:00.123456789+02:00";
+    let mut alerts = Vec::new();
+    for (i, inst) in ["b:9100", "a:9100", "c:9100"].iter().enumerate() {
+        alerts.push(json!({"labels": {"alertname": "HighLoad", "instance": inst, "job": "node", "severity": "page", "cluster": "eu"},
+                           "annotations": {"summary": format!("load <{i}> & more")}, "startsAt": starts,
+                           "generatorURL": "http://prom/graph?g0.expr=x&a=<b>"}));
+    }
+    alerts.push(json!({"labels": {"alertname": "HighLoad", "instance": "d:9100", "severity": "page", "cluster": "us"}, "startsAt": starts}));
+    alerts.push(json!({"labels": {"alertname": "DiskFull", "team": "dbops", "zone": "z1"}, "annotations": {"a": "1"}, "startsAt": starts}));
+    alerts.push(json!({"labels": {"alertname": "NoJob", "x": "\u{2028}"}, "startsAt": starts}));
+    let alerts = json!(alerts);
+    assert_eq!(
+        post_json(&format!("{theirs}/api/v2/alerts"), alerts.clone())
+            .await
+            .0,
+        200
+    );
+    assert_eq!(am.post_alerts(alerts).await.0, 200);
+
+    // HighLoad goes to pager only (a matching child hides its parent): eu and us; DiskFull to
+    // team.db; NoJob to main.
+    let want = 4;
+    let got = poll_until(Duration::from_secs(8), || {
+        let h = sink.received();
+        let n_am = h.iter().filter(|h| h.path.starts_with("/am/")).count();
+        let n_v = h.iter().filter(|h| h.path.starts_with("/vigil/")).count();
+        (n_am >= want && n_v >= want).then_some(h)
+    })
+    .await
+    .unwrap_or_else(|| {
+        for h in sink.received() {
+            eprintln!("{} {}", h.path, String::from_utf8_lossy(&h.body));
+        }
+        panic!("both sent all notifications")
+    });
+    let collect = |prefix: &str| {
+        let mut v: Vec<(String, String)> = got
+            .iter()
+            .filter(|h| h.path.starts_with(prefix))
+            .map(|h| {
+                (
+                    h.path.trim_start_matches(prefix).to_string(),
+                    normalise(h.json()),
+                )
+            })
+            .collect();
+        v.sort();
+        v
+    };
+    let (theirs_n, ours_n) = (collect("/am/"), collect("/vigil/"));
+    assert_eq!(ours_n, theirs_n);
+
+    // Byte-for-byte too (Go's HTML escaping, field order, trailing newline).
+    let raw = |prefix: &str| {
+        let mut v: Vec<String> = got
+            .iter()
+            .filter(|h| h.path.starts_with(prefix))
+            .map(|h| {
+                let s = String::from_utf8(h.body.to_vec()).unwrap();
+                let v = h.json();
+                s.replace(v["externalURL"].as_str().unwrap(), "EXT")
+            })
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(raw("/vigil/"), raw("/am/"));
+
+    // The API agrees on fingerprints and groups.
+    let (_, a) = get(&format!("{theirs}/api/v2/alerts/groups")).await;
+    let (_, b) = get(&format!("{}/api/v2/alerts/groups", am.base)).await;
+    let strip = |s: &str| {
+        let mut v: serde_json::Value = serde_json::from_str(s).unwrap();
+        for g in v.as_array_mut().unwrap() {
+            for a in g["alerts"].as_array_mut().unwrap() {
+                a["updatedAt"] = json!("");
+                a["endsAt"] = json!("");
+            }
+        }
+        v
+    };
+    assert_eq!(strip(&b), strip(&a));
+    am.stop().await;
+}
