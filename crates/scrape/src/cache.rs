@@ -310,16 +310,19 @@ mod tests {
         let iter = c.iter;
         let labels = labels! {"__name__" => key};
         let hash = labels.stable_hash();
-        let e = c.entries.entry(series_key(key.as_bytes())).or_insert_with(|| {
-            CacheEntry::Series(SeriesEntry {
-                series_ref: 0,
-                labels,
-                hash,
-                seen: 0,
-                live: 0,
-                prev_live: 0,
-            })
-        });
+        let e = c
+            .entries
+            .entry(series_key(key.as_bytes()))
+            .or_insert_with(|| {
+                CacheEntry::Series(SeriesEntry {
+                    series_ref: 0,
+                    labels,
+                    hash,
+                    seen: 0,
+                    live: 0,
+                    prev_live: 0,
+                })
+            });
         if let CacheEntry::Series(s) = e {
             s.seen = iter;
             if live && s.live != iter {

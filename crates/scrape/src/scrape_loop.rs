@@ -712,7 +712,11 @@ mod perf {
             );
             assert!(err.is_none() && stats.total == 1000);
             cache.end_success(&mut app, r);
-            assert_eq!(cache.entries.len(), 1000, "one cache entry per series, every round");
+            assert_eq!(
+                cache.entries.len(),
+                1000,
+                "one cache entry per series, every round"
+            );
         }
     }
 }
