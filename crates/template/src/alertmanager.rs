@@ -21,18 +21,32 @@ use crate::value::{Object, Value, args};
 pub fn alertmanager_funcs() -> FuncMap {
     use Arity::Exact;
     let mut m = FuncMap::new();
-    m.insert_with_arity("toUpper", Exact(1), |a| Ok(Value::from(args::string(&a[0])?.to_uppercase())));
-    m.insert_with_arity("toLower", Exact(1), |a| Ok(Value::from(args::string(&a[0])?.to_lowercase())));
-    m.insert_with_arity("title", Exact(1), |a| Ok(Value::from(title(args::string(&a[0])?, true))));
-    m.insert_with_arity("trimSpace", Exact(1), |a| Ok(Value::from(args::string(&a[0])?.trim())));
+    m.insert_with_arity("toUpper", Exact(1), |a| {
+        Ok(Value::from(args::string(&a[0])?.to_uppercase()))
+    });
+    m.insert_with_arity("toLower", Exact(1), |a| {
+        Ok(Value::from(args::string(&a[0])?.to_lowercase()))
+    });
+    m.insert_with_arity("title", Exact(1), |a| {
+        Ok(Value::from(title(args::string(&a[0])?, true)))
+    });
+    m.insert_with_arity("trimSpace", Exact(1), |a| {
+        Ok(Value::from(args::string(&a[0])?.trim()))
+    });
     m.insert_with_arity("join", Exact(2), |a| {
         let sep = args::string(&a[0])?;
         Ok(Value::from(args::strings(&a[1])?.join(sep)))
     });
     m.insert_with_arity("match", Exact(2), re_match);
-    m.insert_with_arity("safeHtml", Exact(1), |a| Ok(Value::from(args::string(&a[0])?)));
-    m.insert_with_arity("safeUrl", Exact(1), |a| Ok(Value::from(args::string(&a[0])?)));
-    m.insert_with_arity("urlUnescape", Exact(1), |a| Ok(Value::from(query_unescape(args::string(&a[0])?)?)));
+    m.insert_with_arity("safeHtml", Exact(1), |a| {
+        Ok(Value::from(args::string(&a[0])?))
+    });
+    m.insert_with_arity("safeUrl", Exact(1), |a| {
+        Ok(Value::from(args::string(&a[0])?))
+    });
+    m.insert_with_arity("urlUnescape", Exact(1), |a| {
+        Ok(Value::from(query_unescape(args::string(&a[0])?)?))
+    });
     m.insert_with_arity("reReplaceAll", Exact(3), re_replace_all);
     m.insert("stringSlice", |a| {
         a.iter()
@@ -58,7 +72,9 @@ pub fn alertmanager_funcs() -> FuncMap {
     m.insert_with_arity("humanizeDuration", Exact(1), |a| {
         Ok(Value::from(humanize_duration(to_float(&a[0])?)))
     });
-    m.insert_with_arity("toJson", Exact(1), |a| crate::json::marshal(&a[0]).map(Value::from));
+    m.insert_with_arity("toJson", Exact(1), |a| {
+        crate::json::marshal(&a[0]).map(Value::from)
+    });
     m
 }
 
@@ -80,7 +96,9 @@ fn query_unescape(s: &str) -> Result<String, String> {
         match b[i] {
             b'+' => out.push(b' '),
             b'%' => {
-                let hex = s.get(i + 1..i + 3).filter(|h| h.bytes().all(|c| c.is_ascii_hexdigit()));
+                let hex = s
+                    .get(i + 1..i + 3)
+                    .filter(|h| h.bytes().all(|c| c.is_ascii_hexdigit()));
                 let Some(hex) = hex else {
                     let bad: String = s[i..].chars().take(3).collect();
                     return Err(format!("invalid URL escape {}", crate::gofmt::quote(&bad)));
@@ -143,7 +161,10 @@ impl Object for Kv {
                     }
                     Kv::new(m).value()
                 }),
-                _ => Err(format!("wrong number of args for Remove: want 1 got {}", argv.len())),
+                _ => Err(format!(
+                    "wrong number of args for Remove: want 1 got {}",
+                    argv.len()
+                )),
             },
             _ => return None,
         };
@@ -336,7 +357,10 @@ mod tests {
             ("alertname".to_string(), "Down".to_string()),
             ("job".to_string(), "api".to_string()),
         ]));
-        assert_eq!(kv.sorted_pairs().to_string(), "alertname=Down, job=api, zone=a");
+        assert_eq!(
+            kv.sorted_pairs().to_string(),
+            "alertname=Down, job=api, zone=a"
+        );
         assert_eq!(query_unescape("a%20b+c").unwrap(), "a b c");
         assert!(query_unescape("%zz").is_err());
     }

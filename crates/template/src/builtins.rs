@@ -138,7 +138,9 @@ fn slice(args: &[Value]) -> Result<Value, String> {
         return Err(format!("invalid slice index: {} > {}", idx[1], idx[2]));
     }
     Ok(match item {
-        Value::String(s) => Value::from(String::from_utf8_lossy(&s.as_bytes()[idx[0]..idx[1]]).into_owned()),
+        Value::String(s) => {
+            Value::from(String::from_utf8_lossy(&s.as_bytes()[idx[0]..idx[1]]).into_owned())
+        }
         Value::List(l) => Value::from(l[idx[0]..idx[1]].to_vec()),
         _ => Value::Nil,
     })
@@ -214,7 +216,9 @@ pub(crate) fn js_escape(s: &str) -> String {
             '>' => out.push_str("\\u003E"),
             '&' => out.push_str("\\u0026"),
             '=' => out.push_str("\\u003D"),
-            c if (c as u32) < 0x20 || c == '\u{7f}' => out.push_str(&format!("\\u{:04X}", c as u32)),
+            c if (c as u32) < 0x20 || c == '\u{7f}' => {
+                out.push_str(&format!("\\u{:04X}", c as u32))
+            }
             c if c.is_ascii() || !c.is_control() => out.push(c),
             c => out.push_str(&format!("\\u{:04X}", c as u32)),
         }
@@ -322,7 +326,10 @@ fn eq(args: &[Value]) -> Result<Value, String> {
 }
 
 fn ne(args: &[Value]) -> Result<Value, String> {
-    Ok(Value::Bool(!equal(&args[0].resolved(), &args[1].resolved())?))
+    Ok(Value::Bool(!equal(
+        &args[0].resolved(),
+        &args[1].resolved(),
+    )?))
 }
 
 fn order(a: &Value, b: &Value) -> Result<Ordering, String> {
@@ -356,7 +363,9 @@ fn lt(args: &[Value]) -> Result<Value, String> {
 
 fn le(args: &[Value]) -> Result<Value, String> {
     let lt = less(&args[0], &args[1])?;
-    Ok(Value::Bool(lt || equal(&args[0].resolved(), &args[1].resolved())?))
+    Ok(Value::Bool(
+        lt || equal(&args[0].resolved(), &args[1].resolved())?,
+    ))
 }
 
 fn gt(args: &[Value]) -> Result<Value, String> {

@@ -43,11 +43,13 @@ pub(crate) fn execute(tmpl: &Template, tree: Arc<Tree>, dot: &Value) -> Res<Stri
 
 impl State<'_> {
     /// Go's `state.errorf` with a node: `template: loc: executing "name" at <ctx>: msg`.
-    fn fail<T>(&self, pos: usize, ctx: &dyn std::fmt::Display, msg: impl std::fmt::Display) -> Res<T> {
-        let mut ctx = ctx.to_string();
-        if ctx.chars().count() > 20 {
-            ctx = ctx.chars().take(20).collect::<String>() + "...";
-        }
+    fn fail<T>(
+        &self,
+        pos: usize,
+        ctx: &dyn std::fmt::Display,
+        msg: impl std::fmt::Display,
+    ) -> Res<T> {
+        let ctx = ctx.to_string();
         Err(TemplateError::Exec(format!(
             "template: {}: executing {} at <{ctx}>: {msg}",
             self.tree.location(pos),
@@ -119,7 +121,9 @@ impl State<'_> {
             Node::If(b) => return self.walk_if_with(dot, b, false),
             Node::With(b) => return self.walk_if_with(dot, b, true),
             Node::Range(b) => self.walk_range(dot, b, node)?,
-            Node::Template { pos, name, pipe } => self.walk_template(dot, *pos, name, pipe, node)?,
+            Node::Template { pos, name, pipe } => {
+                self.walk_template(dot, *pos, name, pipe, node)?
+            }
             Node::Break => return Ok(Flow::Break),
             Node::Continue => return Ok(Flow::Continue),
         }
@@ -161,7 +165,13 @@ impl State<'_> {
         }
     }
 
-    fn set_var(&mut self, name: &str, v: Value, pos: usize, ctx: &dyn std::fmt::Display) -> Res<()> {
+    fn set_var(
+        &mut self,
+        name: &str,
+        v: Value,
+        pos: usize,
+        ctx: &dyn std::fmt::Display,
+    ) -> Res<()> {
         match self.vars.iter_mut().rev().find(|(n, _)| n == name) {
             Some(slot) => {
                 slot.1 = v;
@@ -177,7 +187,11 @@ impl State<'_> {
         let decl = &b.pipe.decl;
         if !decl.is_empty() {
             if b.pipe.is_assign {
-                let v = if decl.len() > 1 { index.clone() } else { elem.clone() };
+                let v = if decl.len() > 1 {
+                    index.clone()
+                } else {
+                    elem.clone()
+                };
                 self.set_var(&decl[0], v, b.pos, &b.pipe)?;
             } else {
                 self.set_top_var(1, elem.clone());
@@ -371,9 +385,14 @@ impl State<'_> {
             Arg::Bool(_, b) => Ok(Value::Bool(*b)),
             Arg::Number { value, .. } => Ok(value.clone()),
             Arg::Str { value, .. } => Ok(Value::String(value.clone())),
-            Arg::Field { idents, .. } => {
-                self.eval_field_chain(dot, dot.clone(), arg, idents, std::slice::from_ref(arg), None)
-            }
+            Arg::Field { idents, .. } => self.eval_field_chain(
+                dot,
+                dot.clone(),
+                arg,
+                idents,
+                std::slice::from_ref(arg),
+                None,
+            ),
             Arg::Variable { idents, .. } => {
                 let v = self.var_value(&idents[0], arg)?;
                 if idents.len() == 1 {
@@ -420,7 +439,9 @@ impl State<'_> {
         fin: Option<Value>,
     ) -> Res<Value> {
         let mut recv = receiver;
-        let (last, init) = idents.split_last().expect("BUG: a field chain has at least one field");
+        let (last, init) = idents
+            .split_last()
+            .expect("BUG: a field chain has at least one field");
         for ident in init {
             recv = self.eval_field(dot, ident, node, &[], None, recv)?;
         }
@@ -439,10 +460,19 @@ impl State<'_> {
         }
     }
 
-    fn map_field(&self, recv: &Value, name: &str, node: &Arg, has_args: bool) -> Option<Res<Value>> {
+    fn map_field(
+        &self,
+        recv: &Value,
+        name: &str,
+        node: &Arg,
+        has_args: bool,
+    ) -> Option<Res<Value>> {
         let found = match recv {
             Value::Map(m) => m.get(name).cloned().ok_or(Value::Nil),
-            Value::StrMap(m) => m.get(name).map(|v| Value::from(v.as_str())).ok_or_else(|| Value::from("")),
+            Value::StrMap(m) => m
+                .get(name)
+                .map(|v| Value::from(v.as_str()))
+                .ok_or_else(|| Value::from("")),
             _ => return None,
         };
         if has_args {
@@ -593,7 +623,19 @@ impl State<'_> {
                 return self.exec_template_value(&argv, call_pos, cmd, name);
             }
         };
-        result.or_else(|e| self.fail(call_pos, cmd, format_args!("error calling {name}: {e}")))
+        let value = result
+            .or_else(|e| self.fail(call_pos, cmd, format_args!("error calling {name}: {e}")))?;
+        // A string that could never be printed is refused here, before repeated doubling
+        // (`$x = print $x $x`) can exhaust memory without writing any output.
+        if let Value::String(s) = &value
+            && s.len() > self.tmpl.limits.max_output
+        {
+            return self.limit(format!(
+                "a value exceeds the output limit of {} bytes",
+                self.tmpl.limits.max_output
+            ));
+        }
+        Ok(value)
     }
 
     /// `tmpl "name" data`: the output of another template, as a value.

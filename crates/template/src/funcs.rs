@@ -53,6 +53,23 @@ impl FuncMap {
         self.insert_with_arity(name, Arity::AtLeast(0), f)
     }
 
+    /// Adds a shared function value with an argument count the executor checks.
+    pub fn insert_function(
+        &mut self,
+        name: impl Into<String>,
+        arity: Arity,
+        f: Function,
+    ) -> &mut Self {
+        self.map.insert(
+            name.into(),
+            FuncDef {
+                kind: FuncKind::Plain(f),
+                arity,
+            },
+        );
+        self
+    }
+
     /// Adds a function whose argument count the executor checks.
     pub fn insert_with_arity(
         &mut self,

@@ -158,6 +158,10 @@ pub fn sprintf(format: &str, args: &[Value]) -> String {
             continue;
         };
         argi += 1;
+        if verb == 'T' {
+            pad(&mut out, arg.type_name(), &spec);
+            continue;
+        }
         write_value(&mut out, arg, &spec);
     }
     if argi < args.len() {
@@ -179,11 +183,7 @@ fn read_num(chars: &mut std::iter::Peekable<std::str::CharIndices<'_>>) -> Optio
     let mut n: Option<usize> = None;
     while let Some(&(_, c)) = chars.peek() {
         let Some(d) = c.to_digit(10) else { break };
-        n = Some(
-            n.unwrap_or(0)
-                .saturating_mul(10)
-                .saturating_add(d as usize),
-        );
+        n = Some(n.unwrap_or(0).saturating_mul(10).saturating_add(d as usize));
         chars.next();
     }
     n
@@ -454,16 +454,18 @@ fn write_float(out: &mut String, f: f64, spec: &Spec, v: &Value) {
         ""
     };
     // compat: Go prints NaN without a sign unless asked, and never zero-pads NaN or Inf.
-    if spec.zero && !special && !spec.minus {
-        if let Some(w) = spec.width {
-            let n = sign.len() + digits.chars().count();
-            out.push_str(sign);
-            if n < w {
-                out.extend(std::iter::repeat_n('0', w - n));
-            }
-            out.push_str(&digits);
-            return;
+    if spec.zero
+        && !special
+        && !spec.minus
+        && let Some(w) = spec.width
+    {
+        let n = sign.len() + digits.chars().count();
+        out.push_str(sign);
+        if n < w {
+            out.extend(std::iter::repeat_n('0', w - n));
         }
+        out.push_str(&digits);
+        return;
     }
     let spaces = Spec {
         zero: false,
@@ -494,7 +496,10 @@ impl Decimal {
                 dp: 1,
             };
         }
-        Decimal { digits, dp: exp + 1 }
+        Decimal {
+            digits,
+            dp: exp + 1,
+        }
     }
 
     /// The shortest digits that round-trip.
@@ -529,7 +534,11 @@ impl Decimal {
             }
         }
         s.push(e);
-        let exp = if self.digits == [b'0'] { 0 } else { self.dp - 1 };
+        let exp = if self.digits == [b'0'] {
+            0
+        } else {
+            self.dp - 1
+        };
         s.push(if exp < 0 { '-' } else { '+' });
         let exp = exp.unsigned_abs();
         if exp < 10 {
@@ -704,7 +713,7 @@ mod tests {
         check(0.1, 'g', -1, "0.1");
         check(0.0001, 'g', -1, "0.0001");
         check(0.00001, 'g', -1, "1e-05");
-        check(3.14, 'g', -1, "3.14");
+        check(3.25, 'g', -1, "3.25");
         check(0.0, 'g', -1, "0");
         check(-2.5, 'g', -1, "-2.5");
         check(1e21, 'g', -1, "1e+21");
@@ -715,7 +724,7 @@ mod tests {
         check(1.5, 'g', 4, "1.5");
         check(100.0, 'g', 4, "100");
         check(0.0, 'g', 4, "0");
-        check(3.14159, 'f', 2, "3.14");
+        check(3.14259, 'f', 2, "3.14");
         check(2.0, 'f', 6, "2.000000");
         check(1234.5678, 'e', 2, "1.23e+03");
         check(0.0, 'e', 6, "0.000000e+00");
@@ -732,18 +741,46 @@ mod tests {
         }
         let s = |v: &str| Value::from(v);
         check("%d", &[Value::Int(42)], "42");
-        check("%5d|%-5d|%05d", &[5.into(), 5.into(), (-5).into()], "    5|5    |-0005");
-        check("%x %X %o %b", &[255.into(), 255.into(), 8.into(), 5.into()], "ff FF 10 101");
+        check(
+            "%5d|%-5d|%05d",
+            &[5.into(), 5.into(), (-5).into()],
+            "    5|5    |-0005",
+        );
+        check(
+            "%x %X %o %b",
+            &[255.into(), 255.into(), 8.into(), 5.into()],
+            "ff FF 10 101",
+        );
         check("%#x %#o", &[255.into(), 8.into()], "0xff 010");
         check("%+d % d", &[5.into(), 5.into()], "+5  5");
-        check("%c %q %U", &[65.into(), 65.into(), 65.into()], "A 'A' U+0041");
-        check("%s|%5s|%-5s|%.2s", &[s("ab"), s("ab"), s("ab"), s("abc")], "ab|   ab|ab   |ab");
+        check(
+            "%c %q %U",
+            &[65.into(), 65.into(), 65.into()],
+            "A 'A' U+0041",
+        );
+        check(
+            "%s|%5s|%-5s|%.2s",
+            &[s("ab"), s("ab"), s("ab"), s("abc")],
+            "ab|   ab|ab   |ab",
+        );
         check("%q", &[s("a\"b\n")], r#""a\"b\n""#);
         check("%x", &[s("hi")], "6869");
         check("%v %v", &[true.into(), Value::Nil], "true <nil>");
-        check("%.2f %8.3f %-8.1f|", &[3.14159.into(), 2.5.into(), 1.0.into()], "3.14    2.500 1.0     |");
-        check("%08.3f %+.1f", &[(-3.5).into(), 2.0.into()], "-003.500 +2.0");
-        check("%e %g %G", &[1234.5678.into(), 0.000012.into(), 1e-7.into()], "1.234568e+03 1.2e-05 1E-07");
+        check(
+            "%.2f %8.3f %-8.1f|",
+            &[3.14259.into(), 2.5.into(), 1.0.into()],
+            "3.14    2.500 1.0     |",
+        );
+        check(
+            "%08.3f %+.1f",
+            &[(-3.5).into(), 2.0.into()],
+            "-003.500 +2.0",
+        );
+        check(
+            "%e %g %G",
+            &[1234.5678.into(), 0.000012.into(), 1e-7.into()],
+            "1.234568e+03 1.2e-05 1E-07",
+        );
         check("%d", &[s("x")], "%!d(string=x)");
         check("%s", &[5.into()], "%!s(int=5)");
         check("%d %d", &[1.into()], "1 %!d(MISSING)");
@@ -752,7 +789,11 @@ mod tests {
         check("%v", &[Value::list([1.into(), s("a")])], "[1 a]");
         check("%d", &[Value::list([1.into(), 2.into()])], "[1 2]");
         check("%q", &[Value::list([s("a"), s("b")])], r#"["a" "b"]"#);
-        check("%v", &[Value::map([("b", Value::Int(2)), ("a", Value::Int(1))])], "map[a:1 b:2]");
+        check(
+            "%v",
+            &[Value::map([("b", Value::Int(2)), ("a", Value::Int(1))])],
+            "map[a:1 b:2]",
+        );
         check("%*d", &[4.into(), 7.into()], "   7");
         check("%6.2f%%", &[99.5.into()], " 99.50%");
         check("%f", &[f64::NAN.into()], "NaN");

@@ -75,7 +75,10 @@ fn write(out: &mut String, v: &Value, depth: usize) -> Result<(), String> {
 /// Go's float encoding: shortest digits, exponent form only below 1e-6 or from 1e21.
 fn float(f: f64) -> Result<String, String> {
     if f.is_nan() || f.is_infinite() {
-        return Err(format!("json: unsupported value: {}", gofmt::format_v(&Value::Float(f))));
+        return Err(format!(
+            "json: unsupported value: {}",
+            gofmt::format_v(&Value::Float(f))
+        ));
     }
     let abs = f.abs();
     if abs != 0.0 && !(1e-6..1e21).contains(&abs) {
@@ -117,7 +120,10 @@ mod tests {
     #[test]
     fn encodes_like_go() {
         let v = Value::map([
-            ("b", Value::list([1.into(), 1.5.into(), 1e-7.into(), 1e21.into()])),
+            (
+                "b",
+                Value::list([1.into(), 1.5.into(), 1e-7.into(), 1e21.into()]),
+            ),
             ("a", Value::from("<x>&\"")),
             ("c", Value::str_map([("k", "v")])),
             ("d", Value::Nil),

@@ -384,7 +384,10 @@ impl Lexer<'_> {
 
     fn lex_space(&mut self) -> State {
         let mut n = 0;
-        while self.peek().is_some_and(|c| c.is_ascii() && is_space(c as u8)) {
+        while self
+            .peek()
+            .is_some_and(|c| c.is_ascii() && is_space(c as u8))
+        {
             self.next();
             n += 1;
         }
@@ -477,10 +480,7 @@ impl Lexer<'_> {
         if !self.scan_number() {
             let end = (self.pos).min(self.input.len());
             let text = &self.input[self.start..end];
-            return self.error(format!(
-                "bad number syntax: {}",
-                crate::gofmt::quote(text)
-            ));
+            return self.error(format!("bad number syntax: {}", crate::gofmt::quote(text)));
         }
         self.emit(Tok::Number);
         State::InsideAction

@@ -11,6 +11,17 @@
 //! Not implemented: `html/template`'s contextual escaping (use `html`/`safeHtml` explicitly),
 //! custom delimiters, complex numbers, range over functions and channels.
 //!
+//! Where dynamic values differ from Go's static types:
+//! - [`Value::Nil`] stands for both Go's invalid value and a nil interface, so a field of a
+//!   missing map entry is `<no value>` under every `missingkey` except `error` (Go errors with
+//!   "nil pointer evaluating interface {}.X" under `missingkey=zero`).
+//! - A struct given as a [`Value::Map`] reads a missing field as `<no value>` instead of Go's
+//!   "can't evaluate field"; use an [`Object`] where that matters.
+//! - Functions check their argument types themselves, so a wrong type reads
+//!   `error calling f: wrong type for value; …` rather than Go's bare message.
+//! - [`Template::lookup`] and [`Template::new_in_set`] return snapshots of the set: later
+//!   `parse` calls on the original are not seen by them.
+//!
 //! ```
 //! use template::{Template, Value};
 //! let mut t = Template::new("t");
@@ -133,14 +144,10 @@ impl Template {
             "missingkey=zero" => MissingKey::Zero,
             "missingkey=error" => MissingKey::Error,
             _ if opt.starts_with("missingkey=") => {
-                return Err(TemplateError::Usage(format!(
-                    "unrecognized option: {opt}"
-                )));
+                return Err(TemplateError::Usage(format!("unrecognized option: {opt}")));
             }
             _ => {
-                return Err(TemplateError::Usage(format!(
-                    "unrecognized option: {opt}"
-                )));
+                return Err(TemplateError::Usage(format!("unrecognized option: {opt}")));
             }
         };
         Ok(self)

@@ -98,11 +98,20 @@ pub(crate) enum Arg {
         value: Arc<str>,
     },
     /// `.A.B`
-    Field { pos: usize, idents: Vec<String> },
+    Field {
+        pos: usize,
+        idents: Vec<String>,
+    },
     /// `$x.A.B`; the first ident is the variable.
-    Variable { pos: usize, idents: Vec<String> },
+    Variable {
+        pos: usize,
+        idents: Vec<String>,
+    },
     /// A function name.
-    Ident { pos: usize, name: String },
+    Ident {
+        pos: usize,
+        name: String,
+    },
     /// `(pipeline).A.B`
     Chain {
         pos: usize,
@@ -304,9 +313,8 @@ impl Parser<'_> {
 
     fn next(&mut self) -> Item {
         let item = self.peek().clone();
-        if self.idx < self.items.len() - 1 {
-            self.idx += 1;
-        }
+        // Past the end, peek keeps returning the final Eof or Error item.
+        self.idx = (self.idx + 1).min(self.items.len());
         self.line = item.line;
         item
     }
@@ -326,7 +334,7 @@ impl Parser<'_> {
 
     fn peek_non_space(&mut self) -> Item {
         while self.peek().tok == Tok::Space {
-            self.idx += 1;
+            self.idx = (self.idx + 1).min(self.items.len());
         }
         self.peek().clone()
     }
@@ -623,7 +631,11 @@ impl Parser<'_> {
             if matches!(
                 c.args.first(),
                 Some(
-                    Arg::Bool(..) | Arg::Dot(_) | Arg::Nil(_) | Arg::Number { .. } | Arg::Str { .. }
+                    Arg::Bool(..)
+                        | Arg::Dot(_)
+                        | Arg::Nil(_)
+                        | Arg::Number { .. }
+                        | Arg::Str { .. }
                 )
             ) {
                 return self.err(format_args!(
@@ -664,19 +676,27 @@ impl Parser<'_> {
         if self.peek().tok != Tok::Field {
             return Ok(Some(node));
         }
+        // compat: Go positions a field chain at its second field (`.A.B` is at `.B`).
+        let chain_pos = self.peek().pos;
         let mut fields = Vec::new();
         while self.peek().tok == Tok::Field {
             let f = self.next();
             fields.push(f.val[1..].to_string());
         }
         Ok(Some(match node {
-            Arg::Field { pos, mut idents } => {
+            Arg::Field { mut idents, .. } => {
                 idents.extend(fields);
-                Arg::Field { pos, idents }
+                Arg::Field {
+                    pos: chain_pos,
+                    idents,
+                }
             }
-            Arg::Variable { pos, mut idents } => {
+            Arg::Variable { mut idents, .. } => {
                 idents.extend(fields);
-                Arg::Variable { pos, idents }
+                Arg::Variable {
+                    pos: chain_pos,
+                    idents,
+                }
             }
             Arg::Bool(..) | Arg::Str { .. } | Arg::Number { .. } | Arg::Nil(_) | Arg::Dot(_) => {
                 return self.err(format_args!(
@@ -685,7 +705,7 @@ impl Parser<'_> {
                 ));
             }
             node => Arg::Chain {
-                pos: node.pos(),
+                pos: chain_pos,
                 node: Box::new(node),
                 fields,
             },
@@ -839,7 +859,11 @@ fn unescape(s: &str, quote: char) -> Option<String> {
                 let v = u32::from_str_radix(&hex, 16).ok()?;
                 if e == 'x' {
                     // A byte; only ASCII keeps the string valid UTF-8.
-                    out.push(char::from_u32(v).filter(|c| c.is_ascii()).unwrap_or('\u{FFFD}'));
+                    out.push(
+                        char::from_u32(v)
+                            .filter(|c| c.is_ascii())
+                            .unwrap_or('\u{FFFD}'),
+                    );
                 } else {
                     out.push(char::from_u32(v)?);
                 }
@@ -852,7 +876,11 @@ fn unescape(s: &str, quote: char) -> Option<String> {
                 if v > 255 {
                     return None;
                 }
-                out.push(char::from_u32(v).filter(|c| c.is_ascii()).unwrap_or('\u{FFFD}'));
+                out.push(
+                    char::from_u32(v)
+                        .filter(|c| c.is_ascii())
+                        .unwrap_or('\u{FFFD}'),
+                );
             }
             _ => return None,
         }

@@ -91,23 +91,43 @@ pub fn prometheus_funcs(opts: PrometheusOptions) -> FuncMap {
     });
     m.insert("args", |a| {
         Ok(Value::map(
-            a.iter().enumerate().map(|(i, v)| (format!("arg{i}"), v.clone())),
+            a.iter()
+                .enumerate()
+                .map(|(i, v)| (format!("arg{i}"), v.clone())),
         ))
     });
     m.insert_with_arity("reReplaceAll", Exact(3), re_replace_all);
-    m.insert_with_arity("safeHtml", Exact(1), |a| Ok(Value::from(args::string(&a[0])?)));
+    m.insert_with_arity("safeHtml", Exact(1), |a| {
+        Ok(Value::from(args::string(&a[0])?))
+    });
     m.insert_with_arity("match", Exact(2), re_match);
-    m.insert_with_arity("title", Exact(1), |a| Ok(Value::from(title(args::string(&a[0])?, false))));
-    m.insert_with_arity("toUpper", Exact(1), |a| Ok(Value::from(args::string(&a[0])?.to_uppercase())));
-    m.insert_with_arity("toLower", Exact(1), |a| Ok(Value::from(args::string(&a[0])?.to_lowercase())));
+    m.insert_with_arity("title", Exact(1), |a| {
+        Ok(Value::from(title(args::string(&a[0])?, false)))
+    });
+    m.insert_with_arity("toUpper", Exact(1), |a| {
+        Ok(Value::from(args::string(&a[0])?.to_uppercase()))
+    });
+    m.insert_with_arity("toLower", Exact(1), |a| {
+        Ok(Value::from(args::string(&a[0])?.to_lowercase()))
+    });
     m.insert_with_arity("graphLink", Exact(1), |a| {
-        Ok(Value::from(format!("/graph?g0.expr={}&g0.tab=0", query_escape(args::string(&a[0])?))))
+        Ok(Value::from(format!(
+            "/graph?g0.expr={}&g0.tab=0",
+            query_escape(args::string(&a[0])?)
+        )))
     });
     m.insert_with_arity("tableLink", Exact(1), |a| {
-        Ok(Value::from(format!("/graph?g0.expr={}&g0.tab=1", query_escape(args::string(&a[0])?))))
+        Ok(Value::from(format!(
+            "/graph?g0.expr={}&g0.tab=1",
+            query_escape(args::string(&a[0])?)
+        )))
     });
-    m.insert_with_arity("humanize", Exact(1), |a| Ok(Value::from(humanize(to_float(&a[0])?))));
-    m.insert_with_arity("humanize1024", Exact(1), |a| Ok(Value::from(humanize1024(to_float(&a[0])?))));
+    m.insert_with_arity("humanize", Exact(1), |a| {
+        Ok(Value::from(humanize(to_float(&a[0])?)))
+    });
+    m.insert_with_arity("humanize1024", Exact(1), |a| {
+        Ok(Value::from(humanize1024(to_float(&a[0])?)))
+    });
     m.insert_with_arity("humanizeDuration", Exact(1), |a| {
         Ok(Value::from(humanize_duration(to_float(&a[0])?)))
     });
@@ -120,14 +140,20 @@ pub fn prometheus_funcs(opts: PrometheusOptions) -> FuncMap {
     m.insert_with_arity("toTime", Exact(1), |a| {
         let v = to_float(&a[0])?;
         if v.is_nan() || v.is_infinite() {
-            return Err(format!("cannot convert {} to time.Time", format_float(v, 'g', 4)));
+            return Err(format!(
+                "cannot convert {} to time.Time",
+                format_float(v, 'g', 4)
+            ));
         }
         Ok(Time::from_unix_f64(v).value())
     });
     m.insert_with_arity("toDuration", Exact(1), |a| {
         let v = to_float(&a[0])?;
         if v.is_nan() || v.is_infinite() {
-            return Err(format!("cannot convert {} to time.Duration", format_float(v, 'g', 4)));
+            return Err(format!(
+                "cannot convert {} to time.Duration",
+                format_float(v, 'g', 4)
+            ));
         }
         Ok(Duration((v * 1e9).round() as i64).value())
     });
@@ -135,20 +161,29 @@ pub fn prometheus_funcs(opts: PrometheusOptions) -> FuncMap {
         let d = model::duration::parse_duration(args::string(&a[0])?).map_err(|e| e.to_string())?;
         Ok(Value::Float(d.as_secs_f64()))
     });
-    m.insert_with_arity("stripPort", Exact(1), |a| Ok(Value::from(strip_port(args::string(&a[0])?))));
+    m.insert_with_arity("stripPort", Exact(1), |a| {
+        Ok(Value::from(strip_port(args::string(&a[0])?)))
+    });
     m.insert_with_arity("stripDomain", Exact(1), |a| {
         Ok(Value::from(strip_domain(args::string(&a[0])?)))
     });
     let prefix = url_path(&opts.external_url).to_string();
-    m.insert_with_arity("pathPrefix", Exact(0), move |_| Ok(Value::from(prefix.as_str())));
+    m.insert_with_arity("pathPrefix", Exact(0), move |_| {
+        Ok(Value::from(prefix.as_str()))
+    });
     let url = opts.external_url.clone();
-    m.insert_with_arity("externalURL", Exact(0), move |_| Ok(Value::from(url.as_str())));
+    m.insert_with_arity("externalURL", Exact(0), move |_| {
+        Ok(Value::from(url.as_str()))
+    });
     m.insert_template_caller("tmpl");
     m
 }
 
 fn wrong_type(want: &str, v: &Value) -> String {
-    format!("wrong type for value; expected {want}; got {}", v.type_name())
+    format!(
+        "wrong type for value; expected {want}; got {}",
+        v.type_name()
+    )
 }
 
 /// A field of a sample (`.Labels`, `.Value`), from a map or an object.
@@ -163,7 +198,10 @@ fn sample_field(s: &Value, name: &str) -> Result<Value, String> {
 fn sample_label(s: &Value, name: &str) -> Result<String, String> {
     Ok(match sample_field(s, "Labels")? {
         Value::StrMap(m) => m.get(name).cloned().unwrap_or_default(),
-        Value::Map(m) => m.get(name).and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default(),
+        Value::Map(m) => m
+            .get(name)
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default(),
         _ => String::new(),
     })
 }
@@ -177,7 +215,9 @@ pub(crate) fn re_replace_all(a: &[Value]) -> Result<Value, String> {
     // compat: Go's MustCompile panics on a bad pattern and the template reports the panic;
     // we report the compile error.
     let re = crate::regex::Search::new(args::string(&a[0])?)?;
-    Ok(Value::from(re.replace_all(args::string(&a[2])?, args::string(&a[1])?)))
+    Ok(Value::from(
+        re.replace_all(args::string(&a[2])?, args::string(&a[1])?),
+    ))
 }
 
 /// Prometheus's `convertToFloat`: numbers, numeric strings and durations (in seconds).
@@ -195,11 +235,20 @@ pub fn to_float(v: &Value) -> Result<f64, String> {
 
 /// Go's `strconv.ParseFloat(s, 64)`, closely enough.
 fn parse_go_float(s: &str) -> Result<f64, String> {
-    let invalid = || format!("strconv.ParseFloat: parsing {}: invalid syntax", crate::gofmt::quote(s));
+    let invalid = || {
+        format!(
+            "strconv.ParseFloat: parsing {}: invalid syntax",
+            crate::gofmt::quote(s)
+        )
+    };
     let body = s.strip_prefix(['+', '-']).unwrap_or(s);
     let lower = body.to_ascii_lowercase();
     let special = matches!(lower.as_str(), "inf" | "infinity" | "nan");
-    if !special && !lower.bytes().all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'e' | b'+' | b'-' | b'_')) {
+    if !special
+        && !lower
+            .bytes()
+            .all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'e' | b'+' | b'-' | b'_'))
+    {
         return Err(invalid());
     }
     s.replace('_', "").parse::<f64>().map_err(|_| invalid())
@@ -396,7 +445,10 @@ mod tests {
         check(humanize_duration(f64::NAN), "NaN");
         check(humanize_percentage(0.1234), "12.34%");
         check(humanize_percentage(1.0), "100%");
-        check(humanize_timestamp(1435065584.128), "2015-06-23 13:19:44.128 +0000 UTC");
+        check(
+            humanize_timestamp(1435065584.128),
+            "2015-06-23 13:19:44.128 +0000 UTC",
+        );
         check(humanize_timestamp(0.0), "1970-01-01 00:00:00 +0000 UTC");
     }
 

@@ -17,7 +17,8 @@ const SIZE_LIMIT: usize = 64 << 20;
 impl Search {
     pub fn new(pattern: &str) -> Result<Search, String> {
         // `Alertmanager` anchoring leaves `.` not matching `\n`, as in a plain Go regexp.
-        let go = GoRegex::new_with_anchor(pattern, Anchor::Alertmanager).map_err(|e| e.to_string())?;
+        let go =
+            GoRegex::new_with_anchor(pattern, Anchor::Alertmanager).map_err(|e| e.to_string())?;
         let translated = go.translated();
         let inner = translated
             .strip_prefix(r"\A(?:")
@@ -130,10 +131,11 @@ fn group_names(pattern: &str) -> Vec<Option<String>> {
                 while i < b.len() && b[i] != b']' {
                     if b[i] == b'\\' {
                         i += 1;
-                    } else if b[i] == b'[' && b.get(i + 1) == Some(&b':') {
-                        if let Some(e) = pattern[i..].find(":]") {
-                            i += e + 1;
-                        }
+                    } else if b[i] == b'['
+                        && b.get(i + 1) == Some(&b':')
+                        && let Some(e) = pattern[i..].find(":]")
+                    {
+                        i += e + 1;
                     }
                     i += 1;
                 }
@@ -141,9 +143,7 @@ fn group_names(pattern: &str) -> Vec<Option<String>> {
             }
             b'(' => {
                 let rest = &pattern[i + 1..];
-                let named = rest
-                    .strip_prefix("?P<")
-                    .or_else(|| rest.strip_prefix("?<"));
+                let named = rest.strip_prefix("?P<").or_else(|| rest.strip_prefix("?<"));
                 if let Some(after) = named {
                     let end = after.find('>').unwrap_or(after.len());
                     names.push(Some(after[..end].to_string()));
@@ -173,7 +173,10 @@ mod tests {
         assert_eq!(n.replace_all("h:1", "$port$$"), "1$");
         assert_eq!(n.replace_all("h:1", "$1x"), "");
         assert_eq!(n.replace_all("h:1", "${1}x"), "hx");
-        assert_eq!(group_names(r"(a)(?:b)[(](?P<c>d)\(e"), vec![None, None, Some("c".to_string())]);
+        assert_eq!(
+            group_names(r"(a)(?:b)[(](?P<c>d)\(e"),
+            vec![None, None, Some("c".to_string())]
+        );
         assert!(Search::new("(").is_err());
     }
 }

@@ -109,8 +109,12 @@ impl Object for Duration {
         let r = match name {
             "String" => Value::from(model::duration::format_go_duration(d)),
             "Seconds" => Value::Float(self.seconds()),
-            "Minutes" => Value::Float((d / 60_000_000_000) as f64 + (d % 60_000_000_000) as f64 / 6e10),
-            "Hours" => Value::Float((d / 3_600_000_000_000) as f64 + (d % 3_600_000_000_000) as f64 / 3.6e12),
+            "Minutes" => {
+                Value::Float((d / 60_000_000_000) as f64 + (d % 60_000_000_000) as f64 / 6e10)
+            }
+            "Hours" => Value::Float(
+                (d / 3_600_000_000_000) as f64 + (d % 3_600_000_000_000) as f64 / 3.6e12,
+            ),
             "Milliseconds" => Value::Int(d / 1_000_000),
             "Microseconds" => Value::Int(d / 1_000),
             "Nanoseconds" => Value::Int(d),
@@ -119,13 +123,17 @@ impl Object for Duration {
                 let m = match argv.first().map(duration_arg) {
                     Some(Ok(m)) => m,
                     Some(Err(e)) => return Some(Err(e)),
-                    None => return Some(Err(format!("wrong number of args for {name}: want 1 got 0"))),
+                    None => {
+                        return Some(Err(format!(
+                            "wrong number of args for {name}: want 1 got 0"
+                        )));
+                    }
                 };
                 if m <= 0 {
                     return Some(Ok(self.value()));
                 }
                 let t = d - d % m;
-                let r = if name == "Round" && (d % m).abs() * 2 >= m {
+                let r = if name == "Round" && (d % m).abs().saturating_mul(2) >= m {
                     t.saturating_add(if d < 0 { -m } else { m })
                 } else {
                     t
@@ -190,7 +198,12 @@ impl Object for Time {
                     Ok(l) => Value::from(self.format(l)),
                     Err(e) => return Some(Err(e)),
                 },
-                _ => return Some(Err(format!("wrong number of args for Format: want 1 got {}", argv.len()))),
+                _ => {
+                    return Some(Err(format!(
+                        "wrong number of args for Format: want 1 got {}",
+                        argv.len()
+                    )));
+                }
             },
             "String" => Value::from(self.format(DEFAULT_LAYOUT)),
             "Unix" => Value::Int(self.ts.as_second()),
@@ -213,7 +226,11 @@ impl Object for Time {
                 let other = match argv.first().map(time_arg) {
                     Some(Ok(t)) => t,
                     Some(Err(e)) => return Some(Err(e)),
-                    None => return Some(Err(format!("wrong number of args for {name}: want 1 got 0"))),
+                    None => {
+                        return Some(Err(format!(
+                            "wrong number of args for {name}: want 1 got 0"
+                        )));
+                    }
                 };
                 let (a, b) = (self.unix_nanos(), other.unix_nanos());
                 match name {
@@ -227,11 +244,17 @@ impl Object for Time {
                 let d = match argv.first().map(duration_arg) {
                     Some(Ok(d)) => d,
                     Some(Err(e)) => return Some(Err(e)),
-                    None => return Some(Err("wrong number of args for Add: want 1 got 0".to_string())),
+                    None => {
+                        return Some(Err("wrong number of args for Add: want 1 got 0".to_string()));
+                    }
                 };
                 let nanos = self.unix_nanos() + i128::from(d);
                 let ts = Timestamp::from_nanosecond(nanos).unwrap_or(self.ts);
-                Time { ts, tz: self.tz.clone() }.value()
+                Time {
+                    ts,
+                    tz: self.tz.clone(),
+                }
+                .value()
             }
             _ => return None,
         };
@@ -256,11 +279,27 @@ fn clamp_i64(v: i128) -> i64 {
 }
 
 const MONTHS: [&str; 12] = [
-    "January", "February", "March", "April", "May", "June", "July", "August", "September",
-    "October", "November", "December",
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
 ];
 const DAYS: [&str; 7] = [
-    "Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday",
+    "Sunday",
+    "Monday",
+    "Tuesday",
+    "Wednesday",
+    "Thursday",
+    "Friday",
+    "Saturday",
 ];
 
 struct Fields {
@@ -309,7 +348,11 @@ fn zone(out: &mut String, offset: i64, z: bool, colon: bool, mins: bool, secs: b
         out.push('Z');
         return;
     }
-    let (sign, o) = if offset < 0 { ('-', -offset) } else { ('+', offset) };
+    let (sign, o) = if offset < 0 {
+        ('-', -offset)
+    } else {
+        ('+', offset)
+    };
     out.push(sign);
     pad(out, o / 3600, 2);
     if mins {
@@ -505,11 +548,23 @@ mod tests {
         check(&t, RFC3339_NANO, "2015-06-23T13:19:44.128Z");
         check(&t, "2006-01-02T15:04:05Z07:00", "2015-06-23T13:19:44Z");
         check(&t, "Mon Jan _2 3:04:05 PM 06", "Tue Jun 23 1:19:44 PM 15");
-        check(&t, "Monday, 02-January-2006 .000 ,999999 __2 002", "Tuesday, 23-June-2015 .128 ,128 174 174");
+        check(
+            &t,
+            "Monday, 02-January-2006 .000 ,999999 __2 002",
+            "Tuesday, 23-June-2015 .128 ,128 174 174",
+        );
         check(&t, "15:04 MST -07:00 Z0700", "13:19 UTC +00:00 Z");
         let berlin = TimeZone::get("Europe/Berlin").unwrap();
-        check(&t.in_zone(berlin), "2006-01-02 15:04:05 -0700 MST", "2015-06-23 15:19:44 +0200 CEST");
-        check(&Time::zero(), DEFAULT_LAYOUT, "0001-01-01 00:00:00 +0000 UTC");
+        check(
+            &t.in_zone(berlin),
+            "2006-01-02 15:04:05 -0700 MST",
+            "2015-06-23 15:19:44 +0200 CEST",
+        );
+        check(
+            &Time::zero(),
+            DEFAULT_LAYOUT,
+            "0001-01-01 00:00:00 +0000 UTC",
+        );
         assert!(Time::zero().is_zero());
     }
 

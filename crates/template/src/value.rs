@@ -46,7 +46,8 @@ pub trait Object: Send + Sync {
         None
     }
 
-    /// Calls the method `name` with `args`; `None` when there is no such method.
+    /// Calls the method `name` with `args` (any number of them, as the template wrote: check
+    /// the count); `None` when there is no such method.
     fn method(&self, _name: &str, _args: &[Value]) -> Option<Result<Value, String>> {
         None
     }

@@ -21,14 +21,22 @@ fn time(rfc3339: &str) -> Value {
     Time::new(rfc3339.parse().unwrap()).value()
 }
 
-fn alert(status: &str, labels: &[(&str, &str)], annotations: &[(&str, &str)], ends: Value) -> Value {
+fn alert(
+    status: &str,
+    labels: &[(&str, &str)],
+    annotations: &[(&str, &str)],
+    ends: Value,
+) -> Value {
     Value::map([
         ("Status", Value::from(status)),
         ("Labels", kv(labels)),
         ("Annotations", kv(annotations)),
         ("StartsAt", time("2024-03-01T12:00:00Z")),
         ("EndsAt", ends),
-        ("GeneratorURL", Value::from("http://prom:9090/graph?g0.expr=up+%3D%3D+0")),
+        (
+            "GeneratorURL",
+            Value::from("http://prom:9090/graph?g0.expr=up+%3D%3D+0"),
+        ),
         ("Fingerprint", Value::from("c1a8e5b3e4f0a2d9")),
     ])
 }
@@ -38,19 +46,37 @@ fn notification() -> Value {
     let alerts = vec![
         alert(
             "firing",
-            &[("alertname", "InstanceDown"), ("instance", "a:9100"), ("job", "node"), ("severity", "page")],
-            &[("summary", "a:9100 is down"), ("runbook", "https://runbooks/instance-down")],
+            &[
+                ("alertname", "InstanceDown"),
+                ("instance", "a:9100"),
+                ("job", "node"),
+                ("severity", "page"),
+            ],
+            &[
+                ("summary", "a:9100 is down"),
+                ("runbook", "https://runbooks/instance-down"),
+            ],
             Value::object(Time::zero()),
         ),
         alert(
             "firing",
-            &[("alertname", "InstanceDown"), ("instance", "b:9100"), ("job", "node"), ("severity", "page")],
+            &[
+                ("alertname", "InstanceDown"),
+                ("instance", "b:9100"),
+                ("job", "node"),
+                ("severity", "page"),
+            ],
             &[("summary", "b:9100 is down")],
             Value::object(Time::zero()),
         ),
         alert(
             "resolved",
-            &[("alertname", "InstanceDown"), ("instance", "c:9100"), ("job", "node"), ("severity", "page")],
+            &[
+                ("alertname", "InstanceDown"),
+                ("instance", "c:9100"),
+                ("job", "node"),
+                ("severity", "page"),
+            ],
             &[("summary", "c:9100 is down")],
             time("2024-03-01T12:30:00Z"),
         ),
@@ -59,8 +85,18 @@ fn notification() -> Value {
         ("Receiver", Value::from("team-x")),
         ("Status", Value::from("firing")),
         ("Alerts", Alerts::new(alerts).value()),
-        ("GroupLabels", kv(&[("alertname", "InstanceDown"), ("job", "node")])),
-        ("CommonLabels", kv(&[("alertname", "InstanceDown"), ("job", "node"), ("severity", "page")])),
+        (
+            "GroupLabels",
+            kv(&[("alertname", "InstanceDown"), ("job", "node")]),
+        ),
+        (
+            "CommonLabels",
+            kv(&[
+                ("alertname", "InstanceDown"),
+                ("job", "node"),
+                ("severity", "page"),
+            ]),
+        ),
         ("CommonAnnotations", kv(&[])),
         ("ExternalURL", Value::from("http://am.example.com:9093")),
     ])
@@ -81,37 +117,106 @@ fn check(text: &str, want: &str) {
 
 #[test]
 fn data_methods() {
-    check("{{ .Alerts | len }} {{ .Alerts.Firing | len }} {{ .Alerts.Resolved | len }}", "3 2 1");
-    check("{{ .GroupLabels.SortedPairs.Values | join \" \" }}", "InstanceDown node");
+    check(
+        "{{ .Alerts | len }} {{ .Alerts.Firing | len }} {{ .Alerts.Resolved | len }}",
+        "3 2 1",
+    );
+    check(
+        "{{ .GroupLabels.SortedPairs.Values | join \" \" }}",
+        "InstanceDown node",
+    );
     check("{{ .CommonLabels.Names }}", "[alertname job severity]");
-    check("{{ .CommonLabels }}", "alertname=InstanceDown, job=node, severity=page");
-    check("{{ .CommonLabels.SortedPairs }}", "alertname=InstanceDown, job=node, severity=page");
-    check("{{ (.CommonLabels.Remove .GroupLabels.Names).Values }}", "[page]");
-    check("{{ .CommonLabels.Remove (stringSlice \"severity\" \"job\") }}", "alertname=InstanceDown");
-    check("{{ .CommonLabels.alertname }}|{{ .CommonLabels.nope }}|{{ index .CommonLabels \"job\" }}", "InstanceDown||node");
-    check("{{ range .CommonLabels.SortedPairs }}{{ .Name }}:{{ .Value }} {{ end }}", "alertname:InstanceDown job:node severity:page ");
-    check("{{ range $k, $v := .GroupLabels }}{{ $k }}={{ $v }};{{ end }}", "alertname=InstanceDown;job=node;");
-    check("{{ len .CommonAnnotations }} {{ if .CommonAnnotations }}x{{ else }}empty{{ end }}", "0 empty");
-    check("{{ (index .Alerts 2).EndsAt }}", "2024-03-01 12:30:00 +0000 UTC");
-    check("{{ (index .Alerts 0).EndsAt }}", "0001-01-01 00:00:00 +0000 UTC");
+    check(
+        "{{ .CommonLabels }}",
+        "alertname=InstanceDown, job=node, severity=page",
+    );
+    check(
+        "{{ .CommonLabels.SortedPairs }}",
+        "alertname=InstanceDown, job=node, severity=page",
+    );
+    check(
+        "{{ (.CommonLabels.Remove .GroupLabels.Names).Values }}",
+        "[page]",
+    );
+    check(
+        "{{ .CommonLabels.Remove (stringSlice \"severity\" \"job\") }}",
+        "alertname=InstanceDown",
+    );
+    check(
+        "{{ .CommonLabels.alertname }}|{{ .CommonLabels.nope }}|{{ index .CommonLabels \"job\" }}",
+        "InstanceDown||node",
+    );
+    check(
+        "{{ range .CommonLabels.SortedPairs }}{{ .Name }}:{{ .Value }} {{ end }}",
+        "alertname:InstanceDown job:node severity:page ",
+    );
+    check(
+        "{{ range $k, $v := .GroupLabels }}{{ $k }}={{ $v }};{{ end }}",
+        "alertname=InstanceDown;job=node;",
+    );
+    check(
+        "{{ len .CommonAnnotations }} {{ if .CommonAnnotations }}x{{ else }}empty{{ end }}",
+        "0 empty",
+    );
+    check(
+        "{{ (index .Alerts 2).EndsAt }}",
+        "2024-03-01 12:30:00 +0000 UTC",
+    );
+    check(
+        "{{ (index .Alerts 0).EndsAt }}",
+        "0001-01-01 00:00:00 +0000 UTC",
+    );
     check("{{ (index .Alerts 0).StartsAt.Unix }}", "1709294400");
-    check("{{ range .Alerts.Firing }}{{ .Labels.instance }} {{ end }}", "a:9100 b:9100 ");
+    check(
+        "{{ range .Alerts.Firing }}{{ .Labels.instance }} {{ end }}",
+        "a:9100 b:9100 ",
+    );
 }
 
 #[test]
 fn functions() {
-    check("{{ \"firing\" | toUpper }} {{ \"ABC\" | toLower }} {{ \"hELLO wORLD\" | title }}", "FIRING abc Hello World");
+    check(
+        "{{ \"firing\" | toUpper }} {{ \"ABC\" | toLower }} {{ \"hELLO wORLD\" | title }}",
+        "FIRING abc Hello World",
+    );
     check("[{{ \"  x \\n\" | trimSpace }}]", "[x]");
     check("{{ stringSlice \"a\" \"b\" | join \", \" }}", "a, b");
-    check("{{ match \"^team-\" .Receiver }} {{ reReplaceAll \"team-(.*)\" \"$1!\" .Receiver }}", "true x!");
-    check("{{ safeHtml \"<b>\" }} {{ urlUnescape \"a%2Fb+c\" }}", "<b> a/b c");
-    check("{{ (index .Alerts 0).StartsAt | date \"Mon, 02 Jan 2006 15:04 MST\" }}", "Fri, 01 Mar 2024 12:00 UTC");
-    check("{{ (index .Alerts 0).StartsAt | tz \"Europe/Berlin\" | date \"15:04 MST\" }}", "13:00 CET");
-    check("{{ (index .Alerts 0).StartsAt.Format \"2006-01-02T15:04:05Z07:00\" }}", "2024-03-01T12:00:00Z");
-    check("{{ humanizeDuration 3661 }} {{ humanizeDuration \"90\" }}", "1h 1m 1s 1m 30s");
-    check("{{ if gt (since (index .Alerts 0).StartsAt).Seconds 0.0 }}past{{ end }}", "past");
-    check("{{ .GroupLabels | toJson }}", r#"{"alertname":"InstanceDown","job":"node"}"#);
-    check("{{ (index .Alerts 2).EndsAt | toJson }}", r#""2024-03-01T12:30:00Z""#);
+    check(
+        "{{ match \"^team-\" .Receiver }} {{ reReplaceAll \"team-(.*)\" \"$1!\" .Receiver }}",
+        "true x!",
+    );
+    check(
+        "{{ safeHtml \"<b>\" }} {{ urlUnescape \"a%2Fb+c\" }}",
+        "<b> a/b c",
+    );
+    check(
+        "{{ (index .Alerts 0).StartsAt | date \"Mon, 02 Jan 2006 15:04 MST\" }}",
+        "Fri, 01 Mar 2024 12:00 UTC",
+    );
+    check(
+        "{{ (index .Alerts 0).StartsAt | tz \"Europe/Berlin\" | date \"15:04 MST\" }}",
+        "13:00 CET",
+    );
+    check(
+        "{{ (index .Alerts 0).StartsAt.Format \"2006-01-02T15:04:05Z07:00\" }}",
+        "2024-03-01T12:00:00Z",
+    );
+    check(
+        "{{ humanizeDuration 3661 }} {{ humanizeDuration \"90\" }}",
+        "1h 1m 1s 1m 30s",
+    );
+    check(
+        "{{ if gt (since (index .Alerts 0).StartsAt).Seconds 0.0 }}past{{ end }}",
+        "past",
+    );
+    check(
+        "{{ .GroupLabels | toJson }}",
+        r#"{"alertname":"InstanceDown","job":"node"}"#,
+    );
+    check(
+        "{{ (index .Alerts 2).EndsAt | toJson }}",
+        r#""2024-03-01T12:30:00Z""#,
+    );
     check("{{ stringSlice \"<a>\" | toJson }}", r#"["\u003ca\u003e"]"#);
     assert_eq!(
         expand("{{ tz \"Mars/Olympus\" (index .Alerts 0).StartsAt }}").unwrap_err(),
@@ -193,7 +298,9 @@ fn golden_notification() {
     t.parse(NOTIFICATION_TEMPLATES).unwrap();
     // As Alertmanager does: a receiver's field is a small template using the set's definitions.
     let mut field = t.new_in_set("");
-    field.parse(r#"{{ template "text.default.message" . }}"#).unwrap();
+    field
+        .parse(r#"{{ template "text.default.message" . }}"#)
+        .unwrap();
     let got = field.execute(&notification()).unwrap();
     assert_eq!(got, GOLDEN, "\n--- got ---\n{got}\n---");
     let subject = t.execute_template("__subject", &notification()).unwrap();

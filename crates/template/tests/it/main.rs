@@ -18,18 +18,40 @@ pub fn data() -> Value {
         ("Empty", Value::from("")),
         ("T", Value::Bool(true)),
         ("List", Value::list(["a".into(), "b".into(), "c".into()])),
-        ("Nums", Value::list([Value::Int(3), Value::Int(1), Value::Int(2)])),
+        (
+            "Nums",
+            Value::list([Value::Int(3), Value::Int(1), Value::Int(2)]),
+        ),
         ("EmptyList", Value::list([])),
         (
             "Map",
-            Value::map([("b", Value::Int(2)), ("a", Value::Int(1)), ("c", Value::Int(3))]),
+            Value::map([
+                ("b", Value::Int(2)),
+                ("a", Value::Int(1)),
+                ("c", Value::Int(3)),
+            ]),
         ),
-        ("Labels", Value::str_map([("job", "api"), ("instance", "host:9090")])),
-        ("Nested", Value::map([("Inner", Value::map([("X", Value::from("deep"))]))])),
-        ("Add", Value::func(|a| Ok(Value::Int(a.iter().filter_map(|v| match v {
-            Value::Int(i) => Some(*i),
-            _ => None,
-        }).sum())))),
+        (
+            "Labels",
+            Value::str_map([("job", "api"), ("instance", "host:9090")]),
+        ),
+        (
+            "Nested",
+            Value::map([("Inner", Value::map([("X", Value::from("deep"))]))]),
+        ),
+        (
+            "Add",
+            Value::func(|a| {
+                Ok(Value::Int(
+                    a.iter()
+                        .filter_map(|v| match v {
+                            Value::Int(i) => Some(*i),
+                            _ => None,
+                        })
+                        .sum(),
+                ))
+            }),
+        ),
     ])
 }
 
