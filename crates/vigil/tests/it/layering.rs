@@ -17,6 +17,7 @@ fn allowed() -> BTreeMap<&'static str, &'static [&'static str]> {
         ("tsdb", &["model", "storage"][..]),
         ("promql", &["model", "storage"][..]),
         ("template", &["model"][..]),
+        ("remote", &["model", "storage", "web"][..]),
         ("alertmanager", &["model", "web", "template"][..]),
         ("promqltest", &["model", "storage", "promql", "tsdb"][..]),
         ("scrape", &["model", "storage", "expfmt", "web"][..]),
