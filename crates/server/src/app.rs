@@ -237,7 +237,24 @@ impl App {
             .route("/status/buildinfo", get(api::status_buildinfo))
             .route("/status/runtimeinfo", get(api::status_runtimeinfo))
             .route("/status/tsdb", get(api::status_tsdb))
-            .fallback(api::api_not_found);
+            .fallback(api::api_not_found)
+            .with_state(self.clone());
+        let f = &self.inner.flags;
+        let read = remote::ReadState::new(
+            self.queryable(),
+            remote::ReadLimits {
+                sample_limit: f.remote_read_sample_limit,
+                concurrent_limit: f.remote_read_concurrent_limit,
+                max_bytes_in_frame: f.remote_read_max_bytes_in_frame,
+                ..Default::default()
+            },
+        )
+        .with_external_labels(self.config().external_labels());
+        let mut extra = remote::read_router(read);
+        if f.enable_remote_write_receiver {
+            let appendable: Arc<dyn storage::Appendable> = self.inner.db.clone();
+            extra = extra.merge(remote::write_router(remote::WriteState::new(appendable)));
+        }
         Router::new()
             .nest("/api/v1", v1)
             .route("/metrics", get(api::metrics))
@@ -246,6 +263,7 @@ impl App {
             .route("/-/reload", post(api::reload).put(api::reload))
             .route("/-/quit", post(api::quit).put(api::quit))
             .with_state(self.clone())
+            .merge(extra)
     }
 
     /// Re-reads the config file. A bad file keeps the running config and is reported.

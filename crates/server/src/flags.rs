@@ -49,6 +49,23 @@ pub struct ServerFlags {
     #[arg(long = "web.enable-lifecycle")]
     pub enable_lifecycle: bool,
 
+    /// Enable the API endpoint accepting remote write requests (`/api/v1/write`).
+    #[arg(long = "web.enable-remote-write-receiver")]
+    pub enable_remote_write_receiver: bool,
+
+    /// Maximum overall number of samples to return via the remote read interface, in a single
+    /// query (0 means no limit; ignored for streamed responses).
+    #[arg(long = "storage.remote.read-sample-limit", default_value_t = 50_000_000)]
+    pub remote_read_sample_limit: usize,
+
+    /// Maximum number of concurrent remote read calls (0 means no limit).
+    #[arg(long = "storage.remote.read-concurrent-limit", default_value_t = 10)]
+    pub remote_read_concurrent_limit: usize,
+
+    /// Maximum number of bytes in a single frame for streaming remote read responses.
+    #[arg(long = "storage.remote.read-max-bytes-in-frame", default_value_t = 1_048_576)]
+    pub remote_read_max_bytes_in_frame: usize,
+
     /// Base path for metrics storage.
     #[arg(long = "storage.tsdb.path", default_value = "data/")]
     pub tsdb_path: PathBuf,
@@ -122,6 +139,10 @@ impl ServerFlags {
         put("web.listen-address", self.listen_address.to_string());
         put("web.external-url", self.external_url.clone());
         put("web.enable-lifecycle", self.enable_lifecycle.to_string());
+        put("web.enable-remote-write-receiver", self.enable_remote_write_receiver.to_string());
+        put("storage.remote.read-sample-limit", self.remote_read_sample_limit.to_string());
+        put("storage.remote.read-concurrent-limit", self.remote_read_concurrent_limit.to_string());
+        put("storage.remote.read-max-bytes-in-frame", self.remote_read_max_bytes_in_frame.to_string());
         put("storage.tsdb.path", self.tsdb_path.display().to_string());
         put("storage.tsdb.retention.time", d(self.retention()));
         put(

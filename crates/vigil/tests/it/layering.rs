@@ -24,7 +24,7 @@ fn allowed() -> BTreeMap<&'static str, &'static [&'static str]> {
         (
             "server",
             &[
-                "model", "storage", "expfmt", "web", "tsdb", "scrape", "promql",
+                "model", "storage", "expfmt", "web", "tsdb", "scrape", "promql", "remote",
             ][..],
         ),
         (

@@ -8,4 +8,5 @@ mod layering;
 mod node_exporter;
 mod query;
 mod reload;
+mod remote;
 mod util;

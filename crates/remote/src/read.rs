@@ -1,0 +1,825 @@
+//! The remote read server: `POST /api/v1/read`.
+//!
+//! A [`ReadRequest`] holds queries (matchers and an inclusive time range). The answer is, as
+//! the request prefers among the types it accepts:
+//! - `SAMPLES`: one snappy-compressed [`ReadResponse`] with every sample, refused with 400 once
+//!   a query exceeds the sample limit (`--storage.remote.read-sample-limit`);
+//! - `STREAMED_XOR_CHUNKS`: a stream of frames, each `uvarint(len) ‖ CRC32C(data) as u32 BE ‖
+//!   data`, where data is a [`ChunkedReadResponse`] for one query holding XOR chunks of at most
+//!   120 samples; frames stay near `--storage.remote.read-max-bytes-in-frame`. Memory stays
+//!   bounded, so no sample limit applies (compat: as in Prometheus).
+//!
+//! At most `--storage.remote.read-concurrent-limit` requests run at once; others wait.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use bytes::{BufMut, Bytes, BytesMut};
+use model::{Labels, LabelsBuilder, MatchType, Matcher, MatcherError};
+use prost::Message;
+use storage::{Queryable, SelectHints, Series, StorageError};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
+
+use crate::codec::{DecodeError, decode_read_request, encode_snappy_message, error_chain};
+use crate::proto::{
+    Chunk, ChunkEncoding, ChunkedReadResponse, ChunkedSeries, Label, LabelMatcher, MatcherType,
+    Query, QueryResult, ReadResponse, ResponseType, Sample, TimeSeries,
+};
+use crate::xor::{SAMPLES_PER_CHUNK, XorEncoder};
+
+/// Content-Type of a `STREAMED_XOR_CHUNKS` response.
+pub const STREAMED_CONTENT_TYPE: &str =
+    "application/x-streamed-protobuf; proto=prometheus.ChunkedReadResponse";
+
+/// Limits of the read server; the defaults are Prometheus's flag defaults.
+#[derive(Debug, Clone, Copy)]
+pub struct ReadLimits {
+    /// Most samples one query may return in a `SAMPLES` response; 0 means no limit.
+    pub sample_limit: usize,
+    /// Most requests served at once; 0 means no limit.
+    pub concurrent_limit: usize,
+    /// Target size of one streamed frame.
+    pub max_bytes_in_frame: usize,
+    /// Largest compressed request body.
+    pub max_body_bytes: usize,
+    /// Largest decoded request.
+    pub max_decoded_bytes: usize,
+}
+
+impl Default for ReadLimits {
+    fn default() -> Self {
+        ReadLimits {
+            sample_limit: 50_000_000,
+            concurrent_limit: 10,
+            max_bytes_in_frame: 1 << 20,
+            max_body_bytes: 4 << 20,
+            max_decoded_bytes: 32 << 20,
+        }
+    }
+}
+
+/// What the read router needs: the storage to read, the limits and the concurrency gate.
+#[derive(Clone)]
+pub struct ReadState {
+    queryable: Arc<dyn Queryable>,
+    limits: ReadLimits,
+    gate: Arc<Semaphore>,
+    external_labels: Labels,
+}
+
+impl ReadState {
+    pub fn new(queryable: Arc<dyn Queryable>, limits: ReadLimits) -> Self {
+        let permits = match limits.concurrent_limit {
+            0 => Semaphore::MAX_PERMITS,
+            n => n,
+        };
+        ReadState {
+            queryable,
+            limits,
+            gate: Arc::new(Semaphore::new(permits)),
+            external_labels: Labels::empty(),
+        }
+    }
+
+    /// The server's `global.external_labels`: equality matchers on them that hold are dropped
+    /// from queries (stored series do not carry them), and they are added to every series
+    /// returned, unless the series has a label of the same name (compat: as Prometheus does).
+    pub fn with_external_labels(mut self, labels: Labels) -> Self {
+        self.external_labels = labels;
+        self
+    }
+}
+
+/// Why a read request failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    #[error(transparent)]
+    Decode(#[from] DecodeError),
+    #[error("query {query}: unknown label matcher type {kind}")]
+    MatcherType { query: usize, kind: i32 },
+    #[error("query {query}: build label matcher")]
+    Matcher {
+        query: usize,
+        #[source]
+        source: MatcherError,
+    },
+    #[error("query {query}: exceeded sample limit ({limit})")]
+    SampleLimit { query: usize, limit: usize },
+    #[error("query {query}: select series")]
+    Select {
+        query: usize,
+        #[source]
+        source: StorageError,
+    },
+    #[error("read task: {0}")]
+    Task(String),
+}
+
+impl ReadError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ReadError::Decode(e) if e.is_too_large() => StatusCode::PAYLOAD_TOO_LARGE,
+            ReadError::Decode(_)
+            | ReadError::MatcherType { .. }
+            | ReadError::Matcher { .. }
+            | ReadError::SampleLimit { .. } => StatusCode::BAD_REQUEST,
+            ReadError::Select { .. } | ReadError::Task(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+impl IntoResponse for ReadError {
+    fn into_response(self) -> Response {
+        let msg = error_chain(&self);
+        tracing::warn!(error = %msg, "remote read request failed");
+        (self.status(), msg).into_response()
+    }
+}
+
+/// A router serving `POST /api/v1/read`.
+pub fn read_router(state: ReadState) -> Router {
+    let limit = state.limits.max_body_bytes;
+    Router::new()
+        .route("/api/v1/read", post(read_handler))
+        .layer(DefaultBodyLimit::max(limit))
+        .with_state(state)
+}
+
+/// One query of a request, with its matchers rebuilt (regexes with Go semantics).
+struct PreparedQuery {
+    external: Labels,
+    start: i64,
+    end: i64,
+    hints: SelectHints,
+    matchers: Vec<Matcher>,
+}
+
+async fn read_handler(
+    State(state): State<ReadState>,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let body = match body {
+        Ok(b) => b,
+        Err(r) => {
+            return crate::write::body_rejection(r, state.limits.max_body_bytes).into_response();
+        }
+    };
+    let permit = match state.gate.clone().acquire_owned().await {
+        Ok(p) => p,
+        Err(_) => return ReadError::Task("read gate closed".into()).into_response(),
+    };
+    match serve(state, permit, body).await {
+        Ok(r) => r,
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn serve(
+    state: ReadState,
+    permit: OwnedSemaphorePermit,
+    body: Bytes,
+) -> Result<Response, ReadError> {
+    let req = decode_read_request(&body, state.limits.max_decoded_bytes)?;
+    let queries = req
+        .queries
+        .iter()
+        .enumerate()
+        .map(|(i, q)| prepare(i, q, &state.external_labels))
+        .collect::<Result<Vec<_>, _>>()?;
+    if negotiate(&req.accepted_response_types) == ResponseType::StreamedXorChunks {
+        return Ok(stream_chunks(state, permit, queries));
+    }
+    let encoded = tokio::task::spawn_blocking(move || {
+        let _permit = permit;
+        let resp = read_samples(
+            state.queryable.as_ref(),
+            &queries,
+            state.limits.sample_limit,
+        )?;
+        Ok::<_, ReadError>(encode_snappy_message(&resp))
+    })
+    .await
+    .map_err(|e| ReadError::Task(e.to_string()))??;
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/x-protobuf"),
+            (header::CONTENT_ENCODING, "snappy"),
+        ],
+        encoded,
+    )
+        .into_response())
+}
+
+/// The first accepted response type we support; `SAMPLES` when none is given.
+fn negotiate(accepted: &[i32]) -> ResponseType {
+    accepted
+        .iter()
+        .find_map(|&t| ResponseType::try_from(t).ok())
+        .unwrap_or(ResponseType::Samples)
+}
+
+fn prepare(i: usize, q: &Query, external: &Labels) -> Result<PreparedQuery, ReadError> {
+    let matchers = q
+        .matchers
+        .iter()
+        .filter(|m| {
+            !(m.r#type == MatcherType::Eq as i32 && external.get(&m.name) == Some(m.value.as_str()))
+        })
+        .map(|m| to_matcher(i, m))
+        .collect::<Result<Vec<_>, _>>()?;
+    let h = q.hints.clone().unwrap_or_default();
+    let hints = SelectHints {
+        start: q.start_timestamp_ms,
+        end: q.end_timestamp_ms,
+        step: h.step_ms,
+        func: (!h.func.is_empty()).then_some(h.func),
+        labels_only: false,
+        limit: 0,
+    };
+    Ok(PreparedQuery {
+        external: external.clone(),
+        start: q.start_timestamp_ms,
+        end: q.end_timestamp_ms,
+        hints,
+        matchers,
+    })
+}
+
+/// Rebuilds a label matcher from the wire.
+pub fn to_matcher(query: usize, m: &LabelMatcher) -> Result<Matcher, ReadError> {
+    let kind = match MatcherType::try_from(m.r#type) {
+        Ok(MatcherType::Eq) => MatchType::Equal,
+        Ok(MatcherType::Neq) => MatchType::NotEqual,
+        Ok(MatcherType::Re) => MatchType::RegexMatch,
+        Ok(MatcherType::Nre) => MatchType::RegexNoMatch,
+        Err(_) => {
+            return Err(ReadError::MatcherType {
+                query,
+                kind: m.r#type,
+            });
+        }
+    };
+    Matcher::new(kind, m.name.clone(), m.value.clone())
+        .map_err(|source| ReadError::Matcher { query, source })
+}
+
+fn select(
+    queryable: &dyn Queryable,
+    i: usize,
+    q: &PreparedQuery,
+) -> Result<Vec<Box<dyn Series>>, ReadError> {
+    let err = |source| ReadError::Select { query: i, source };
+    let querier = queryable.querier(q.start, q.end).map_err(err)?;
+    querier.select(true, &q.hints, &q.matchers).map_err(err)
+}
+
+/// Calls `f` for each sample of `s` in `[start, end]`.
+fn for_each_sample(s: &dyn Series, start: i64, end: i64, mut f: impl FnMut(i64, f64)) {
+    let mut it = s.iter();
+    let mut cur = it.seek(start);
+    while let Some((t, v)) = cur {
+        if t > end {
+            break;
+        }
+        f(t, v);
+        cur = it.next();
+    }
+}
+
+/// The labels of a series with the external labels it lacks added.
+fn proto_labels(l: &Labels, external: &Labels) -> Vec<Label> {
+    if external.is_empty() {
+        return l.iter().map(|l| Label::new(l.name, l.value)).collect();
+    }
+    let mut b = LabelsBuilder::from(l);
+    for e in external {
+        if !l.contains(e.name) {
+            b.set(e.name, e.value);
+        }
+    }
+    b.iter().map(|l| Label::new(l.name, l.value)).collect()
+}
+
+/// Runs every query and collects all samples (the `SAMPLES` response).
+fn read_samples(
+    queryable: &dyn Queryable,
+    queries: &[PreparedQuery],
+    sample_limit: usize,
+) -> Result<ReadResponse, ReadError> {
+    let limit = if sample_limit == 0 {
+        usize::MAX
+    } else {
+        sample_limit
+    };
+    let mut resp = ReadResponse::default();
+    for (i, q) in queries.iter().enumerate() {
+        let mut result = QueryResult::default();
+        let mut total = 0usize;
+        for s in select(queryable, i, q)? {
+            let mut samples = Vec::new();
+            for_each_sample(s.as_ref(), q.start, q.end, |timestamp, value| {
+                samples.push(Sample { value, timestamp });
+            });
+            total += samples.len();
+            if total > limit {
+                return Err(ReadError::SampleLimit { query: i, limit });
+            }
+            if !samples.is_empty() {
+                result.timeseries.push(TimeSeries {
+                    labels: proto_labels(s.labels(), &q.external),
+                    samples,
+                    ..Default::default()
+                });
+            }
+        }
+        resp.results.push(result);
+    }
+    Ok(resp)
+}
+
+type Frame = Result<Bytes, std::io::Error>;
+
+fn stream_chunks(
+    state: ReadState,
+    permit: OwnedSemaphorePermit,
+    queries: Vec<PreparedQuery>,
+) -> Response {
+    // A few frames in flight: the producer waits for a slow reader instead of buffering.
+    let (tx, rx) = mpsc::channel::<Frame>(4);
+    tokio::task::spawn_blocking(move || {
+        let _permit = permit;
+        let mut w = FrameWriter {
+            tx: &tx,
+            max: state.limits.max_bytes_in_frame,
+        };
+        if let Err(e) = write_chunked(state.queryable.as_ref(), &queries, &mut w) {
+            let msg = error_chain(&e);
+            tracing::warn!(error = %msg, "remote read stream aborted");
+            // The status is already sent; an error item makes the server cut the response.
+            let _ = tx.blocking_send(Err(std::io::Error::other(msg)));
+        }
+    });
+    let stream =
+        futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|f| (f, rx)) });
+    (
+        [(header::CONTENT_TYPE, STREAMED_CONTENT_TYPE)],
+        Body::from_stream(stream),
+    )
+        .into_response()
+}
+
+/// Where chunked frames go; `false` from `send` means the client went away.
+trait FrameSink {
+    fn max_bytes(&self) -> usize;
+    fn send(&mut self, msg: &ChunkedReadResponse) -> bool;
+}
+
+struct FrameWriter<'a> {
+    tx: &'a mpsc::Sender<Frame>,
+    max: usize,
+}
+
+impl FrameSink for FrameWriter<'_> {
+    fn max_bytes(&self) -> usize {
+        self.max
+    }
+
+    fn send(&mut self, msg: &ChunkedReadResponse) -> bool {
+        self.tx.blocking_send(Ok(encode_frame(msg))).is_ok()
+    }
+}
+
+/// One frame of a streamed response: `uvarint(len) ‖ CRC32C(data) BE ‖ data`.
+pub fn encode_frame(msg: &ChunkedReadResponse) -> Bytes {
+    let data = msg.encode_to_vec();
+    let mut b = BytesMut::with_capacity(data.len() + 14);
+    let mut len = data.len() as u64;
+    while len >= 0x80 {
+        b.put_u8(len as u8 | 0x80);
+        len >>= 7;
+    }
+    b.put_u8(len as u8);
+    b.put_u32(crc32c::crc32c(&data));
+    b.put_slice(&data);
+    b.freeze()
+}
+
+/// Why a streamed frame could not be read.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum FrameError {
+    #[error("frame length varint overflows 64 bits")]
+    LengthOverflow,
+    #[error("frame of {len} bytes is over the limit of {limit}")]
+    TooLarge { len: u64, limit: usize },
+    #[error("frame checksum mismatch: header {header:#010x}, data {data:#010x}")]
+    Checksum { header: u32, data: u32 },
+    #[error("decode ChunkedReadResponse protobuf: {0}")]
+    Protobuf(String),
+}
+
+/// Reads one frame from the start of `buf`: `Ok(None)` when `buf` does not hold a whole frame
+/// yet, else the message and the bytes it used. Frames over `limit` bytes are errors.
+pub fn decode_frame(
+    buf: &[u8],
+    limit: usize,
+) -> Result<Option<(ChunkedReadResponse, usize)>, FrameError> {
+    let mut len = 0u64;
+    let mut n = 0;
+    loop {
+        let Some(&b) = buf.get(n) else {
+            return Ok(None);
+        };
+        if n == 9 && b > 1 {
+            return Err(FrameError::LengthOverflow);
+        }
+        len |= u64::from(b & 0x7f) << (7 * n);
+        n += 1;
+        if b < 0x80 {
+            break;
+        }
+    }
+    if len > limit as u64 {
+        return Err(FrameError::TooLarge { len, limit });
+    }
+    let len = len as usize;
+    let Some(body) = buf.get(n..n + 4 + len) else {
+        return Ok(None);
+    };
+    let header = u32::from_be_bytes([body[0], body[1], body[2], body[3]]);
+    let data = &body[4..];
+    let sum = crc32c::crc32c(data);
+    if sum != header {
+        return Err(FrameError::Checksum { header, data: sum });
+    }
+    let msg = ChunkedReadResponse::decode(data).map_err(|e| FrameError::Protobuf(e.to_string()))?;
+    Ok(Some((msg, n + 4 + len)))
+}
+
+/// Runs every query and sends its series as XOR chunks, in frames of about
+/// `sink.max_bytes()`. A series whose chunks do not fit one frame continues in the next one
+/// under the same labels.
+fn write_chunked(
+    queryable: &dyn Queryable,
+    queries: &[PreparedQuery],
+    sink: &mut dyn FrameSink,
+) -> Result<(), ReadError> {
+    for (i, q) in queries.iter().enumerate() {
+        let mut frame = ChunkedReadResponse {
+            chunked_series: vec![],
+            query_index: i as i64,
+        };
+        let mut size = 0usize;
+        for s in select(queryable, i, q)? {
+            let labels = proto_labels(s.labels(), &q.external);
+            let labels_size: usize = labels.iter().map(|l| l.encoded_len() + 2).sum::<usize>() + 8;
+            let mut current: Option<ChunkedSeries> = None;
+            for chunk in series_chunks(s.as_ref(), q.start, q.end) {
+                let chunk_size = chunk.encoded_len() + 4;
+                let cs = current.get_or_insert_with(|| {
+                    size += labels_size;
+                    ChunkedSeries {
+                        labels: labels.clone(),
+                        chunks: vec![],
+                    }
+                });
+                cs.chunks.push(chunk);
+                size += chunk_size;
+                if size >= sink.max_bytes() {
+                    frame.chunked_series.extend(current.take());
+                    if !sink.send(&frame) {
+                        return Ok(());
+                    }
+                    frame.chunked_series.clear();
+                    size = 0;
+                }
+            }
+            frame.chunked_series.extend(current);
+        }
+        if !frame.chunked_series.is_empty() && !sink.send(&frame) {
+            return Ok(());
+        }
+    }
+    Ok(())
+}
+
+/// The samples of `s` in `[start, end]` as XOR chunks of at most 120 samples.
+fn series_chunks(s: &dyn Series, start: i64, end: i64) -> Vec<Chunk> {
+    let mut out = Vec::new();
+    let mut enc = XorEncoder::new();
+    let (mut min_t, mut max_t) = (0, 0);
+    let finish = |enc: XorEncoder, min_t, max_t, out: &mut Vec<Chunk>| {
+        out.push(Chunk {
+            min_time_ms: min_t,
+            max_time_ms: max_t,
+            r#type: ChunkEncoding::Xor as i32,
+            data: enc.finish(),
+        })
+    };
+    for_each_sample(s, start, end, |t, v| {
+        if enc.num_samples() == 0 {
+            min_t = t;
+        }
+        enc.append(t, v);
+        max_t = t;
+        if enc.num_samples() == SAMPLES_PER_CHUNK {
+            finish(std::mem::take(&mut enc), min_t, max_t, &mut out);
+        }
+    });
+    if enc.num_samples() > 0 {
+        finish(enc, min_t, max_t, &mut out);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::http::Request;
+    use storage::{Querier, VecSeries};
+    use tower::ServiceExt;
+
+    use super::*;
+    use crate::codec::snappy_decode;
+    use crate::proto::{ReadHints, ReadRequest};
+
+    struct Fixed(Vec<VecSeries>);
+
+    impl Queryable for Fixed {
+        fn querier(&self, _: i64, _: i64) -> storage::Result<Box<dyn Querier>> {
+            Ok(Box::new(FixedQ(self.0.clone())))
+        }
+    }
+
+    struct FixedQ(Vec<VecSeries>);
+
+    impl Querier for FixedQ {
+        fn select(
+            &self,
+            _: bool,
+            _: &SelectHints,
+            m: &[Matcher],
+        ) -> storage::Result<Vec<Box<dyn Series>>> {
+            Ok(self
+                .0
+                .iter()
+                .filter(|s| model::matcher::matches_all(&s.labels, m))
+                .map(|s| Box::new(s.clone()) as Box<dyn Series>)
+                .collect())
+        }
+        fn label_values(&self, _: &str, _: &[Matcher]) -> storage::Result<Vec<String>> {
+            Ok(vec![])
+        }
+        fn label_names(&self, _: &[Matcher]) -> storage::Result<Vec<String>> {
+            Ok(vec![])
+        }
+    }
+
+    fn store() -> Arc<Fixed> {
+        let s = |job: &str, n: i64| VecSeries {
+            labels: Labels::from_pairs([("__name__", "up"), ("job", job)]),
+            samples: (0..n).map(|i| (i * 1000, i as f64)).collect(),
+        };
+        Arc::new(Fixed(vec![s("a", 300), s("b", 10), s("c1", 5)]))
+    }
+
+    fn matcher(t: MatcherType, n: &str, v: &str) -> LabelMatcher {
+        LabelMatcher {
+            r#type: t as i32,
+            name: n.into(),
+            value: v.into(),
+        }
+    }
+
+    fn query(start: i64, end: i64, m: Vec<LabelMatcher>) -> Query {
+        Query {
+            start_timestamp_ms: start,
+            end_timestamp_ms: end,
+            matchers: m,
+            hints: Some(ReadHints::default()),
+        }
+    }
+
+    async fn call(limits: ReadLimits, req: &ReadRequest) -> (StatusCode, String, Bytes) {
+        let r = Request::post("/api/v1/read")
+            .body(Body::from(encode_snappy_message(req)))
+            .unwrap();
+        let resp = read_router(ReadState::new(store(), limits))
+            .oneshot(r)
+            .await
+            .unwrap();
+        let ct = resp
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .map(|v| v.to_str().unwrap().to_string())
+            .unwrap_or_default();
+        let status = resp.status();
+        let b = axum::body::to_bytes(resp.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        (status, ct, b)
+    }
+
+    fn up_re(v: &str) -> Vec<LabelMatcher> {
+        vec![
+            matcher(MatcherType::Eq, "__name__", "up"),
+            matcher(MatcherType::Re, "job", v),
+        ]
+    }
+
+    #[tokio::test]
+    async fn samples_response() {
+        let req = ReadRequest {
+            queries: vec![query(2000, 4000, up_re("a|b")), query(0, 0, up_re("c\\d"))],
+            accepted_response_types: vec![],
+        };
+        let (status, ct, body) = call(ReadLimits::default(), &req).await;
+        assert_eq!(
+            (status, ct.as_str()),
+            (StatusCode::OK, "application/x-protobuf")
+        );
+        let resp = ReadResponse::decode(snappy_decode(&body, 1 << 20).unwrap().as_slice()).unwrap();
+        assert_eq!(resp.results.len(), 2);
+        let r0 = &resp.results[0].timeseries;
+        assert_eq!(r0.len(), 2);
+        assert_eq!(r0[1].labels[1], Label::new("job", "b"));
+        let ts: Vec<i64> = r0[0].samples.iter().map(|s| s.timestamp).collect();
+        assert_eq!(ts, [2000, 3000, 4000], "bounds are inclusive");
+        assert_eq!(resp.results[1].timeseries[0].samples.len(), 1);
+    }
+
+    #[tokio::test]
+    async fn errors() {
+        #[track_caller]
+        fn check(got: (StatusCode, String, Bytes), status: StatusCode, msg: &str) {
+            let body = String::from_utf8_lossy(&got.2);
+            assert_eq!(got.0, status, "{body}");
+            assert!(body.contains(msg), "{body:?} does not contain {msg:?}");
+        }
+        let limits = ReadLimits {
+            sample_limit: 100,
+            ..Default::default()
+        };
+        let one = |q: Query| ReadRequest {
+            queries: vec![q],
+            accepted_response_types: vec![ResponseType::Samples as i32],
+        };
+        let bad = StatusCode::BAD_REQUEST;
+        check(
+            call(limits, &one(query(0, 1_000_000, up_re("a")))).await,
+            bad,
+            "exceeded sample limit (100)",
+        );
+        check(
+            call(limits, &one(query(0, 50_000, up_re("a")))).await,
+            StatusCode::OK,
+            "",
+        );
+        check(
+            call(limits, &one(query(0, 1, up_re("(")))).await,
+            bad,
+            "query 0: build label matcher",
+        );
+        let weird = vec![LabelMatcher {
+            r#type: 9,
+            ..Default::default()
+        }];
+        check(
+            call(limits, &one(query(0, 1, weird))).await,
+            bad,
+            "unknown label matcher type 9",
+        );
+        let r = Request::post("/api/v1/read")
+            .body(Body::from("nonsense"))
+            .unwrap();
+        let resp = read_router(ReadState::new(store(), limits))
+            .oneshot(r)
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), bad);
+    }
+
+    #[tokio::test]
+    async fn external_labels() {
+        let state = ReadState::new(store(), ReadLimits::default())
+            .with_external_labels(Labels::from_pairs([("replica", "x"), ("job", "ext")]));
+        let run = |m: Vec<LabelMatcher>| {
+            let state = state.clone();
+            async move {
+                let req = ReadRequest {
+                    queries: vec![query(0, 0, m)],
+                    accepted_response_types: vec![],
+                };
+                let r = Request::post("/api/v1/read")
+                    .body(Body::from(encode_snappy_message(&req)))
+                    .unwrap();
+                let resp = read_router(state).oneshot(r).await.unwrap();
+                let b = axum::body::to_bytes(resp.into_body(), usize::MAX)
+                    .await
+                    .unwrap();
+                let resp = ReadResponse::decode(snappy_decode(&b, 1 << 20).unwrap().as_slice());
+                resp.unwrap().results.remove(0).timeseries
+            }
+        };
+        let mut m = up_re("a");
+        m.push(matcher(MatcherType::Eq, "replica", "x"));
+        let got = run(m).await;
+        assert_eq!(got.len(), 1);
+        let names: Vec<(&str, &str)> = got[0]
+            .labels
+            .iter()
+            .map(|l| (l.name.as_str(), l.value.as_str()))
+            .collect();
+        assert_eq!(names, [("__name__", "up"), ("job", "a"), ("replica", "x")]);
+        let mut m = up_re("a");
+        m.push(matcher(MatcherType::Eq, "replica", "y"));
+        assert!(run(m).await.is_empty());
+    }
+
+    fn frames(mut b: &[u8]) -> Vec<ChunkedReadResponse> {
+        let mut out = vec![];
+        while !b.is_empty() {
+            let (m, n) = decode_frame(b, 1 << 20).unwrap().expect("whole frame");
+            out.push(m);
+            b = &b[n..];
+        }
+        out
+    }
+
+    #[tokio::test]
+    async fn streamed_chunks() {
+        let req = ReadRequest {
+            queries: vec![
+                query(1000, 299_000, up_re("a")),
+                query(0, 9000, up_re("b|c1")),
+            ],
+            accepted_response_types: vec![
+                ResponseType::StreamedXorChunks as i32,
+                ResponseType::Samples as i32,
+            ],
+        };
+        let limits = ReadLimits {
+            max_bytes_in_frame: 100,
+            ..Default::default()
+        };
+        let (status, ct, body) = call(limits, &req).await;
+        assert_eq!(
+            (status, ct.as_str()),
+            (StatusCode::OK, STREAMED_CONTENT_TYPE)
+        );
+        let fr = frames(&body);
+        assert!(fr.len() > 2, "small frames: {}", fr.len());
+        let mut q0: Vec<(i64, f64)> = vec![];
+        let mut q1_series = vec![];
+        for f in &fr {
+            for cs in &f.chunked_series {
+                for c in &cs.chunks {
+                    assert_eq!(c.r#type, ChunkEncoding::Xor as i32);
+                    let s = crate::xor::decode(&c.data).unwrap();
+                    assert!(s.len() <= SAMPLES_PER_CHUNK);
+                    assert_eq!((s[0].0, s[s.len() - 1].0), (c.min_time_ms, c.max_time_ms));
+                    if f.query_index == 0 {
+                        q0.extend(s);
+                    }
+                }
+                if f.query_index == 1 {
+                    q1_series.push(cs.labels[1].value.clone());
+                }
+            }
+        }
+        let want: Vec<(i64, f64)> = (1..300).map(|i| (i * 1000, i as f64)).collect();
+        assert_eq!(q0, want);
+        q1_series.dedup();
+        assert_eq!(q1_series, ["b", "c1"]);
+    }
+
+    #[test]
+    fn bad_frames() {
+        let m = ChunkedReadResponse {
+            chunked_series: vec![],
+            query_index: 3,
+        };
+        let f = encode_frame(&m);
+        assert_eq!(decode_frame(&f, 100).unwrap().unwrap(), (m, f.len()));
+        assert_eq!(decode_frame(&f[..f.len() - 1], 100), Ok(None));
+        let mut bad = f.to_vec();
+        bad[2] ^= 1;
+        assert!(matches!(
+            decode_frame(&bad, 100),
+            Err(FrameError::Checksum { .. })
+        ));
+        let huge = [0xff, 0xff, 0xff, 0xff, 0x0f, 0, 0, 0, 0];
+        assert!(matches!(
+            decode_frame(&huge, 100),
+            Err(FrameError::TooLarge { .. })
+        ));
+        assert_eq!(
+            decode_frame(&[0xff; 11], 100),
+            Err(FrameError::LengthOverflow)
+        );
+    }
+}

@@ -1,0 +1,395 @@
+//! Prometheus's XOR chunk encoding (Gorilla-style), as carried in `STREAMED_XOR_CHUNKS`
+//! remote read responses. The layout, in bits, most significant bit first:
+//!
+//! ```text
+//! ┌──────────────────────┬───────────────────────┬─────────────┬──────────────────────────┐
+//! │ num samples: u16 BE   │ t0: varint (zig-zag)   │ v0: 64 bits  │ t1-t0: uvarint, v1: xor  │
+//! └──────────────────────┴───────────────────────┴─────────────┴──────────────────────────┘
+//!   then per sample: delta-of-delta of t, then v xor-ed with the previous value
+//! ```
+//!
+//! Delta-of-delta `d`: `0` for 0; `10` + 14 bits, `110` + 17 bits, `1110` + 20 bits when `d`
+//! is in `[-(2^(n-1)-1), 2^(n-1)]` for n bits (two's complement); otherwise `1111` + 64 bits.
+//! Value `x = v ^ prev`: `0` when 0; `10` + the significant bits when they fit the previous
+//! leading/trailing-zero window; otherwise `11` + 5 bits leading zeros (capped at 31) + 6 bits
+//! significant-bit count (64 written as 0) + the significant bits.
+//!
+//! The tsdb crate owns the chunks it stores; this copy exists because `remote` may not depend
+//! on `tsdb`, and it only needs to write self-contained chunks and read them back.
+
+/// Samples per chunk, as Prometheus cuts its head chunks.
+pub const SAMPLES_PER_CHUNK: usize = 120;
+
+#[derive(Default)]
+struct BitWriter {
+    buf: Vec<u8>,
+    /// Bits still free in the last byte of `buf`.
+    free: u32,
+}
+
+impl BitWriter {
+    /// Writes the low `n` bits of `v`, most significant first: whole bytes first, then single
+    /// bits. compat: a whole byte written at a byte boundary leaves an empty byte after it, as
+    /// Prometheus's bit stream does, so our chunks are byte-identical to Prometheus's
+    /// (readers ignore the padding either way).
+    fn write_bits(&mut self, v: u64, mut n: u32) {
+        while n >= 8 {
+            self.write_byte((v >> (n - 8)) as u8);
+            n -= 8;
+        }
+        while n > 0 {
+            n -= 1;
+            if self.free == 0 {
+                self.buf.push(0);
+                self.free = 8;
+            }
+            self.free -= 1;
+            let last = self.buf.len() - 1;
+            self.buf[last] |= (((v >> n) & 1) as u8) << self.free;
+        }
+    }
+
+    fn write_byte(&mut self, b: u8) {
+        if self.free == 0 {
+            self.buf.push(0);
+            self.free = 8;
+        }
+        let last = self.buf.len() - 1;
+        self.buf[last] |= b >> (8 - self.free);
+        // The bits of `b` that did not fit go to a new byte (none when we were aligned).
+        self.buf.push((u16::from(b) << self.free) as u8);
+    }
+
+    fn write_bit(&mut self, b: bool) {
+        self.write_bits(u64::from(b), 1);
+    }
+
+    fn write_uvarint(&mut self, mut v: u64) {
+        while v >= 0x80 {
+            self.write_bits((v as u8 | 0x80).into(), 8);
+            v >>= 7;
+        }
+        self.write_bits(v, 8);
+    }
+}
+
+/// Encoder of one XOR chunk.
+pub struct XorEncoder {
+    w: BitWriter,
+    num: u16,
+    t: i64,
+    v: u64,
+    t_delta: i64,
+    /// Leading/trailing zeros of the current value window; `leading == 0xff` means none yet.
+    leading: u32,
+    trailing: u32,
+}
+
+impl Default for XorEncoder {
+    fn default() -> Self {
+        let mut w = BitWriter::default();
+        w.write_bits(0, 16);
+        XorEncoder {
+            w,
+            num: 0,
+            t: 0,
+            v: 0,
+            t_delta: 0,
+            leading: 0xff,
+            trailing: 0,
+        }
+    }
+}
+
+impl XorEncoder {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn num_samples(&self) -> usize {
+        self.num.into()
+    }
+
+    /// Appends a sample; timestamps should increase. Returns false (and appends nothing) when
+    /// the chunk already holds `u16::MAX` samples.
+    pub fn append(&mut self, t: i64, v: f64) -> bool {
+        let Some(next) = self.num.checked_add(1) else {
+            return false;
+        };
+        let bits = v.to_bits();
+        match self.num {
+            0 => {
+                self.w.write_uvarint(((t << 1) ^ (t >> 63)) as u64);
+                self.w.write_bits(bits, 64);
+            }
+            1 => {
+                let delta = t.wrapping_sub(self.t);
+                self.w.write_uvarint(delta as u64);
+                self.write_value(bits);
+                self.t_delta = delta;
+            }
+            _ => {
+                let delta = t.wrapping_sub(self.t);
+                self.write_dod(delta.wrapping_sub(self.t_delta));
+                self.write_value(bits);
+                self.t_delta = delta;
+            }
+        }
+        self.t = t;
+        self.v = bits;
+        self.num = next;
+        true
+    }
+
+    fn write_dod(&mut self, dod: i64) {
+        if dod == 0 {
+            self.w.write_bit(false);
+            return;
+        }
+        for (prefix, prefix_len, n) in [(0b10, 2, 14), (0b110, 3, 17), (0b1110, 4, 20)] {
+            if fits(dod, n) {
+                self.w.write_bits(prefix, prefix_len);
+                self.w.write_bits(dod as u64, n);
+                return;
+            }
+        }
+        self.w.write_bits(0b1111, 4);
+        self.w.write_bits(dod as u64, 64);
+    }
+
+    fn write_value(&mut self, bits: u64) {
+        let x = bits ^ self.v;
+        if x == 0 {
+            self.w.write_bit(false);
+            return;
+        }
+        self.w.write_bit(true);
+        let leading = x.leading_zeros().min(31);
+        let trailing = x.trailing_zeros();
+        if self.leading != 0xff && leading >= self.leading && trailing >= self.trailing {
+            self.w.write_bit(false);
+            let sig = 64 - self.leading - self.trailing;
+            self.w.write_bits(x >> self.trailing, sig);
+            return;
+        }
+        self.leading = leading;
+        self.trailing = trailing;
+        self.w.write_bit(true);
+        self.w.write_bits(leading.into(), 5);
+        let sig = 64 - leading - trailing;
+        // 64 significant bits do not fit 6 bits; they are written as 0 and read back as 64.
+        self.w.write_bits(u64::from(sig & 63), 6);
+        self.w.write_bits(x >> trailing, sig);
+    }
+
+    /// The chunk bytes, header included.
+    pub fn finish(mut self) -> Vec<u8> {
+        self.w.buf[..2].copy_from_slice(&self.num.to_be_bytes());
+        self.w.buf
+    }
+}
+
+/// Whether `d` fits `n` bits in the ranges the XOR format uses (see the module docs).
+fn fits(d: i64, n: u32) -> bool {
+    let half = 1i64 << (n - 1);
+    -(half - 1) <= d && d <= half
+}
+
+/// Why an XOR chunk could not be read.
+#[derive(Debug, Clone, Copy, thiserror::Error, PartialEq, Eq)]
+pub enum XorError {
+    #[error("XOR chunk truncated after {0} samples")]
+    Truncated(usize),
+    #[error("XOR chunk varint overflows 64 bits")]
+    VarintOverflow,
+}
+
+struct BitReader<'a> {
+    buf: &'a [u8],
+    pos: usize,
+}
+
+impl BitReader<'_> {
+    fn read_bits(&mut self, n: u32) -> Option<u64> {
+        if self.pos + n as usize > self.buf.len() * 8 {
+            return None;
+        }
+        let mut v = 0u64;
+        for _ in 0..n {
+            let bit = (self.buf[self.pos / 8] >> (7 - self.pos % 8)) & 1;
+            v = (v << 1) | u64::from(bit);
+            self.pos += 1;
+        }
+        Some(v)
+    }
+
+    fn read_uvarint(&mut self) -> Result<Option<u64>, XorError> {
+        let mut v = 0u64;
+        for shift in (0..70).step_by(7) {
+            let Some(b) = self.read_bits(8) else {
+                return Ok(None);
+            };
+            if shift == 63 && b > 1 {
+                return Err(XorError::VarintOverflow);
+            }
+            v |= (b & 0x7f) << shift;
+            if b < 0x80 {
+                return Ok(Some(v));
+            }
+        }
+        Err(XorError::VarintOverflow)
+    }
+}
+
+/// Decodes a whole XOR chunk into `(timestamp, value)` pairs.
+pub fn decode(chunk: &[u8]) -> Result<Vec<(i64, f64)>, XorError> {
+    let mut r = BitReader { buf: chunk, pos: 0 };
+    let num = r.read_bits(16).ok_or(XorError::Truncated(0))? as usize;
+    let mut out = Vec::with_capacity(num.min(chunk.len() * 8));
+    let (mut t, mut v, mut t_delta) = (0i64, 0u64, 0i64);
+    let (mut leading, mut trailing) = (0u32, 0u32);
+    while out.len() < num {
+        let n = out.len();
+        let trunc = XorError::Truncated(n);
+        match n {
+            0 => {
+                let z = r.read_uvarint()?.ok_or(trunc)?;
+                t = ((z >> 1) as i64) ^ -((z & 1) as i64);
+                v = r.read_bits(64).ok_or(trunc)?;
+                out.push((t, f64::from_bits(v)));
+                continue;
+            }
+            1 => t_delta = r.read_uvarint()?.ok_or(trunc)? as i64,
+            _ => t_delta = t_delta.wrapping_add(read_dod(&mut r).ok_or(trunc)?),
+        }
+        t = t.wrapping_add(t_delta);
+        if r.read_bits(1).ok_or(trunc)? == 1 {
+            if r.read_bits(1).ok_or(trunc)? == 1 {
+                leading = r.read_bits(5).ok_or(trunc)? as u32;
+                let sig = match r.read_bits(6).ok_or(trunc)? as u32 {
+                    0 => 64,
+                    s => s,
+                };
+                trailing = 64u32.saturating_sub(leading + sig);
+            }
+            let sig = 64u32.saturating_sub(leading + trailing);
+            let x = r.read_bits(sig).ok_or(trunc)?;
+            v ^= x.checked_shl(trailing).unwrap_or(0);
+        }
+        out.push((t, f64::from_bits(v)));
+    }
+    Ok(out)
+}
+
+fn read_dod(r: &mut BitReader<'_>) -> Option<i64> {
+    let mut ones = 0;
+    while ones < 4 && r.read_bits(1)? == 1 {
+        ones += 1;
+    }
+    let n = match ones {
+        0 => return Some(0),
+        1 => 14,
+        2 => 17,
+        3 => 20,
+        _ => return Some(r.read_bits(64)? as i64),
+    };
+    let bits = r.read_bits(n)? as i64;
+    Some(if bits > 1 << (n - 1) {
+        bits - (1 << n)
+    } else {
+        bits
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn encode(samples: &[(i64, f64)]) -> Vec<u8> {
+        let mut e = XorEncoder::new();
+        for &(t, v) in samples {
+            assert!(e.append(t, v));
+        }
+        e.finish()
+    }
+
+    #[track_caller]
+    fn check(samples: &[(i64, f64)]) {
+        let got = decode(&encode(samples)).unwrap();
+        assert_eq!(got.len(), samples.len());
+        for (g, w) in got.iter().zip(samples) {
+            assert_eq!((g.0, g.1.to_bits()), (w.0, w.1.to_bits()));
+        }
+    }
+
+    #[test]
+    fn edges() {
+        check(&[]);
+        check(&[(-5, 1.5)]);
+        check(&[(1000, 1.0), (2000, 1.0), (3000, 2.0), (4000, f64::NAN)]);
+        // Delta-of-delta exactly on each bucket's bounds.
+        for n in [14u32, 17, 20] {
+            let half = 1i64 << (n - 1);
+            for d in [half, half + 1, -(half - 1), -half] {
+                check(&[(0, 0.0), (10, 1.0), (20 + d, 2.0), (30 + 2 * d, 3.0)]);
+            }
+        }
+        check(&[
+            (i64::MIN, f64::MAX),
+            (i64::MAX, f64::MIN),
+            (0, -0.0),
+            (1, 0.0),
+        ]);
+        check(&[(0, model::STALE_NAN), (1, 1.0), (2, model::STALE_NAN)]);
+    }
+
+    #[test]
+    fn known_bytes() {
+        // Two samples: header 0x0002, zig-zag varint 2 for t0=1, 1.0's bits, uvarint 1, then
+        // "same value" as one 0 bit, in the empty byte that byte writes leave behind.
+        let mut want = vec![0, 2, 2];
+        want.extend_from_slice(&1.0f64.to_bits().to_be_bytes());
+        want.extend_from_slice(&[1, 0]);
+        assert_eq!(encode(&[(1, 1.0), (2, 1.0)]), want);
+        // A chunk that ends after whole bytes keeps the trailing empty byte.
+        let mut want = vec![0, 1, 2];
+        want.extend_from_slice(&1.0f64.to_bits().to_be_bytes());
+        want.push(0);
+        assert_eq!(encode(&[(1, 1.0)]), want);
+        let mut want = vec![0, 2, 2];
+        want.extend_from_slice(&1.0f64.to_bits().to_be_bytes());
+        want.extend_from_slice(&[1, 0]);
+        assert_eq!(encode(&[(1, 1.0), (2, 1.0)]), want);
+    }
+
+    #[test]
+    fn truncated_chunks_are_errors() {
+        let c = encode(&[(1, 1.0), (2, 2.5), (4, 3.25), (9, -7.0)]);
+        for cut in 0..c.len() - 1 {
+            assert!(decode(&c[..cut]).is_err(), "cut at {cut}");
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn round_trip(start in any::<i64>(), steps in prop::collection::vec((0i64..10_000_000, any::<f64>()), 0..200)) {
+            let mut t = start;
+            let samples: Vec<(i64, f64)> = steps
+                .into_iter()
+                .map(|(d, v)| { t = t.wrapping_add(d); (t, v) })
+                .collect();
+            let got = decode(&encode(&samples)).unwrap();
+            prop_assert_eq!(got.len(), samples.len());
+            for (g, w) in got.iter().zip(&samples) {
+                prop_assert_eq!((g.0, g.1.to_bits()), (w.0, w.1.to_bits()));
+            }
+        }
+
+        #[test]
+        fn garbage_never_panics(b in prop::collection::vec(any::<u8>(), 0..64)) {
+            let _ = decode(&b);
+        }
+    }
+}
