@@ -16,7 +16,7 @@ use storage::{Appendable, Appender, StorageError};
 use tokio_util::sync::CancellationToken;
 use web::client::Auth;
 
-use crate::cache::{CacheEntry, ScrapeCache, SeriesEntry};
+use crate::cache::{CacheEntry, ScrapeCache, SeriesEntry, Stamp};
 use crate::metrics::Metrics;
 use crate::sample_labels::{LabelLimits, check_limits, sample_labels};
 use crate::target::{TargetHealth, TargetShared, scrape_offset};
@@ -420,7 +420,7 @@ struct Batch<'a> {
     cfg: &'a LoopConfig,
     metrics: &'a Metrics,
     stats: Stats,
-    iter: u64,
+    iter: Stamp,
     sample_limit_hit: bool,
     max_t: Timestamp,
 }
@@ -435,13 +435,9 @@ impl Batch<'_> {
         v: f64,
     ) -> Result<(), String> {
         let se = match entry {
-            CacheEntry::Dropped { seen } => {
-                *seen = self.iter;
-                return Ok(());
-            }
+            CacheEntry::Dropped => return Ok(()),
             CacheEntry::Series(se) => se,
         };
-        se.seen = self.iter;
         self.stats.added += 1;
         if self.cfg.sample_limit > 0 && self.stats.added > self.cfg.sample_limit as u64 {
             // Keep parsing so the report counts every sample of the body.
@@ -488,7 +484,7 @@ impl Batch<'_> {
             cfg.honor_labels,
             &cfg.metric_relabel,
         ) else {
-            return Ok(CacheEntry::Dropped { seen: 0 });
+            return Ok(CacheEntry::Dropped);
         };
         if labels.metric_name().is_none_or(str::is_empty) {
             return Err("missing metric name (__name__ label)".to_string());
@@ -505,7 +501,6 @@ impl Batch<'_> {
             series_ref: 0,
             labels,
             hash,
-            seen: 0,
             live: 0,
             prev_live: 0,
         }))
@@ -530,7 +525,7 @@ fn append_body(
         cfg,
         metrics,
         stats: Stats::default(),
-        iter: cache.iter,
+        iter: cache.stamp(),
         sample_limit_hit: false,
         max_t: t + MAX_AHEAD_MS,
     };
@@ -561,13 +556,14 @@ fn append_body(
             Some(explicit) if cfg.honor_timestamps => (explicit, false),
             _ => (t, true),
         };
-        // Steady state: one hash lookup by the raw series bytes, no allocation.
-        let key = crate::cache::series_key(s.series);
-        let res = match cache.entries.get_mut(&key) {
+        // Steady state: one hash of the raw series bytes, compared with the next cache slot; no
+        // allocation.
+        let key = cache.key(s.series);
+        let res = match cache.get_mut(key) {
             Some(e) => b.push(e, ts, tracked, s.value),
             None => match b.new_entry(&s, target) {
                 Ok(e) => {
-                    let e = cache.entries.entry(key).or_insert(e);
+                    let e = cache.insert(key, e);
                     b.push(e, ts, tracked, s.value)
                 }
                 Err(msg) => Err(msg),
@@ -712,11 +708,7 @@ mod perf {
             );
             assert!(err.is_none() && stats.total == 1000);
             cache.end_success(&mut app, r);
-            assert_eq!(
-                cache.entries.len(),
-                1000,
-                "one cache entry per series, every round"
-            );
+            assert_eq!(cache.len(), 1000, "one cache entry per series, every round");
         }
     }
 }

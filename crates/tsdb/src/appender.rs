@@ -8,14 +8,19 @@ use model::{Labels, Timestamp};
 use storage::{Appender, Result, SeriesRef, StorageError};
 
 use crate::db::Inner;
-use crate::head::series::{Appended, MemSeries, Rejection};
+use crate::head::series::{Appended, MemSeries, Rejection, prefetch_series};
 use crate::wal::record::{self, RefSample};
 
 struct Pending {
     series: Arc<MemSeries>,
+    /// `series.series_ref`, so encoding the WAL record does not touch every series again.
+    series_ref: u64,
     t: Timestamp,
     v: f64,
 }
+
+/// How many samples ahead `commit` prefetches the series it applies to.
+const PREFETCH_AHEAD: usize = 4;
 
 pub(crate) struct DbAppender {
     db: Arc<Inner>,
@@ -91,7 +96,7 @@ impl DbAppender {
         if !self.samples.is_empty() {
             record::encode_samples(
                 self.samples.iter().map(|p| RefSample {
-                    series_ref: p.series.series_ref,
+                    series_ref: p.series_ref,
                     t: p.t,
                     v: p.v,
                 }),
@@ -139,16 +144,16 @@ impl DbAppender {
         let m = &head.metrics;
         let (mut stored, mut chunks_created) = (0u64, 0i64);
         let (mut mint, mut maxt) = (i64::MAX, i64::MIN);
-        for p in self.samples.drain(..) {
+        let mut samples = self.samples.drain(..);
+        while let Some(p) = samples.next() {
+            // A scrape's worth of series has gone through the caches since `append` touched
+            // this one.
+            if let Some(next) = samples.as_slice().get(PREFETCH_AHEAD - 1) {
+                prefetch_series(&next.series);
+            }
             let mut st = p.series.state.lock();
             st.pending = st.pending.saturating_sub(1);
-            match st.append(
-                p.series.series_ref,
-                p.t,
-                p.v,
-                head.chunk_range,
-                &head.chunks,
-            ) {
+            match st.append(p.series_ref, p.t, p.v, head.chunk_range, &head.chunks) {
                 Ok(Appended::Stored { new_chunk }) => {
                     stored += 1;
                     chunks_created += i64::from(new_chunk);
@@ -168,6 +173,7 @@ impl DbAppender {
                 }
             }
         }
+        drop(samples);
         self.unlogged.clear();
         if stored > 0 {
             head.update_time_range(mint, maxt);
@@ -217,6 +223,7 @@ impl Appender for DbAppender {
                 }
             }
             st.pending += 1;
+            st.prefetch_open_chunk();
             let logged = st.logged;
             drop(st);
             if !logged {
@@ -224,9 +231,14 @@ impl Appender for DbAppender {
             }
             break;
         }
-        let r = series.series_ref;
-        self.samples.push(Pending { series, t, v });
-        Ok(r)
+        let series_ref = series.series_ref;
+        self.samples.push(Pending {
+            series,
+            series_ref,
+            t,
+            v,
+        });
+        Ok(series_ref)
     }
 
     fn commit(mut self: Box<Self>) -> Result<()> {

@@ -19,6 +19,7 @@ mod error;
 mod head;
 pub mod head_chunks;
 mod metrics;
+mod prefetch;
 mod replay;
 mod stats;
 pub mod wal;

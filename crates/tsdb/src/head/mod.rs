@@ -1,12 +1,13 @@
 //! The head: every series in memory, found by label hash or by ref, with an inverted index.
 //!
-//! Locks: series live in two striped maps (by `Labels::stable_hash`, by ref) so parallel scrape
-//! loops rarely meet; each series has its own small mutex for its chunks. Order, where several
+//! Locks: series live in a striped map by `Labels::stable_hash` and a striped slot index by ref
+//! ([`refs::RefIndex`]) so parallel scrape loops rarely meet; each series has its own small mutex for its chunks. Order, where several
 //! are held: hash stripe → ref stripe → series → chunk files; the postings lock is never held
 //! together with a series lock.
 
 pub(crate) mod postings;
 pub(crate) mod querier;
+mod refs;
 pub(crate) mod series;
 
 use std::collections::HashMap;
@@ -19,15 +20,14 @@ use parking_lot::{Mutex, RwLock};
 use crate::head_chunks::{ChunkDiskMapper, LoadedChunk};
 use crate::metrics::Metrics;
 use postings::MemPostings;
+use refs::RefIndex;
 use series::{MemSeries, MmapChunk};
 
 type Map<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 
-/// Stripes per map. Enough that ~100 concurrent appenders on a few cores almost never share one,
-/// small enough that the empty maps cost little (~200 KiB).
+/// Stripes of the label-hash map. Enough that ~100 concurrent appenders on a few cores almost
+/// never share one, small enough that the empty maps cost little (~100 KiB).
 const STRIPES: usize = 2048;
-
-type RefStripe = Map<u64, Arc<MemSeries>>;
 
 #[derive(Default)]
 struct HashStripe {
@@ -92,7 +92,7 @@ pub struct GcStats {
 
 pub(crate) struct Head {
     by_hash: Box<[RwLock<HashStripe>]>,
-    by_ref: Box<[RwLock<RefStripe>]>,
+    by_ref: RefIndex,
     pub(crate) postings: RwLock<MemPostings>,
     last_ref: AtomicU64,
     num_series: AtomicU64,
@@ -118,7 +118,7 @@ impl Head {
     pub(crate) fn new(chunks: ChunkDiskMapper, chunk_range: i64, metrics: Arc<Metrics>) -> Self {
         Head {
             by_hash: (0..STRIPES).map(|_| RwLock::default()).collect(),
-            by_ref: (0..STRIPES).map(|_| RwLock::default()).collect(),
+            by_ref: RefIndex::default(),
             postings: RwLock::default(),
             last_ref: AtomicU64::new(0),
             num_series: AtomicU64::new(0),
@@ -155,7 +155,7 @@ impl Head {
     }
 
     pub(crate) fn get_by_ref(&self, r: u64) -> Option<Arc<MemSeries>> {
-        self.by_ref[stripe(r)].read().get(&r).cloned()
+        self.by_ref.get(r)
     }
 
     pub(crate) fn get_by_labels(&self, labels: &Labels) -> Option<Arc<MemSeries>> {
@@ -189,7 +189,7 @@ impl Head {
         };
         let s = Arc::new(MemSeries::new(r, labels.clone(), logged));
         hs.insert(hash, s.clone());
-        self.by_ref[stripe(r)].write().insert(r, s.clone());
+        self.by_ref.insert(r, s.clone());
         drop(hs);
         self.postings.write().add(r, labels);
         self.num_series.fetch_add(1, Ordering::Relaxed);
@@ -231,9 +231,7 @@ impl Head {
     /// All series, cloned out stripe by stripe.
     pub(crate) fn all_series(&self) -> Vec<Arc<MemSeries>> {
         let mut out = Vec::with_capacity(self.num_series() as usize);
-        for s in self.by_ref.iter() {
-            out.extend(s.read().values().cloned());
-        }
+        self.by_ref.for_each_stripe(|list| out.extend(list));
         out
     }
 
@@ -242,28 +240,30 @@ impl Head {
     pub(crate) fn gc(&self, mint: i64, wal_segment: u32) -> GcStats {
         let mut stats = GcStats::default();
         let mut candidates = Vec::new();
-        for stripe in self.by_ref.iter() {
-            let list: Vec<Arc<MemSeries>> = stripe.read().values().cloned().collect();
+        self.by_ref.for_each_stripe(|list| {
             for s in list {
                 let mut st = s.state.lock();
                 stats.chunks_removed += st.truncate_before(mint);
                 if st.is_empty() && st.pending == 0 {
-                    candidates.push(s.clone());
+                    drop(st);
+                    candidates.push(s);
                 }
             }
-        }
+        });
         let mut removed = Vec::new();
         for s in candidates {
             let hash = s.labels.stable_hash();
             let mut hs = self.by_hash[stripe(hash)].write();
-            let mut rs = self.by_ref[stripe(s.series_ref)].write();
             let mut st = s.state.lock();
             if !st.is_empty() || st.pending > 0 || st.removed {
                 continue;
             }
             st.removed = true;
             hs.remove(hash, s.series_ref);
-            rs.remove(&s.series_ref);
+            drop(st);
+            // An appender that still finds the series by ref sees `removed` once it locks it,
+            // and looks it up again by labels.
+            self.by_ref.remove(s.series_ref);
             removed.push((s.series_ref, s.labels.clone()));
         }
         if !removed.is_empty() {

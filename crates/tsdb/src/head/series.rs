@@ -1,6 +1,8 @@
 //! One in-memory series: its labels, the references of its full chunks on disk, and the open
 //! chunk samples are appended to. Everything mutable sits behind one small mutex.
 
+use std::sync::Arc;
+
 use model::Labels;
 use parking_lot::Mutex;
 
@@ -110,6 +112,13 @@ impl MemSeries {
     }
 }
 
+/// Prefetches the memory of a series: the `Arc` counts (16 bytes before the data) up to the
+/// end of its state.
+pub(crate) fn prefetch_series(s: &Arc<MemSeries>) {
+    let p = Arc::as_ptr(s).cast::<u8>().wrapping_sub(16);
+    crate::prefetch::prefetch_range(p, 16 + std::mem::size_of::<MemSeries>());
+}
+
 /// compat: Prometheus's rangeForTimestamp, the end of the chunk range holding `t` (Go's
 /// truncating division included).
 fn range_end(t: i64, width: i64) -> i64 {
@@ -145,6 +154,16 @@ impl SeriesState {
         let bytes = chunks.chunk(last.chunk_ref()).ok()?;
         let (t, v) = XorIterator::new(bytes.as_slice()).ok()?.last()?;
         (t == last.maxt()).then_some(v.to_bits())
+    }
+
+    /// Prefetches the start of the open chunk (its sample count) and its end, where the commit
+    /// will append: by then the appender has moved on through a scrape's worth of other series.
+    pub(crate) fn prefetch_open_chunk(&self) {
+        if let Some(h) = &self.head {
+            let b = h.app.bytes();
+            crate::prefetch::prefetch(b.as_ptr());
+            crate::prefetch::prefetch(b.as_ptr().wrapping_add(b.len().saturating_sub(1)));
+        }
     }
 
     /// Checks a sample against the series without changing it.
