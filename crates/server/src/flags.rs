@@ -55,7 +55,10 @@ pub struct ServerFlags {
 
     /// Maximum overall number of samples to return via the remote read interface, in a single
     /// query (0 means no limit; ignored for streamed responses).
-    #[arg(long = "storage.remote.read-sample-limit", default_value_t = 50_000_000)]
+    #[arg(
+        long = "storage.remote.read-sample-limit",
+        default_value_t = 50_000_000
+    )]
     pub remote_read_sample_limit: usize,
 
     /// Maximum number of concurrent remote read calls (0 means no limit).
@@ -63,7 +66,10 @@ pub struct ServerFlags {
     pub remote_read_concurrent_limit: usize,
 
     /// Maximum number of bytes in a single frame for streaming remote read responses.
-    #[arg(long = "storage.remote.read-max-bytes-in-frame", default_value_t = 1_048_576)]
+    #[arg(
+        long = "storage.remote.read-max-bytes-in-frame",
+        default_value_t = 1_048_576
+    )]
     pub remote_read_max_bytes_in_frame: usize,
 
     /// Base path for metrics storage.
@@ -139,10 +145,22 @@ impl ServerFlags {
         put("web.listen-address", self.listen_address.to_string());
         put("web.external-url", self.external_url.clone());
         put("web.enable-lifecycle", self.enable_lifecycle.to_string());
-        put("web.enable-remote-write-receiver", self.enable_remote_write_receiver.to_string());
-        put("storage.remote.read-sample-limit", self.remote_read_sample_limit.to_string());
-        put("storage.remote.read-concurrent-limit", self.remote_read_concurrent_limit.to_string());
-        put("storage.remote.read-max-bytes-in-frame", self.remote_read_max_bytes_in_frame.to_string());
+        put(
+            "web.enable-remote-write-receiver",
+            self.enable_remote_write_receiver.to_string(),
+        );
+        put(
+            "storage.remote.read-sample-limit",
+            self.remote_read_sample_limit.to_string(),
+        );
+        put(
+            "storage.remote.read-concurrent-limit",
+            self.remote_read_concurrent_limit.to_string(),
+        );
+        put(
+            "storage.remote.read-max-bytes-in-frame",
+            self.remote_read_max_bytes_in_frame.to_string(),
+        );
         put("storage.tsdb.path", self.tsdb_path.display().to_string());
         put("storage.tsdb.retention.time", d(self.retention()));
         put(

@@ -3,18 +3,28 @@
 
 use std::time::Duration;
 
-use testkit::{free_port, peer_missing, poll_until, wait_ready, which, Behaviour, FakeTarget, Proc};
+use testkit::{
+    Behaviour, FakeTarget, Proc, free_port, peer_missing, poll_until, wait_ready, which,
+};
 
 use crate::util::Vigil;
 
 fn enc(q: &str) -> String {
     q.bytes()
-        .map(|b| if b.is_ascii_alphanumeric() { (b as char).to_string() } else { format!("%{b:02X}") })
+        .map(|b| {
+            if b.is_ascii_alphanumeric() {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
         .collect()
 }
 
 async fn query(base: &str, q: &str) -> Option<serde_json::Value> {
-    let j = testkit::get_json(&format!("{base}/api/v1/query?query={}", enc(q))).await.ok()?;
+    let j = testkit::get_json(&format!("{base}/api/v1/query?query={}", enc(q)))
+        .await
+        .ok()?;
     Some(j["data"]["result"].clone())
 }
 
@@ -23,8 +33,14 @@ async fn prometheus_writes_to_and_reads_from_vigil() -> anyhow::Result<()> {
     if which("prometheus").is_none() {
         return peer_missing("prometheus");
     }
-    let prom_target = FakeTarget::start(Behaviour::Body("# TYPE pushed gauge\npushed{k=\"a\"} 42\n".into())).await?;
-    let vigil_target = FakeTarget::start(Behaviour::Body("# TYPE vigil_only gauge\nvigil_only 7\n".into())).await?;
+    let prom_target = FakeTarget::start(Behaviour::Body(
+        "# TYPE pushed gauge\npushed{k=\"a\"} 42\n".into(),
+    ))
+    .await?;
+    let vigil_target = FakeTarget::start(Behaviour::Body(
+        "# TYPE vigil_only gauge\nvigil_only 7\n".into(),
+    ))
+    .await?;
     let dir = tempfile::tempdir()?;
     let vcfg = format!(
         "global:\n  scrape_interval: 200ms\n  scrape_timeout: 150ms\nscrape_configs:\n  - job_name: v\n    static_configs:\n      - targets: ['{}']\n",
@@ -45,9 +61,15 @@ remote_read:\n  - url: {}\n    read_recent: true\n",
     std::fs::write(pdir.join("prometheus.yml"), pcfg)?;
     let pport = free_port();
     let mut cmd = std::process::Command::new("prometheus");
-    cmd.arg(format!("--config.file={}", pdir.join("prometheus.yml").display()))
-        .arg(format!("--storage.tsdb.path={}", pdir.join("data").display()))
-        .arg(format!("--web.listen-address=127.0.0.1:{pport}"));
+    cmd.arg(format!(
+        "--config.file={}",
+        pdir.join("prometheus.yml").display()
+    ))
+    .arg(format!(
+        "--storage.tsdb.path={}",
+        pdir.join("data").display()
+    ))
+    .arg(format!("--web.listen-address=127.0.0.1:{pport}"));
     let prom = Proc::spawn("prometheus", cmd, &pdir.join("prometheus.log"))?;
     let purl = format!("http://127.0.0.1:{pport}");
     wait_ready(&format!("{purl}/-/ready"), Duration::from_secs(30)).await?;
