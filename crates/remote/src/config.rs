@@ -14,7 +14,7 @@ use std::time::Duration;
 use model::duration::serde_prom_duration;
 use model::relabel::RelabelConfig;
 use serde::{Deserialize, Serialize};
-use web::client::{Authorization, BasicAuth, HttpClientConfig, Secret, TlsConfig};
+use web::client::{Authorization, BasicAuth, Secret, TlsConfig};
 
 use crate::client::WriteClientConfig;
 use crate::queue::QueueConfig;
@@ -62,32 +62,9 @@ macro_rules! http_client_fields {
             pub enable_http2: bool,
         }
 
+        web::impl_inline_http_client!($name);
+
         impl $name {
-            /// The inline HTTP client settings as one struct.
-            pub fn http_client_config(&self) -> HttpClientConfig {
-                HttpClientConfig {
-                    basic_auth: self.basic_auth.clone(),
-                    authorization: self.authorization.clone(),
-                    bearer_token: self.bearer_token.clone(),
-                    bearer_token_file: self.bearer_token_file.clone(),
-                    tls_config: self.tls_config.clone(),
-                    proxy_url: self.proxy_url.clone(),
-                    follow_redirects: self.follow_redirects,
-                    enable_http2: self.enable_http2,
-                }
-            }
-
-            fn set_http_client_config(&mut self, h: HttpClientConfig) {
-                self.basic_auth = h.basic_auth;
-                self.authorization = h.authorization;
-                self.bearer_token = h.bearer_token;
-                self.bearer_token_file = h.bearer_token_file;
-                self.tls_config = h.tls_config;
-                self.proxy_url = h.proxy_url;
-                self.follow_redirects = h.follow_redirects;
-                self.enable_http2 = h.enable_http2;
-            }
-
             /// Validates the URL, headers and HTTP client settings; normalises the legacy
             /// bearer token into `authorization`.
             fn validate_common(&mut self, section: &str) -> Result<(), ConfigError> {

@@ -12,7 +12,7 @@ use std::time::Duration;
 use model::duration::{serde_opt_prom_duration, serde_prom_duration};
 use model::relabel::RelabelConfig;
 use serde::{Deserialize, Serialize};
-use web::client::{Authorization, BasicAuth, HttpClientConfig, Secret, TlsConfig};
+use web::client::{Authorization, BasicAuth, Secret, TlsConfig};
 
 /// Why a scrape config is invalid. Messages are Prometheus's where it has one.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -119,6 +119,8 @@ pub struct ScrapeConfig {
     pub label_value_length_limit: u64,
 }
 
+web::impl_inline_http_client!(ScrapeConfig);
+
 impl ScrapeConfig {
     /// A config with Prometheus's defaults and the given job name (for code and tests).
     pub fn new(job_name: impl Into<String>) -> Self {
@@ -201,31 +203,6 @@ impl ScrapeConfig {
             fc.validate()?;
         }
         Ok(())
-    }
-
-    /// The inline HTTP client settings as one struct.
-    pub fn http_client_config(&self) -> HttpClientConfig {
-        HttpClientConfig {
-            basic_auth: self.basic_auth.clone(),
-            authorization: self.authorization.clone(),
-            bearer_token: self.bearer_token.clone(),
-            bearer_token_file: self.bearer_token_file.clone(),
-            tls_config: self.tls_config.clone(),
-            proxy_url: self.proxy_url.clone(),
-            follow_redirects: self.follow_redirects,
-            enable_http2: self.enable_http2,
-        }
-    }
-
-    fn set_http_client_config(&mut self, h: HttpClientConfig) {
-        self.basic_auth = h.basic_auth;
-        self.authorization = h.authorization;
-        self.bearer_token = h.bearer_token;
-        self.bearer_token_file = h.bearer_token_file;
-        self.tls_config = h.tls_config;
-        self.proxy_url = h.proxy_url;
-        self.follow_redirects = h.follow_redirects;
-        self.enable_http2 = h.enable_http2;
     }
 
     /// Makes relative file names (file_sd globs, secret and TLS files) relative to `base`, the

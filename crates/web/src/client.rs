@@ -720,6 +720,44 @@ impl ServerCertVerifier for AcceptAnyCert {
     }
 }
 
+/// Implements `http_client_config()` (gathers the inline HTTP client fields into one
+/// [`HttpClientConfig`]) and `set_http_client_config()` (writes them back) for a config struct
+/// that declares Prometheus's inline fields (`basic_auth`, `authorization`, `bearer_token`,
+/// `bearer_token_file`, `tls_config`, `proxy_url`, `follow_redirects`, `enable_http2`). Those
+/// fields are inlined because serde's `flatten` does not combine with `deny_unknown_fields`.
+#[macro_export]
+macro_rules! impl_inline_http_client {
+    ($name:ty) => {
+        impl $name {
+            /// The inline HTTP client settings as one struct.
+            pub fn http_client_config(&self) -> $crate::client::HttpClientConfig {
+                $crate::client::HttpClientConfig {
+                    basic_auth: self.basic_auth.clone(),
+                    authorization: self.authorization.clone(),
+                    bearer_token: self.bearer_token.clone(),
+                    bearer_token_file: self.bearer_token_file.clone(),
+                    tls_config: self.tls_config.clone(),
+                    proxy_url: self.proxy_url.clone(),
+                    follow_redirects: self.follow_redirects,
+                    enable_http2: self.enable_http2,
+                }
+            }
+
+            /// Writes (validated, normalised) HTTP client settings back into the inline fields.
+            fn set_http_client_config(&mut self, h: $crate::client::HttpClientConfig) {
+                self.basic_auth = h.basic_auth;
+                self.authorization = h.authorization;
+                self.bearer_token = h.bearer_token;
+                self.bearer_token_file = h.bearer_token_file;
+                self.tls_config = h.tls_config;
+                self.proxy_url = h.proxy_url;
+                self.follow_redirects = h.follow_redirects;
+                self.enable_http2 = h.enable_http2;
+            }
+        }
+    };
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
