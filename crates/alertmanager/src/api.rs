@@ -252,7 +252,7 @@ fn parse_alert_query(q: &Option<String>) -> Result<AlertQuery, String> {
                 .push(Matcher::parse(&v).map_err(|e| e.to_string())?),
             "receiver" if !v.is_empty() => {
                 out.receiver = Some(
-                    model::GoRegex::new_with_anchor(&v, model::regex::Anchor::Alertmanager)
+                    crate::matcher::compile_regex(&v)
                         .map_err(|e| format!("failed to parse receiver param: {e}"))?,
                 );
             }

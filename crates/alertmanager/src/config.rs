@@ -761,7 +761,11 @@ mod tests {
         );
         bad(
             &format!("route: {{receiver: a, routes: [{{matchers: ['x=~(']}}]}}\n{RECV}"),
-            "error parsing regexp",
+            "error parsing regexp: missing closing ): `^(?:()$`",
+        );
+        bad(
+            &format!("route: {{receiver: a, routes: [{{match_re: {{x: 'a)'}}}}]}}\n{RECV}"),
+            "error parsing regexp: unexpected ): `^(?:a))$`",
         );
     }
 

@@ -6,7 +6,7 @@ use std::cmp::Ordering;
 use std::fmt;
 
 use model::labels::quote_go;
-use model::regex::{Anchor, GoRegex, RegexError};
+use model::regex::{Anchor, ErrorCode, GoRegex, RegexError};
 use model::{Labels, MatchType};
 
 /// A matcher that cannot be built or parsed; messages are Alertmanager's.
@@ -17,7 +17,25 @@ pub enum MatcherError {
     #[error("matcher value contains unescaped double quote: {0}")]
     UnescapedQuote(String),
     #[error("{0}")]
-    Regex(#[from] RegexError),
+    Regex(String),
+}
+
+/// Compiles an Alertmanager regex (anchored). Alertmanager compiles `^(?:` + v + `)$`, so Go
+/// blames that whole wrapped text when it reports the whole expression (missing or unexpected
+/// parenthesis); this error text does the same.
+pub fn compile_regex(value: &str) -> Result<GoRegex, String> {
+    GoRegex::new_with_anchor(value, Anchor::Alertmanager).map_err(|e| regex_error(value, &e))
+}
+
+fn regex_error(value: &str, e: &RegexError) -> String {
+    match e.code() {
+        ErrorCode::MissingParen | ErrorCode::UnexpectedParen | ErrorCode::NestingDepth
+            if e.expr() == value =>
+        {
+            format!("error parsing regexp: {}: `^(?:{value})$`", e.code())
+        }
+        _ => e.to_string(),
+    }
 }
 
 /// One matcher with Alertmanager semantics.
@@ -38,7 +56,7 @@ impl Matcher {
         let value = value.into();
         let re = match kind {
             MatchType::RegexMatch | MatchType::RegexNoMatch => {
-                Some(GoRegex::new_with_anchor(&value, Anchor::Alertmanager)?)
+                Some(compile_regex(&value).map_err(MatcherError::Regex)?)
             }
             MatchType::Equal | MatchType::NotEqual => None,
         };
@@ -315,7 +333,15 @@ mod tests {
             r#"foo="bar"#,
             r#"matcher value contains unescaped double quote: "bar"#,
         );
-        check("foo=~(", "error parsing regexp: missing closing ): `(`");
+        check(
+            "foo=~(",
+            "error parsing regexp: missing closing ): `^(?:()$`",
+        );
+        check("foo=~a)", "error parsing regexp: unexpected ): `^(?:a))$`");
+        check(
+            "foo=~a**",
+            "error parsing regexp: invalid nested repetition operator: `**`",
+        );
     }
 
     #[test]
