@@ -34,7 +34,12 @@ fn swagger_error(status: StatusCode, code: u32, message: String) -> Response {
         code: u32,
         message: String,
     }
-    json(status, &E { code, message })
+    // go-openapi writes these with json.Marshal: no trailing newline.
+    let mut body = crate::gojson::to_vec(&E { code, message });
+    if body.last() == Some(&b'\n') {
+        body.pop();
+    }
+    (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
 }
 
 fn bad_request(msg: impl Into<String>) -> Response {
@@ -80,9 +85,10 @@ struct PostableAlert {
 
 fn parse_time(s: &Option<String>) -> Result<Option<Time>, String> {
     match s.as_deref() {
-        None | Some("") => Ok(None),
+        None => Ok(None),
         Some(t) => {
-            let t = Time::parse(t).map_err(|e| e.to_string())?;
+            // strfmt's layouts and Go's errors; "" is the Unix epoch there.
+            let t = crate::strfmt::parse_date_time(t)?;
             // Go's zero time (amtool sends it as `0001-01-01T00:00:00.000Z`) means "unset".
             Ok((t.to_rfc3339_nano() != crate::time::GO_ZERO_TIME).then_some(t))
         }
@@ -98,6 +104,74 @@ fn validate_labels(what: &str, m: &HashMap<String, String>) -> Result<Labels, St
     Ok(Labels::from_pairs(m.iter()))
 }
 
+/// Whether Go's `url.ParseRequestURI` takes `s` (strfmt's `uri` format): an absolute URL or an
+/// absolute path, no control characters, a numeric port, valid `%` escapes.
+fn is_request_uri(s: &str) -> bool {
+    if s.bytes().any(|b| b < 0x20 || b == 0x7f) {
+        return false;
+    }
+    if s == "*" {
+        return true;
+    }
+    let no_frag = s.split_once('#').map_or(s, |(a, _)| a);
+    let rest = no_frag.split_once('?').map_or(no_frag, |(a, _)| a);
+    // Go's getScheme: letters, then letters, digits, `+-.`, up to `:`.
+    let mut scheme_end = None;
+    for (i, c) in rest.char_indices() {
+        match c {
+            'a'..='z' | 'A'..='Z' => {}
+            '0'..='9' | '+' | '-' | '.' if i > 0 => {}
+            ':' if i > 0 => {
+                scheme_end = Some(i);
+                break;
+            }
+            ':' => return false,
+            _ => break,
+        }
+    }
+    let rest = match scheme_end {
+        Some(i) => &rest[i + 1..],
+        None if rest.starts_with('/') => rest,
+        None => return false,
+    };
+    let path = if scheme_end.is_some() && rest.starts_with("//") {
+        let auth_end = rest[2..].find('/').map_or(rest.len(), |i| i + 2);
+        let auth = &rest[2..auth_end];
+        let host = auth.rsplit_once('@').map_or(auth, |(_, h)| h);
+        let port = if host.starts_with('[') {
+            match host.find(']') {
+                Some(i) => host[i + 1..].strip_prefix(':'),
+                None => return false,
+            }
+        } else {
+            host.rsplit_once(':').map(|(_, p)| p)
+        };
+        if port.is_some_and(|p| !p.bytes().all(|b| b.is_ascii_digit())) {
+            return false;
+        }
+        if host.bytes().any(|b| b == b' ' || b == b'%') {
+            return false;
+        }
+        &rest[auth_end..]
+    } else {
+        rest
+    };
+    let b = path.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' {
+            let hex = |j: usize| b.get(j).is_some_and(u8::is_ascii_hexdigit);
+            if !hex(i + 1) || !hex(i + 2) {
+                return false;
+            }
+            i += 3;
+        } else {
+            i += 1;
+        }
+    }
+    true
+}
+
 /// `POST /api/v2/alerts`
 pub async fn post_alerts(State(app): State<App>, headers: HeaderMap, body: Bytes) -> Response {
     if let Some(r) = require_json(&headers) {
@@ -110,11 +184,28 @@ pub async fn post_alerts(State(app): State<App>, headers: HeaderMap, body: Bytes
             format!("parsing alerts body from \"\" failed, because {e}"),
         )
     };
-    let raw: Vec<PostableAlert> = match serde_json::from_slice(&body) {
-        Ok(v) => v,
+    // `null` decodes to no alerts in Go.
+    let raw: Vec<PostableAlert> = match serde_json::from_slice::<Option<_>>(&body) {
+        Ok(v) => v.unwrap_or_default(),
         Err(e) => return parse_err(e.to_string()),
     };
+    // Times are read while decoding (400) before go-swagger validates (422).
+    for a in &raw {
+        if let Err(e) = parse_time(&a.starts_at).and(parse_time(&a.ends_at)) {
+            return parse_err(e);
+        }
+    }
     for (i, a) in raw.iter().enumerate() {
+        if let Some(u) = &a.generator_url
+            && !u.is_empty()
+            && !is_request_uri(u)
+        {
+            return swagger_error(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                601,
+                format!("{i}.generatorURL in body must be of type uri: {u:?}"),
+            );
+        }
         if a.labels.is_none() {
             return swagger_error(
                 StatusCode::UNPROCESSABLE_ENTITY,
@@ -570,6 +661,31 @@ pub async fn post_silences(State(app): State<App>, headers: HeaderMap, body: Byt
             );
         }
     };
+    // Times are read while decoding (400), then go-swagger validates the fields in the order
+    // of its generated code (alphabetical) and reports the first failure (422).
+    let parse = |t: &Option<String>| match t {
+        Some(t) => crate::strfmt::parse_date_time(t).map(Some),
+        None => Ok(None),
+    };
+    let (starts_at, ends_at) = match (parse(&ps.starts_at), parse(&ps.ends_at)) {
+        (Ok(s), Ok(e)) => (s, e),
+        (Err(e), _) | (_, Err(e)) => {
+            return swagger_error(
+                StatusCode::BAD_REQUEST,
+                400,
+                format!("parsing silence body from \"\" failed, because {e}"),
+            );
+        }
+    };
+    let Some(comment) = ps.comment else {
+        return required("comment");
+    };
+    let Some(created_by) = ps.created_by else {
+        return required("createdBy");
+    };
+    let Some(ends_at) = ends_at else {
+        return required("endsAt");
+    };
     let Some(api_matchers) = ps.matchers else {
         return required("matchers");
     };
@@ -580,29 +696,29 @@ pub async fn post_silences(State(app): State<App>, headers: HeaderMap, body: Byt
             "matchers in body should have at least 1 items".to_string(),
         );
     }
-    let (Some(starts), Some(ends)) = (&ps.starts_at, &ps.ends_at) else {
-        return required(if ps.starts_at.is_none() {
-            "startsAt"
+    for (i, m) in api_matchers.iter().enumerate() {
+        let missing = if m.is_regex.is_none() {
+            "isRegex"
+        } else if m.name.is_none() {
+            "name"
+        } else if m.value.is_none() {
+            "value"
         } else {
-            "endsAt"
-        });
+            continue;
+        };
+        return required(&format!("matchers.{i}.{missing}"));
+    }
+    let Some(starts_at) = starts_at else {
+        return required("startsAt");
     };
-    let Some(created_by) = ps.created_by else {
-        return required("createdBy");
-    };
-    let Some(comment) = ps.comment else {
-        return required("comment");
-    };
-    let (starts_at, ends_at) = match (Time::parse(starts), Time::parse(ends)) {
-        (Ok(s), Ok(e)) => (s, e),
-        (Err(e), _) | (_, Err(e)) => {
-            return swagger_error(
-                StatusCode::BAD_REQUEST,
-                400,
-                format!("parsing silence body from \"\" failed, because {e}"),
-            );
-        }
-    };
+    // Alertmanager checks the times before the silence itself (matchers) is validated.
+    if starts_at >= ends_at {
+        return bad_request("Failed to create silence: start time must be before end time");
+    }
+    let silences = &app.core().silences;
+    if ends_at < silences.now() {
+        return bad_request("Failed to create silence: end time can't be in the past");
+    }
     let mut matchers = Vec::with_capacity(api_matchers.len());
     for (i, m) in api_matchers.iter().enumerate() {
         let (Some(name), Some(value), Some(is_regex)) = (&m.name, &m.value, m.is_regex) else {
@@ -617,18 +733,16 @@ pub async fn post_silences(State(app): State<App>, headers: HeaderMap, body: Byt
         match Matcher::new(kind, name, value) {
             Ok(m) => matchers.push(m),
             Err(e) => {
+                // Silence validation compiles the pattern as given (not `^(?:…)$`), so Go's
+                // error names the bare pattern.
+                let e = model::GoRegex::new_with_anchor(value, model::regex::Anchor::Alertmanager)
+                    .err()
+                    .map_or_else(|| e.to_string(), |re| re.to_string());
                 return bad_request(format!(
                     "silence invalid: invalid label matcher {i}: invalid regular expression {value:?}: {e}"
                 ));
             }
         }
-    }
-    if starts_at >= ends_at {
-        return bad_request("Failed to create silence: start time must be before end time");
-    }
-    let silences = &app.core().silences;
-    if ends_at < silences.now() {
-        return bad_request("Failed to create silence: end time can't be in the past");
     }
     let sil = Silence {
         id: ps.id.unwrap_or_default(),

@@ -27,6 +27,7 @@ pub mod proto;
 pub mod receivers;
 pub mod route;
 pub mod silence;
+pub mod strfmt;
 pub mod time;
 pub mod timeinterval;
 pub mod tmpl;

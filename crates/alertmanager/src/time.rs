@@ -49,6 +49,11 @@ impl Time {
         Time { ts, offset_s: 0 }
     }
 
+    /// An instant to be printed with this UTC offset (seconds east).
+    pub fn from_timestamp_offset(ts: Timestamp, offset_s: i32) -> Time {
+        Time { ts, offset_s }
+    }
+
     pub fn from_unix_nanos(n: i128) -> Time {
         Time::from_timestamp(Timestamp::from_nanosecond(n).unwrap_or(Timestamp::UNIX_EPOCH))
     }

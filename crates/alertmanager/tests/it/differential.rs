@@ -60,6 +60,233 @@ receivers:
     )
 }
 
+/// Starts Debian's Alertmanager without clustering and waits until it is ready.
+async fn start_peer(
+    bin: &std::path::Path,
+    cfg: &std::path::Path,
+    data: &std::path::Path,
+) -> (Peer, String) {
+    let port = free_port();
+    let peer = Peer(
+        Command::new(bin)
+            .arg(format!("--config.file={}", cfg.display()))
+            .arg(format!("--storage.path={}", data.display()))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .arg("--cluster.listen-address=")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let base = format!("http://127.0.0.1:{port}");
+    let mut ready = false;
+    for _ in 0..100 {
+        if let Ok(r) = reqwest::get(format!("{base}/-/ready")).await
+            && r.status() == 200
+        {
+            ready = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(ready, "Debian alertmanager did not become ready");
+    (peer, base)
+}
+
+/// Status, Content-Type and body of a raw request, with timestamps and silence ids blanked.
+async fn exchange(base: &str, method: &str, path: &str, body: &str) -> String {
+    let c = reqwest::Client::new();
+    let url = format!("{base}{path}");
+    let req = match method {
+        "POST" => c
+            .post(url)
+            .header("Content-Type", "application/json")
+            .body(body.to_string()),
+        "DELETE" => c.delete(url),
+        _ => c.get(url),
+    };
+    let r = req.send().await.unwrap();
+    let status = r.status().as_u16();
+    let ct = r
+        .headers()
+        .get("content-type")
+        .map(|v| v.to_str().unwrap().to_string())
+        .unwrap_or_default();
+    let text = r.text().await.unwrap();
+    let ts = regex::Regex::new(r"\d{4}-\d\d-\d\dT[\d:.]+Z").unwrap();
+    let id =
+        regex::Regex::new(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}").unwrap();
+    let text = ts.replace_all(&text, "TS");
+    let text = id.replace_all(&text, "ID");
+    format!("{method} {path} {body}\n  -> {status} {ct} {text:?}")
+}
+
+/// Bad and unusual API v2 requests get the same status, Content-Type and body (byte for byte,
+/// after blanking times and ids) from vigil as from Debian's Alertmanager 0.25.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_answers_match_alertmanager() {
+    let Some(bin) = peer("prometheus-alertmanager") else {
+        return;
+    };
+    let sink = Sink::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write(dir.path(), "am.yml", &config(&sink, "x"));
+    let (_peer, theirs) = start_peer(&bin, &cfg, &dir.path().join("am-data")).await;
+    let am = Am::start(&cfg, &dir.path().join("vigil-data")).await;
+    let later = crate::common::ts_in(3600);
+    let before = crate::common::ts_in(-60);
+    let m = r#"[{"name":"a","value":"x","isRegex":false}]"#;
+    let requests: Vec<(&str, String, String)> = vec![
+        // Alerts: decoding (400), then go-swagger validation (422), then Alertmanager's own.
+        ("POST", "/api/v2/alerts".into(), "null".into()),
+        (
+            "POST",
+            "/api/v2/alerts".into(),
+            r#"[{"startsAt":"bad"}]"#.into(),
+        ),
+        (
+            "POST",
+            "/api/v2/alerts".into(),
+            r#"[{"labels":{"a":"x"},"startsAt":"2026-13-24T20:00:00Z"}]"#.into(),
+        ),
+        (
+            "POST",
+            "/api/v2/alerts".into(),
+            r#"[{"labels":{"a":"x"},"endsAt":"2026-11-24 20:00:00x"}]"#.into(),
+        ),
+        (
+            "POST",
+            "/api/v2/alerts".into(),
+            r#"[{"labels":{"b":"x"},"startsAt":"2026-11-24T20:00:00"}]"#.into(),
+        ),
+        (
+            "POST",
+            "/api/v2/alerts".into(),
+            r#"[{"labels":{"c":"x"},"startsAt":"2026-11-24 20:00:00"}]"#.into(),
+        ),
+        (
+            "POST",
+            "/api/v2/alerts".into(),
+            r#"[{"labels":{"d":"x"},"startsAt":""}]"#.into(),
+        ),
+        (
+            "POST",
+            "/api/v2/alerts".into(),
+            r#"[{"labels":{"a":"x"},"generatorURL":"not a url"}]"#.into(),
+        ),
+        (
+            "POST",
+            "/api/v2/alerts".into(),
+            r#"[{"generatorURL":"http://x:port/"}]"#.into(),
+        ),
+        (
+            "POST",
+            "/api/v2/alerts".into(),
+            r#"[{"labels":{"a":"x"}},{}]"#.into(),
+        ),
+        ("POST", "/api/v2/alerts".into(), r#"[{"labels":{}}]"#.into()),
+        (
+            "POST",
+            "/api/v2/alerts".into(),
+            r#"[{"labels":{"1a":"x"}}]"#.into(),
+        ),
+        (
+            "GET",
+            "/api/v2/alerts?filter=b%3D%22x%22".into(),
+            String::new(),
+        ),
+        (
+            "GET",
+            "/api/v2/alerts?filter=d%3D%22x%22".into(),
+            String::new(),
+        ),
+        (
+            "GET",
+            "/api/v2/alerts?filter=a%3D~%22(%22".into(),
+            String::new(),
+        ),
+        ("GET", "/api/v2/alerts?receiver=a)".into(), String::new()),
+        // Silences: the first missing field in go-swagger's (alphabetical) order.
+        ("POST", "/api/v2/silences".into(), "{}".into()),
+        (
+            "POST",
+            "/api/v2/silences".into(),
+            r#"{"comment":"c"}"#.into(),
+        ),
+        (
+            "POST",
+            "/api/v2/silences".into(),
+            format!(r#"{{"comment":"c","createdBy":"me","endsAt":"{later}"}}"#),
+        ),
+        (
+            "POST",
+            "/api/v2/silences".into(),
+            format!(
+                r#"{{"comment":"c","createdBy":"me","endsAt":"{later}","matchers":[{{"name":"a"}}]}}"#
+            ),
+        ),
+        (
+            "POST",
+            "/api/v2/silences".into(),
+            format!(r#"{{"comment":"c","createdBy":"me","endsAt":"{later}","matchers":[]}}"#),
+        ),
+        (
+            "POST",
+            "/api/v2/silences".into(),
+            format!(r#"{{"comment":"c","createdBy":"me","endsAt":"{later}","matchers":{m}}}"#),
+        ),
+        (
+            "POST",
+            "/api/v2/silences".into(),
+            format!(
+                r#"{{"comment":"c","createdBy":"me","endsAt":"{later}","matchers":{m},"startsAt":"x"}}"#
+            ),
+        ),
+        (
+            "POST",
+            "/api/v2/silences".into(),
+            format!(
+                r#"{{"comment":"c","createdBy":"me","endsAt":"{later}","startsAt":"{later}","matchers":[{{"name":"a","value":"(","isRegex":true}}]}}"#
+            ),
+        ),
+        (
+            "POST",
+            "/api/v2/silences".into(),
+            format!(
+                r#"{{"comment":"c","createdBy":"me","endsAt":"{later}","startsAt":"{before}","matchers":[{{"name":"a","value":"(","isRegex":true}}]}}"#
+            ),
+        ),
+        (
+            "POST",
+            "/api/v2/silences".into(),
+            format!(
+                r#"{{"comment":"c","createdBy":"me","endsAt":"{later}","startsAt":"{before}","matchers":[{{"name":"a","value":".*","isRegex":true}}]}}"#
+            ),
+        ),
+        ("GET", "/api/v2/silence/nope".into(), String::new()),
+        (
+            "GET",
+            "/api/v2/silence/00000000-0000-0000-0000-000000000000".into(),
+            String::new(),
+        ),
+        (
+            "DELETE",
+            "/api/v2/silence/00000000-0000-0000-0000-000000000000".into(),
+            String::new(),
+        ),
+    ];
+    let mut theirs_out = Vec::new();
+    let mut ours_out = Vec::new();
+    for (method, path, body) in &requests {
+        theirs_out.push(exchange(&theirs, method, path, body).await);
+        ours_out.push(exchange(&am.base, method, path, body).await);
+    }
+    for (t, o) in theirs_out.iter().zip(&ours_out) {
+        assert_eq!(o, t);
+    }
+    am.stop().await;
+}
+
 fn normalise(mut v: serde_json::Value) -> String {
     v["externalURL"] = json!("");
     v.to_string()
@@ -72,34 +299,8 @@ async fn webhook_notifications_match_alertmanager() {
     };
     let sink = Sink::start().await;
     let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
     let am_cfg = write(dir.path(), "am.yml", &config(&sink, "am"));
-    let _peer = Peer(
-        Command::new(bin)
-            .arg(format!("--config.file={}", am_cfg.display()))
-            .arg(format!(
-                "--storage.path={}",
-                dir.path().join("am-data").display()
-            ))
-            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-            .arg("--cluster.listen-address=")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    let theirs = format!("http://127.0.0.1:{port}");
-    let mut ready = false;
-    for _ in 0..100 {
-        if let Ok(r) = reqwest::get(format!("{theirs}/-/ready")).await
-            && r.status() == 200
-        {
-            ready = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert!(ready, "Debian alertmanager did not become ready");
+    let (_peer, theirs) = start_peer(&bin, &am_cfg, &dir.path().join("am-data")).await;
     let vigil_cfg = write(dir.path(), "vigil.yml", &config(&sink, "vigil"));
     let am = Am::start(&vigil_cfg, &dir.path().join("vigil-data")).await;
 
