@@ -150,6 +150,9 @@ pub struct SelectHints {
     pub limit: usize,
 }
 
+/// A stream of series from [`Querier::select_iter`].
+pub type SeriesSet<'a> = Box<dyn Iterator<Item = Result<Box<dyn Series>>> + Send + 'a>;
+
 /// Reads a fixed time range of a storage. Cheap to create; holds no long-lived locks.
 pub trait Querier: Send {
     /// Series matching all `matchers` (at least one matcher must not match the empty string,
@@ -161,6 +164,21 @@ pub trait Querier: Send {
         hints: &SelectHints,
         matchers: &[Matcher],
     ) -> Result<Vec<Box<dyn Series>>>;
+
+    /// Like [`Querier::select`], but the series come one at a time, so a caller that handles
+    /// each series before asking for the next holds only what the storage needs to produce the
+    /// next one (for a storage of many blocks: one entry per block, not the whole result). An
+    /// error ends the stream. The default collects [`Querier::select`].
+    fn select_iter(
+        &self,
+        sorted: bool,
+        hints: &SelectHints,
+        matchers: &[Matcher],
+    ) -> Result<SeriesSet<'_>> {
+        Ok(Box::new(
+            self.select(sorted, hints, matchers)?.into_iter().map(Ok),
+        ))
+    }
 
     /// Sorted distinct values of label `name` among series matching `matchers` (all series
     /// when empty).

@@ -149,6 +149,8 @@ pub(crate) struct Inner {
     /// WBL segments before this hold only samples already written to blocks (see flush_ooo).
     wbl_flushed_before: Mutex<u32>,
     compact_lock: Mutex<()>,
+    /// Series and sample iterators of queries not yet dropped.
+    pub(crate) query_live: Arc<crate::read::QueryLive>,
     _lock: Option<File>,
 }
 
@@ -319,6 +321,7 @@ impl Db {
             wbl: wbl_cell,
             wbl_flushed_before: Mutex::new(wbl_flushed_before),
             compact_lock: Mutex::new(()),
+            query_live: Arc::default(),
             _lock: lock,
         };
         Ok(Arc::new(Db {
@@ -352,6 +355,13 @@ impl Db {
     /// Newest sample time in the head (ms), `i64::MIN` when empty.
     pub fn head_max_time(&self) -> Timestamp {
         self.inner.head.max_time()
+    }
+
+    /// Query objects alive now: (selected series, sample iterators). A streaming read over
+    /// many blocks holds a few per block at a time, not one per block and matching series.
+    pub fn live_query_objects(&self) -> (usize, usize) {
+        let l = &self.inner.query_live;
+        (l.series(), l.iters())
     }
 
     pub fn num_series(&self) -> u64 {
@@ -581,32 +591,32 @@ impl Queryable for Db {
         }
         let visible = self.inner.visible_mint.load(Ordering::Acquire);
         let floor = visible.max(self.inner.head.min_valid_time.load(Ordering::Acquire));
-        let head = Box::new(HeadQuerier {
+        let live = &self.inner.query_live;
+        let head = HeadQuerier {
             head: self.inner.head.clone(),
             mint: mint.max(floor),
             ooo_mint: mint.max(visible),
             maxt,
-        });
+            live: live.clone(),
+        };
         let mint = mint.max(visible);
-        let mut queriers: Vec<Box<dyn Querier>> = self
+        let blocks: Vec<BlockQuerier> = self
             .inner
             .blocks
             .read()
             .iter()
             .filter(|b| b.meta().overlaps(mint, maxt))
-            .map(|b| {
-                Box::new(BlockQuerier {
-                    block: b.clone(),
-                    mint,
-                    maxt,
-                }) as Box<dyn Querier>
+            .map(|b| BlockQuerier {
+                block: b.clone(),
+                mint,
+                maxt,
+                live: live.clone(),
             })
             .collect();
-        if queriers.is_empty() {
-            return Ok(head);
+        if blocks.is_empty() {
+            return Ok(Box::new(head));
         }
-        queriers.push(head);
-        Ok(Box::new(MergeQuerier { queriers }))
+        Ok(Box::new(MergeQuerier { blocks, head }))
     }
 }
 

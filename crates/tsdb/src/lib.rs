@@ -25,6 +25,7 @@ pub mod head_chunks;
 mod merge;
 mod metrics;
 mod prefetch;
+mod read;
 mod replay;
 mod stats;
 pub mod tools;

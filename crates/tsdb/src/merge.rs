@@ -1,20 +1,111 @@
-//! Merging queriers: the head and the blocks a range touches are read as one. Series with equal
-//! labels from several sources become one series whose samples are merged by timestamp; a
-//! timestamp present in several sources (overlapping blocks, or a block and a head that was
-//! not yet truncated after a crash) is returned once, from the first source.
+//! Merging queriers: the head and the blocks a range touches are read as one, series by series.
+//! Each source produces its series lazily in label order; the merge takes the next series from
+//! each and yields them in label order, so a query over many blocks holds one series per block
+//! at a time, not every block's whole selection. Series with equal labels from several sources
+//! become one series: when their parts cover disjoint time spans in source order (blocks by
+//! time, then the head — the normal case) their iterators are read one after the other;
+//! otherwise (overlapping blocks, or a block and a head not yet truncated after a crash)
+//! samples are merged by timestamp, and a timestamp present in several sources is returned
+//! once, from the first source.
 
 use std::collections::BTreeSet;
 
 use model::{Labels, Matcher, Timestamp};
-use storage::{Querier, Result, SampleIterator, SelectHints, Series};
+use storage::{Querier, Result, SampleIterator, SelectHints, Series, SeriesSet};
+
+use crate::block::querier::{BlockChunks, BlockQuerier, BlockSeries};
+use crate::head::querier::{HeadQuerier, HeadSampleIter, HeadSeries};
+use crate::read::{ChainIter, ChunkSeqIter};
 
 pub(crate) struct MergeQuerier {
-    pub(crate) queriers: Vec<Box<dyn Querier>>,
+    /// Blocks sorted by min time.
+    pub(crate) blocks: Vec<BlockQuerier>,
+    pub(crate) head: HeadQuerier,
+}
+
+/// One source's part of a series.
+enum Part {
+    Block(BlockSeries),
+    Head(HeadSeries),
+}
+
+impl Part {
+    fn labels(&self) -> &Labels {
+        match self {
+            Part::Block(s) => s.labels(),
+            Part::Head(s) => s.labels(),
+        }
+    }
+
+    fn span(&self) -> (i64, i64) {
+        match self {
+            Part::Block(s) => s.span(),
+            Part::Head(s) => s.span(),
+        }
+    }
+
+    fn sample_iter(&self) -> PartIter<'_> {
+        match self {
+            Part::Block(s) => PartIter::Block(s.sample_iter()),
+            Part::Head(s) => PartIter::Head(s.sample_iter()),
+        }
+    }
+
+    fn raw_chunks(&self) -> Option<Vec<storage::RawChunk<'_>>> {
+        match self {
+            Part::Block(s) => s.raw_chunks(),
+            Part::Head(s) => s.raw_chunks(),
+        }
+    }
+
+    fn into_series(self) -> Box<dyn Series> {
+        match self {
+            Part::Block(s) => Box::new(s),
+            Part::Head(s) => Box::new(s),
+        }
+    }
+}
+
+/// The sample iterator of one part, without dynamic dispatch.
+enum PartIter<'a> {
+    Block(ChunkSeqIter<'a, BlockChunks<'a>>),
+    Head(HeadSampleIter<'a>),
+}
+
+impl SampleIterator for PartIter<'_> {
+    #[inline]
+    fn next(&mut self) -> Option<(Timestamp, f64)> {
+        match self {
+            PartIter::Block(it) => it.next(),
+            PartIter::Head(it) => it.next(),
+        }
+    }
+
+    fn seek(&mut self, t: Timestamp) -> Option<(Timestamp, f64)> {
+        match self {
+            PartIter::Block(it) => it.seek(t),
+            PartIter::Head(it) => it.seek(t),
+        }
+    }
+
+    fn max_time_hint(&self) -> Option<Timestamp> {
+        match self {
+            PartIter::Block(it) => it.max_time_hint(),
+            PartIter::Head(it) => it.max_time_hint(),
+        }
+    }
 }
 
 struct MergedSeries {
     labels: Labels,
-    parts: Vec<Box<dyn Series>>,
+    parts: Vec<Part>,
+}
+
+impl MergedSeries {
+    /// Whether the parts' time spans are disjoint and in order, so they can be chained.
+    fn disjoint(&self) -> bool {
+        self.parts.windows(2).all(|w| w[0].span().1 < w[1].span().0)
+    }
 }
 
 impl Series for MergedSeries {
@@ -23,12 +114,19 @@ impl Series for MergedSeries {
     }
 
     fn iter(&self) -> Box<dyn SampleIterator + '_> {
-        Box::new(MergeIter {
-            its: self.parts.iter().map(|p| p.iter()).collect(),
-            heads: Vec::new(),
-            started: false,
-            last: None,
-        })
+        if self.disjoint() {
+            let max_time = self.parts.last().map(|p| p.span().1);
+            return Box::new(ChainIter::new(
+                self.parts.iter().map(Part::sample_iter),
+                max_time,
+            ));
+        }
+        Box::new(MergeIter::new(
+            self.parts
+                .iter()
+                .map(|p| Box::new(p.sample_iter()) as Box<dyn SampleIterator + '_>)
+                .collect(),
+        ))
     }
 
     fn raw_chunks(&self) -> Option<Vec<storage::RawChunk<'_>>> {
@@ -116,6 +214,77 @@ impl SampleIterator for MergeIter<'_> {
     }
 }
 
+type PartSource<'a> = Box<dyn Iterator<Item = Result<Part>> + Send + 'a>;
+
+/// The merged series stream: `next[i]` is the next series of `sources[i]` not yet merged.
+struct MergeSeriesSet<'a> {
+    sources: Vec<PartSource<'a>>,
+    next: Vec<Option<Part>>,
+    started: bool,
+    failed: bool,
+}
+
+impl MergeSeriesSet<'_> {
+    fn pull(&mut self, i: usize) -> Result<()> {
+        self.next[i] = self.sources[i].next().transpose()?;
+        Ok(())
+    }
+
+    fn step(&mut self) -> Result<Option<Box<dyn Series>>> {
+        if !self.started {
+            self.started = true;
+            self.next = (0..self.sources.len()).map(|_| None).collect();
+            for i in 0..self.sources.len() {
+                self.pull(i)?;
+            }
+        }
+        let mut min: Option<usize> = None;
+        for (i, p) in self.next.iter().enumerate() {
+            if let Some(p) = p
+                && min.is_none_or(|m| p.labels() < self.next[m].as_ref().expect("set").labels())
+            {
+                min = Some(i);
+            }
+        }
+        let Some(m) = min else {
+            return Ok(None);
+        };
+        let first = self.next[m].take().expect("BUG: minimum is set");
+        self.pull(m)?;
+        let mut parts = Vec::new();
+        for i in m + 1..self.next.len() {
+            if self.next[i]
+                .as_ref()
+                .is_some_and(|p| p.labels() == first.labels())
+            {
+                parts.push(self.next[i].take().expect("BUG: checked"));
+                self.pull(i)?;
+            }
+        }
+        if parts.is_empty() {
+            return Ok(Some(first.into_series()));
+        }
+        parts.insert(0, first);
+        let labels = parts[0].labels().clone();
+        Ok(Some(Box::new(MergedSeries { labels, parts })))
+    }
+}
+
+impl Iterator for MergeSeriesSet<'_> {
+    type Item = Result<Box<dyn Series>>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.failed {
+            return None;
+        }
+        let r = self.step();
+        if r.is_err() {
+            self.failed = true;
+        }
+        r.transpose()
+    }
+}
+
 impl Querier for MergeQuerier {
     fn select(
         &self,
@@ -123,52 +292,53 @@ impl Querier for MergeQuerier {
         hints: &SelectHints,
         matchers: &[Matcher],
     ) -> Result<Vec<Box<dyn Series>>> {
-        if self.queriers.len() == 1 {
-            return self.queriers[0].select(sorted, hints, matchers);
+        self.select_iter(sorted, hints, matchers)?.collect()
+    }
+
+    fn select_iter(
+        &self,
+        _sorted: bool,
+        hints: &SelectHints,
+        matchers: &[Matcher],
+    ) -> Result<SeriesSet<'_>> {
+        let mut sources: Vec<PartSource<'_>> = Vec::with_capacity(self.blocks.len() + 1);
+        for b in &self.blocks {
+            sources.push(Box::new(
+                b.series_iter(hints, matchers)?.map(|r| r.map(Part::Block)),
+            ));
         }
-        let mut all: Vec<Box<dyn Series>> = Vec::new();
-        let inner_hints = SelectHints {
-            limit: 0,
-            ..hints.clone()
+        sources.push(Box::new(
+            self.head
+                .series_iter(true, hints, matchers)
+                .map(|s| Ok(Part::Head(s))),
+        ));
+        let set = MergeSeriesSet {
+            sources,
+            next: Vec::new(),
+            started: false,
+            failed: false,
         };
-        for q in &self.queriers {
-            all.extend(q.select(true, &inner_hints, matchers)?);
-        }
-        // Stable: equal labels keep source order (blocks by time, then the head).
-        all.sort_by(|a, b| a.labels().cmp(b.labels()));
-        let mut out: Vec<Box<dyn Series>> = Vec::with_capacity(all.len());
-        let mut it = all.into_iter().peekable();
-        while let Some(first) = it.next() {
-            if it.peek().is_none_or(|n| n.labels() != first.labels()) {
-                out.push(first);
-            } else {
-                let labels = first.labels().clone();
-                let mut parts = vec![first];
-                while let Some(n) = it.next_if(|n| n.labels() == &labels) {
-                    parts.push(n);
-                }
-                out.push(Box::new(MergedSeries { labels, parts }));
-            }
-            if hints.limit > 0 && out.len() >= hints.limit {
-                break;
-            }
-        }
-        Ok(out)
+        Ok(match hints.limit {
+            0 => Box::new(set),
+            n => Box::new(set.take(n)),
+        })
     }
 
     fn label_values(&self, name: &str, matchers: &[Matcher]) -> Result<Vec<String>> {
         let mut set = BTreeSet::new();
-        for q in &self.queriers {
+        for q in &self.blocks {
             set.extend(q.label_values(name, matchers)?);
         }
+        set.extend(self.head.label_values(name, matchers)?);
         Ok(set.into_iter().collect())
     }
 
     fn label_names(&self, matchers: &[Matcher]) -> Result<Vec<String>> {
         let mut set = BTreeSet::new();
-        for q in &self.queriers {
+        for q in &self.blocks {
             set.extend(q.label_names(matchers)?);
         }
+        set.extend(self.head.label_names(matchers)?);
         Ok(set.into_iter().collect())
     }
 }
@@ -176,35 +346,55 @@ impl Querier for MergeQuerier {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use storage::VecSeries;
+    use storage::SliceIter;
 
     #[test]
     fn merges_and_dedups() {
-        let l = model::labels! {"a" => "1"};
-        let s = |v: &[(i64, f64)]| -> Box<dyn Series> {
-            Box::new(VecSeries {
-                labels: l.clone(),
-                samples: v.to_vec(),
-            })
+        let a = [(1, 1.0), (3, 3.0), (5, 5.0)];
+        let b = [(2, 2.0), (3, 30.0), (6, 6.0)];
+        let mk = || {
+            MergeIter::new(vec![
+                Box::new(SliceIter::new(&a)),
+                Box::new(SliceIter::new(&b)),
+                Box::new(SliceIter::new(&[])),
+            ])
         };
-        let m = MergedSeries {
-            labels: l.clone(),
-            parts: vec![
-                s(&[(1, 1.0), (3, 3.0), (5, 5.0)]),
-                s(&[(2, 2.0), (3, 30.0), (6, 6.0)]),
-                s(&[]),
-            ],
-        };
-        let mut it = m.iter();
+        let mut it = mk();
         let mut got = Vec::new();
         while let Some(x) = it.next() {
             got.push(x);
         }
         assert_eq!(got, [(1, 1.0), (2, 2.0), (3, 3.0), (5, 5.0), (6, 6.0)]);
-        let mut it = m.iter();
+        let mut it = mk();
         assert_eq!(it.seek(4), Some((5, 5.0)));
         assert_eq!(it.seek(5), Some((5, 5.0)));
         assert_eq!(it.next(), Some((6, 6.0)));
         assert_eq!(it.next(), None);
+    }
+
+    #[test]
+    fn chain_reads_parts_in_turn_and_seeks_across_them() {
+        let a = [(1, 1.0), (3, 3.0)];
+        let b: [(i64, f64); 0] = [];
+        let c = [(5, 5.0), (7, 7.0), (9, 9.0)];
+        let mk = || {
+            ChainIter::new(
+                vec![SliceIter::new(&a), SliceIter::new(&b), SliceIter::new(&c)].into_iter(),
+                Some(9),
+            )
+        };
+        let mut it = mk();
+        let mut got = Vec::new();
+        while let Some(x) = it.next() {
+            got.push(x);
+        }
+        assert_eq!(got, [(1, 1.0), (3, 3.0), (5, 5.0), (7, 7.0), (9, 9.0)]);
+        let mut it = mk();
+        assert_eq!(it.seek(2), Some((3, 3.0)));
+        assert_eq!(it.seek(3), Some((3, 3.0)));
+        assert_eq!(it.seek(4), Some((5, 5.0)));
+        assert_eq!(it.next(), Some((7, 7.0)));
+        assert_eq!(it.seek(8), Some((9, 9.0)));
+        assert_eq!(it.seek(10), None);
     }
 }

@@ -1,17 +1,18 @@
-//! Reading a block: series selection through its index, and iterators that decode chunks from
-//! the mapped segments only when reached (a query holds chunk metadata, never samples).
+//! Reading a block: series selection through its index, produced one series at a time, and
+//! iterators that decode chunks from the mapped segments only when reached (a query holds
+//! chunk metadata, never samples).
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use model::{Labels, Matcher, Timestamp};
-use storage::{Querier, Result, SampleIterator, SelectHints, Series, StorageError};
+use model::{Labels, Matcher};
+use storage::{Querier, Result, SampleIterator, SelectHints, Series, SeriesSet, StorageError};
 
 use super::Block;
 use super::chunks::ENCODING_XOR;
 use super::index::ChunkMeta;
-use super::tombstones::is_deleted;
-use crate::chunkenc::XorIterator;
+use super::tombstones::Tombstones;
+use crate::read::{ChunkList, ChunkSeqIter, QueryLive, SeriesGuard};
 
 /// A series of a block within a time range. Holds the series' id, not its chunk list: a
 /// query over many blocks keeps one small entry per block and series, and the chunk metas are
@@ -23,6 +24,7 @@ pub(crate) struct BlockSeries {
     deleted: Vec<(i64, i64)>,
     mint: i64,
     maxt: i64,
+    live: SeriesGuard,
 }
 
 impl BlockSeries {
@@ -41,6 +43,61 @@ impl BlockSeries {
             }
         }
     }
+
+    /// The inclusive time span this series' samples can have: the block's range within the
+    /// query's.
+    pub(crate) fn span(&self) -> (i64, i64) {
+        let m = self.block.meta();
+        (
+            self.mint.max(m.min_time),
+            self.maxt.min(m.max_time.saturating_sub(1)),
+        )
+    }
+
+    pub(crate) fn sample_iter(&self) -> ChunkSeqIter<'_, BlockChunks<'_>> {
+        ChunkSeqIter::new(
+            BlockChunks {
+                block: &self.block,
+                metas: self.chunks(),
+            },
+            (self.mint, self.maxt),
+            &self.deleted,
+            self.live.live(),
+        )
+    }
+}
+
+/// The chunks of a block series, read from the mapped segments when opened.
+pub(crate) struct BlockChunks<'a> {
+    block: &'a Block,
+    metas: Vec<ChunkMeta>,
+}
+
+impl<'a> ChunkList<'a> for BlockChunks<'a> {
+    fn len(&self) -> usize {
+        self.metas.len()
+    }
+
+    fn maxt(&self, i: usize) -> i64 {
+        self.metas[i].maxt
+    }
+
+    fn bytes(&self, i: usize) -> Option<&'a [u8]> {
+        match self.block.chunks.chunk(self.metas[i].chunk_ref) {
+            Ok((ENCODING_XOR, data)) => Some(data),
+            Ok((enc, _)) => {
+                tracing::warn!(
+                    encoding = enc,
+                    "skipping block chunk of unsupported encoding"
+                );
+                None
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "skipping unreadable block chunk");
+                None
+            }
+        }
+    }
 }
 
 impl Series for BlockSeries {
@@ -49,15 +106,7 @@ impl Series for BlockSeries {
     }
 
     fn iter(&self) -> Box<dyn SampleIterator + '_> {
-        Box::new(BlockIter {
-            s: self,
-            chunks: self.chunks(),
-            next_chunk: 0,
-            cur: None,
-            cur_maxt: i64::MIN,
-            last: None,
-            done: false,
-        })
+        Box::new(self.sample_iter())
     }
 
     fn raw_chunks(&self) -> Option<Vec<storage::RawChunk<'_>>> {
@@ -74,94 +123,6 @@ impl Series for BlockSeries {
     }
 }
 
-struct BlockIter<'a> {
-    s: &'a BlockSeries,
-    chunks: Vec<ChunkMeta>,
-    next_chunk: usize,
-    cur: Option<XorIterator<'a>>,
-    cur_maxt: i64,
-    last: Option<(Timestamp, f64)>,
-    done: bool,
-}
-
-impl BlockIter<'_> {
-    fn open_next(&mut self) -> bool {
-        while let Some(c) = self.chunks.get(self.next_chunk).copied() {
-            self.next_chunk += 1;
-            match self.s.block.chunks.chunk(c.chunk_ref) {
-                Ok((ENCODING_XOR, data)) => match XorIterator::new(data) {
-                    Ok(it) => {
-                        self.cur = Some(it);
-                        self.cur_maxt = c.maxt;
-                        return true;
-                    }
-                    Err(e) => tracing::error!(error = %e, "skipping undecodable block chunk"),
-                },
-                Ok((enc, _)) => {
-                    tracing::warn!(
-                        encoding = enc,
-                        "skipping block chunk of unsupported encoding"
-                    )
-                }
-                Err(e) => tracing::error!(error = %e, "skipping unreadable block chunk"),
-            }
-        }
-        false
-    }
-}
-
-impl SampleIterator for BlockIter<'_> {
-    fn next(&mut self) -> Option<(Timestamp, f64)> {
-        if self.done {
-            return None;
-        }
-        loop {
-            if let Some(it) = self.cur.as_mut() {
-                match it.next() {
-                    Some((t, _)) if t < self.s.mint => continue,
-                    Some((t, _)) if t > self.s.maxt => {
-                        self.done = true;
-                        return None;
-                    }
-                    Some((t, _)) if is_deleted(&self.s.deleted, t) => continue,
-                    Some(s) => {
-                        self.last = Some(s);
-                        return self.last;
-                    }
-                    None => self.cur = None,
-                }
-            }
-            if !self.open_next() {
-                self.done = true;
-                return None;
-            }
-        }
-    }
-
-    fn seek(&mut self, t: Timestamp) -> Option<(Timestamp, f64)> {
-        if let Some(last) = self.last
-            && last.0 >= t
-        {
-            return Some(last);
-        }
-        if self.done {
-            return None;
-        }
-        if self.cur.is_none() || self.cur_maxt < t {
-            self.cur = None;
-            while self.chunks.get(self.next_chunk).is_some_and(|c| c.maxt < t) {
-                self.next_chunk += 1;
-            }
-        }
-        loop {
-            let s = self.next()?;
-            if s.0 >= t {
-                return Some(s);
-            }
-        }
-    }
-}
-
 fn err(e: crate::error::TsdbError) -> StorageError {
     e.into()
 }
@@ -171,52 +132,93 @@ pub(crate) struct BlockQuerier {
     pub(crate) block: Arc<Block>,
     pub(crate) mint: i64,
     pub(crate) maxt: i64,
+    pub(crate) live: Arc<QueryLive>,
+}
+
+/// The series of a block selection, produced one at a time in label order (the index order).
+/// Holds the matching series ids (from the postings) and reads each series' labels and chunk
+/// metas from the mapped index only when reached.
+pub(crate) struct BlockSeriesIter {
+    block: Arc<Block>,
+    ids: std::vec::IntoIter<u64>,
+    tomb: Arc<Tombstones>,
+    mint: i64,
+    maxt: i64,
+    labels_only: bool,
+    live: Arc<QueryLive>,
+    failed: bool,
+}
+
+impl Iterator for BlockSeriesIter {
+    type Item = Result<BlockSeries>;
+
+    fn next(&mut self) -> Option<Result<BlockSeries>> {
+        if self.failed {
+            return None;
+        }
+        let (mint, maxt) = (self.mint, self.maxt);
+        for id in self.ids.by_ref() {
+            let (labels, chunks) = match self.block.index.series(id) {
+                Ok(x) => x,
+                Err(e) => {
+                    self.failed = true;
+                    return Some(Err(err(e)));
+                }
+            };
+            // Checked here so series without data in range are not returned; the metas are
+            // read again at iteration instead of being held.
+            let deleted = self.tomb.get(id);
+            if !chunks.iter().any(|c| {
+                c.maxt >= mint
+                    && c.mint <= maxt
+                    && !deleted.iter().any(|&(a, b)| a <= c.mint && c.maxt <= b)
+            }) {
+                continue;
+            }
+            return Some(Ok(BlockSeries {
+                block: self.block.clone(),
+                labels,
+                id,
+                deleted: deleted.to_vec(),
+                // Labels-only selects never iterate; an empty range keeps it so.
+                mint: if self.labels_only { i64::MAX } else { mint },
+                maxt: if self.labels_only { i64::MIN } else { maxt },
+                live: SeriesGuard::new(&self.live),
+            }));
+        }
+        None
+    }
 }
 
 impl BlockQuerier {
-    /// Series in label order (the index order), with chunks overlapping the range.
-    pub(crate) fn select_series(
+    /// Series in label order (the index order), with chunks overlapping the range, produced
+    /// lazily. `hints.limit` is left to the caller.
+    pub(crate) fn series_iter(
         &self,
         hints: &SelectHints,
         matchers: &[Matcher],
-    ) -> Result<Vec<BlockSeries>> {
+    ) -> Result<BlockSeriesIter> {
         let (mut mint, mut maxt) = (self.mint, self.maxt);
         if hints.start != 0 || hints.end != 0 {
             mint = mint.max(hints.start);
             maxt = maxt.min(hints.end);
         }
         let meta = self.block.meta();
-        if mint > maxt || !meta.overlaps(mint, maxt) {
-            return Ok(Vec::new());
-        }
-        let ix = &self.block.index;
-        let ids = ix.for_matchers(matchers).map_err(err)?;
-        let tomb = self.block.tombstones();
-        let mut out = Vec::new();
-        for id in ids {
-            let (labels, mut chunks) = ix.series(id).map_err(err)?;
-            // Checked here so series without data in range are not returned; the metas are
-            // read again at iteration instead of being held.
-            chunks.retain(|c| c.maxt >= mint && c.mint <= maxt);
-            let deleted = tomb.get(id).to_vec();
-            chunks.retain(|c| !deleted.iter().any(|&(a, b)| a <= c.mint && c.maxt <= b));
-            if chunks.is_empty() {
-                continue;
-            }
-            out.push(BlockSeries {
-                block: self.block.clone(),
-                labels,
-                id,
-                deleted,
-                // Labels-only selects never iterate; an empty range keeps it so.
-                mint: if hints.labels_only { i64::MAX } else { mint },
-                maxt: if hints.labels_only { i64::MIN } else { maxt },
-            });
-            if hints.limit > 0 && out.len() >= hints.limit {
-                break;
-            }
-        }
-        Ok(out)
+        let ids = if mint > maxt || !meta.overlaps(mint, maxt) {
+            Vec::new()
+        } else {
+            self.block.index.for_matchers(matchers).map_err(err)?
+        };
+        Ok(BlockSeriesIter {
+            block: self.block.clone(),
+            ids: ids.into_iter(),
+            tomb: self.block.tombstones(),
+            mint,
+            maxt,
+            labels_only: hints.labels_only,
+            live: self.live.clone(),
+            failed: false,
+        })
     }
 
     fn overlaps(&self) -> bool {
@@ -227,15 +229,26 @@ impl BlockQuerier {
 impl Querier for BlockQuerier {
     fn select(
         &self,
-        _sorted: bool,
+        sorted: bool,
         hints: &SelectHints,
         matchers: &[Matcher],
     ) -> Result<Vec<Box<dyn Series>>> {
-        Ok(self
-            .select_series(hints, matchers)?
-            .into_iter()
-            .map(|s| Box::new(s) as Box<dyn Series>)
-            .collect())
+        self.select_iter(sorted, hints, matchers)?.collect()
+    }
+
+    fn select_iter(
+        &self,
+        _sorted: bool,
+        hints: &SelectHints,
+        matchers: &[Matcher],
+    ) -> Result<SeriesSet<'_>> {
+        let it = self
+            .series_iter(hints, matchers)?
+            .map(|r| r.map(|s| Box::new(s) as Box<dyn Series>));
+        Ok(match hints.limit {
+            0 => Box::new(it),
+            n => Box::new(it.take(n)),
+        })
     }
 
     fn label_values(&self, name: &str, matchers: &[Matcher]) -> Result<Vec<String>> {

@@ -6,18 +6,18 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use model::{Labels, Matcher, Timestamp};
-use storage::{Querier, Result, SampleIterator, SelectHints, Series};
+use storage::{Querier, Result, SampleIterator, SelectHints, Series, SeriesSet};
 
 use super::Head;
-use crate::chunkenc::XorIterator;
 use crate::head_chunks::ChunkBytes;
+use crate::read::{ChunkList, ChunkSeqIter, QueryLive, SeriesGuard};
 
-enum ChunkData {
+pub(crate) enum ChunkData {
     Disk(ChunkBytes),
     Mem(Box<[u8]>),
 }
 
-struct QueryChunk {
+pub(crate) struct QueryChunk {
     maxt: i64,
     data: ChunkData,
 }
@@ -37,10 +37,80 @@ pub(crate) struct HeadSeries {
     chunks: Vec<QueryChunk>,
     mint: i64,
     maxt: i64,
+    /// The inclusive time span of the selected chunks and out-of-order samples.
+    span: (i64, i64),
     /// Deleted intervals (tombstones) of this series.
     deleted: Vec<(i64, i64)>,
     /// Out-of-order samples in range (not deleted), merged into the chunks' samples.
     ooo: Vec<(i64, f64)>,
+    live: SeriesGuard,
+}
+
+impl<'a> ChunkList<'a> for &'a [QueryChunk] {
+    fn len(&self) -> usize {
+        <[QueryChunk]>::len(self)
+    }
+
+    fn maxt(&self, i: usize) -> i64 {
+        self[i].maxt
+    }
+
+    fn bytes(&self, i: usize) -> Option<&'a [u8]> {
+        Some(self[i].bytes())
+    }
+}
+
+/// The sample iterator of a head series: its chunks, with out-of-order samples merged in when
+/// it has any.
+pub(crate) enum HeadSampleIter<'a> {
+    InOrder(ChunkSeqIter<'a, &'a [QueryChunk]>),
+    WithOoo(crate::merge::MergeIter<'a>),
+}
+
+impl SampleIterator for HeadSampleIter<'_> {
+    #[inline]
+    fn next(&mut self) -> Option<(Timestamp, f64)> {
+        match self {
+            HeadSampleIter::InOrder(it) => it.next(),
+            HeadSampleIter::WithOoo(it) => it.next(),
+        }
+    }
+
+    fn seek(&mut self, t: Timestamp) -> Option<(Timestamp, f64)> {
+        match self {
+            HeadSampleIter::InOrder(it) => it.seek(t),
+            HeadSampleIter::WithOoo(it) => it.seek(t),
+        }
+    }
+
+    fn max_time_hint(&self) -> Option<Timestamp> {
+        match self {
+            HeadSampleIter::InOrder(it) => it.max_time_hint(),
+            HeadSampleIter::WithOoo(_) => None,
+        }
+    }
+}
+
+impl HeadSeries {
+    pub(crate) fn span(&self) -> (i64, i64) {
+        self.span
+    }
+
+    pub(crate) fn sample_iter(&self) -> HeadSampleIter<'_> {
+        let it = ChunkSeqIter::new(
+            self.chunks.as_slice(),
+            (self.mint, self.maxt),
+            &self.deleted,
+            self.live.live(),
+        );
+        if self.ooo.is_empty() {
+            return HeadSampleIter::InOrder(it);
+        }
+        HeadSampleIter::WithOoo(crate::merge::MergeIter::new(vec![
+            Box::new(it),
+            Box::new(storage::SliceIter::new(&self.ooo)),
+        ]))
+    }
 }
 
 impl Series for HeadSeries {
@@ -49,24 +119,7 @@ impl Series for HeadSeries {
     }
 
     fn iter(&self) -> Box<dyn SampleIterator + '_> {
-        let it = Box::new(HeadIter {
-            chunks: &self.chunks,
-            next_chunk: 0,
-            cur: None,
-            cur_maxt: i64::MIN,
-            mint: self.mint,
-            maxt: self.maxt,
-            deleted: &self.deleted,
-            last: None,
-            done: false,
-        });
-        if self.ooo.is_empty() {
-            return it;
-        }
-        Box::new(crate::merge::MergeIter::new(vec![
-            it,
-            Box::new(storage::SliceIter::new(&self.ooo)),
-        ]))
+        Box::new(self.sample_iter())
     }
 
     fn raw_chunks(&self) -> Option<Vec<storage::RawChunk<'_>>> {
@@ -86,179 +139,118 @@ impl Series for HeadSeries {
     }
 }
 
-struct HeadIter<'a> {
-    chunks: &'a [QueryChunk],
-    next_chunk: usize,
-    cur: Option<XorIterator<'a>>,
-    cur_maxt: i64,
+/// The series of a head selection, produced one at a time: the matching refs are taken (and
+/// sorted by labels when asked) up front; each series' chunks are looked up, and its open
+/// chunk copied, only when it is reached.
+pub(crate) struct HeadSeriesIter {
+    head: Arc<Head>,
+    refs: std::vec::IntoIter<u64>,
     mint: i64,
+    ooo_mint: i64,
     maxt: i64,
-    deleted: &'a [(i64, i64)],
-    last: Option<(Timestamp, f64)>,
-    done: bool,
+    labels_only: bool,
+    live: Arc<QueryLive>,
 }
 
-impl HeadIter<'_> {
-    fn open_next(&mut self) -> bool {
-        while let Some(c) = self.chunks.get(self.next_chunk) {
-            self.next_chunk += 1;
-            match XorIterator::new(c.bytes()) {
-                Ok(it) => {
-                    self.cur = Some(it);
-                    self.cur_maxt = c.maxt;
-                    return true;
-                }
-                Err(e) => tracing::error!(error = %e, "skipping undecodable head chunk"),
-            }
-        }
-        false
-    }
-}
+impl Iterator for HeadSeriesIter {
+    type Item = HeadSeries;
 
-impl SampleIterator for HeadIter<'_> {
-    fn next(&mut self) -> Option<(Timestamp, f64)> {
-        if self.done {
-            return None;
-        }
-        loop {
-            if let Some(it) = self.cur.as_mut() {
-                match it.next() {
-                    Some((t, _)) if t < self.mint => continue,
-                    Some((t, _)) if t > self.maxt => {
-                        self.done = true;
-                        return None;
-                    }
-                    Some((t, _)) if crate::block::tombstones::is_deleted(self.deleted, t) => {
-                        continue;
-                    }
-                    Some(s) => {
-                        self.last = Some(s);
-                        return self.last;
-                    }
-                    None => {
-                        if let Some(e) = it.err() {
-                            tracing::error!(error = %e, "head chunk ended early");
-                        }
-                        self.cur = None;
-                    }
-                }
-            }
-            if !self.open_next() {
-                self.done = true;
-                return None;
-            }
-        }
-    }
-
-    fn seek(&mut self, t: Timestamp) -> Option<(Timestamp, f64)> {
-        if let Some(last) = self.last
-            && last.0 >= t
-        {
-            return Some(last);
-        }
-        if self.done {
-            return None;
-        }
-        if self.cur.is_none() || self.cur_maxt < t {
-            // Whole chunks before `t` are skipped without decoding them.
-            self.cur = None;
-            while self.chunks.get(self.next_chunk).is_some_and(|c| c.maxt < t) {
-                self.next_chunk += 1;
-            }
-        }
-        loop {
-            let s = self.next()?;
-            if s.0 >= t {
+    fn next(&mut self) -> Option<HeadSeries> {
+        for r in self.refs.by_ref() {
+            if let Some(s) = self.head.series_in_range(
+                r,
+                (self.mint, self.ooo_mint),
+                self.maxt,
+                self.labels_only,
+                &self.live,
+            ) {
                 return Some(s);
             }
         }
+        None
     }
 }
 
 impl Head {
-    /// The series matching `matchers` with chunks overlapping `[mint, maxt]`.
-    /// The series matching `matchers` with chunks overlapping `[mint, maxt]`, and
-    /// out-of-order samples in `[ooo_mint, maxt]`.
-    pub(crate) fn select(
+    /// Series `r` with its chunks overlapping `[mint, maxt]` and out-of-order samples in
+    /// `[ooo_mint, maxt]`; `None` when it is gone or has nothing in range.
+    fn series_in_range(
         &self,
-        matchers: &[Matcher],
+        r: u64,
         (mint, ooo_mint): (i64, i64),
         maxt: i64,
         labels_only: bool,
-    ) -> Vec<HeadSeries> {
-        if mint.min(ooo_mint) > maxt {
-            return Vec::new();
-        }
-        let refs = self.postings.read().for_matchers(matchers);
-        let mut out = Vec::with_capacity(refs.len());
-        let mut disk = Vec::new();
-        let tombstones = self.tombstones.read();
-        for r in refs {
-            let Some(s) = self.get_by_ref(r) else {
-                continue;
-            };
-            disk.clear();
-            let mut mem = None;
-            let deleted = tombstones.get(r);
-            let ooo: Vec<(i64, f64)>;
+        live: &Arc<QueryLive>,
+    ) -> Option<HeadSeries> {
+        let s = self.get_by_ref(r)?;
+        let mut disk: Vec<(u64, i64)> = Vec::new();
+        let mut mem = None;
+        let mut span = (i64::MAX, i64::MIN);
+        let deleted = self.tombstones.read().get(r).to_vec();
+        let ooo: Vec<(i64, f64)>;
+        {
+            let st = s.state.lock();
+            let mut o = self.ooo.range(r, ooo_mint, maxt);
+            o.retain(|x| !crate::block::tombstones::is_deleted(&deleted, x.0));
+            ooo = o;
+            for c in st
+                .mmapped
+                .iter()
+                .filter(|c| c.maxt() >= mint && c.mint() <= maxt)
             {
-                let st = s.state.lock();
-                let mut o = self.ooo.range(r, ooo_mint, maxt);
-                o.retain(|x| !crate::block::tombstones::is_deleted(deleted, x.0));
-                ooo = o;
-                for c in st
-                    .mmapped
-                    .iter()
-                    .filter(|c| c.maxt() >= mint && c.mint() <= maxt)
-                {
-                    disk.push((c.chunk_ref(), c.maxt()));
-                }
-                if let Some(h) = st
-                    .head
-                    .as_ref()
-                    .filter(|h| h.maxt() >= mint && h.mint <= maxt)
-                {
-                    mem = Some((
-                        h.maxt(),
-                        (!labels_only).then(|| Box::<[u8]>::from(h.app.bytes())),
-                    ));
-                }
+                span = (span.0.min(c.mint()), span.1.max(c.maxt()));
+                disk.push((c.chunk_ref(), c.maxt()));
             }
-            if disk.is_empty() && mem.is_none() && ooo.is_empty() {
-                continue;
+            if let Some(h) = st
+                .head
+                .as_ref()
+                .filter(|h| h.maxt() >= mint && h.mint <= maxt)
+            {
+                span = (span.0.min(h.mint), span.1.max(h.maxt()));
+                mem = Some((
+                    h.maxt(),
+                    (!labels_only).then(|| Box::<[u8]>::from(h.app.bytes())),
+                ));
             }
-            let mut chunks = Vec::new();
-            if !labels_only {
-                chunks.reserve_exact(disk.len() + 1);
-                for &(cref, cmaxt) in &disk {
-                    match self.chunks.chunk(cref) {
-                        Ok(b) => chunks.push(QueryChunk {
-                            maxt: cmaxt,
-                            data: ChunkData::Disk(b),
-                        }),
-                        // Truncated away since the lookup, or damaged: the rest still reads.
-                        Err(e) => {
-                            tracing::warn!(series = r, error = %e, "skipping unreadable head chunk")
-                        }
+        }
+        if disk.is_empty() && mem.is_none() && ooo.is_empty() {
+            return None;
+        }
+        if let (Some(f), Some(l)) = (ooo.first(), ooo.last()) {
+            span = (span.0.min(f.0), span.1.max(l.0));
+        }
+        let mut chunks = Vec::new();
+        if !labels_only {
+            chunks.reserve_exact(disk.len() + 1);
+            for &(cref, cmaxt) in &disk {
+                match self.chunks.chunk(cref) {
+                    Ok(b) => chunks.push(QueryChunk {
+                        maxt: cmaxt,
+                        data: ChunkData::Disk(b),
+                    }),
+                    // Truncated away since the lookup, or damaged: the rest still reads.
+                    Err(e) => {
+                        tracing::warn!(series = r, error = %e, "skipping unreadable head chunk")
                     }
                 }
-                if let Some((hmaxt, Some(bytes))) = mem {
-                    chunks.push(QueryChunk {
-                        maxt: hmaxt,
-                        data: ChunkData::Mem(bytes),
-                    });
-                }
             }
-            out.push(HeadSeries {
-                labels: s.labels.clone(),
-                chunks,
-                mint,
-                maxt,
-                deleted: deleted.to_vec(),
-                ooo,
-            });
+            if let Some((hmaxt, Some(bytes))) = mem {
+                chunks.push(QueryChunk {
+                    maxt: hmaxt,
+                    data: ChunkData::Mem(bytes),
+                });
+            }
         }
-        out
+        Some(HeadSeries {
+            labels: s.labels.clone(),
+            chunks,
+            mint,
+            maxt,
+            span: (span.0.max(mint.min(ooo_mint)), span.1.min(maxt)),
+            deleted,
+            ooo,
+            live: SeriesGuard::new(live),
+        })
     }
 }
 
@@ -269,6 +261,7 @@ pub(crate) struct HeadQuerier {
     /// Out-of-order samples may lie below `mint` (the head's in-order floor).
     pub(crate) ooo_mint: i64,
     pub(crate) maxt: i64,
+    pub(crate) live: Arc<QueryLive>,
 }
 
 impl HeadQuerier {
@@ -286,6 +279,44 @@ impl HeadQuerier {
             .map(|s| s.labels.clone())
             .collect()
     }
+
+    /// The matching series, produced lazily (in label order when `sorted`). `hints.limit` is
+    /// left to the caller.
+    pub(crate) fn series_iter(
+        &self,
+        sorted: bool,
+        hints: &SelectHints,
+        matchers: &[Matcher],
+    ) -> HeadSeriesIter {
+        let (mut mint, mut ooo_mint, mut maxt) = (self.mint, self.ooo_mint, self.maxt);
+        if hints.start != 0 || hints.end != 0 {
+            mint = mint.max(hints.start);
+            ooo_mint = ooo_mint.max(hints.start);
+            maxt = maxt.min(hints.end);
+        }
+        let mut refs = if mint.min(ooo_mint) > maxt {
+            Vec::new()
+        } else {
+            self.head.postings.read().for_matchers(matchers)
+        };
+        if sorted {
+            let mut by_labels: Vec<(Labels, u64)> = refs
+                .iter()
+                .filter_map(|&r| Some((self.head.get_by_ref(r)?.labels.clone(), r)))
+                .collect();
+            by_labels.sort_unstable();
+            refs = by_labels.into_iter().map(|(_, r)| r).collect();
+        }
+        HeadSeriesIter {
+            head: self.head.clone(),
+            refs: refs.into_iter(),
+            mint,
+            ooo_mint,
+            maxt,
+            labels_only: hints.labels_only,
+            live: self.live.clone(),
+        }
+    }
 }
 
 impl Querier for HeadQuerier {
@@ -295,25 +326,22 @@ impl Querier for HeadQuerier {
         hints: &SelectHints,
         matchers: &[Matcher],
     ) -> Result<Vec<Box<dyn Series>>> {
-        let (mut mint, mut ooo_mint, mut maxt) = (self.mint, self.ooo_mint, self.maxt);
-        if hints.start != 0 || hints.end != 0 {
-            mint = mint.max(hints.start);
-            ooo_mint = ooo_mint.max(hints.start);
-            maxt = maxt.min(hints.end);
-        }
-        let mut series = self
-            .head
-            .select(matchers, (mint, ooo_mint), maxt, hints.labels_only);
-        if sorted {
-            series.sort_by(|a, b| a.labels.cmp(&b.labels));
-        }
-        if hints.limit > 0 {
-            series.truncate(hints.limit);
-        }
-        Ok(series
-            .into_iter()
-            .map(|s| Box::new(s) as Box<dyn Series>)
-            .collect())
+        self.select_iter(sorted, hints, matchers)?.collect()
+    }
+
+    fn select_iter(
+        &self,
+        sorted: bool,
+        hints: &SelectHints,
+        matchers: &[Matcher],
+    ) -> Result<SeriesSet<'_>> {
+        let it = self
+            .series_iter(sorted, hints, matchers)
+            .map(|s| Ok(Box::new(s) as Box<dyn Series>));
+        Ok(match hints.limit {
+            0 => Box::new(it),
+            n => Box::new(it.take(n)),
+        })
     }
 
     fn label_values(&self, name: &str, matchers: &[Matcher]) -> Result<Vec<String>> {

@@ -5,7 +5,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use storage::Appendable;
+use storage::{Appendable, Queryable};
 use tsdb::block::{Block, BlockWriter};
 use tsdb::{Db, Options};
 
@@ -632,4 +632,94 @@ fn dump_reads_a_live_directory_without_touching_it() {
         "a missing directory is an error, not created"
     );
     db.close().unwrap();
+}
+
+/// 60 small blocks plus the head, read through the streaming select: every sample comes back
+/// once and in order, and the query never holds more than a few series and iterators per block
+/// (not one per block and series, which a select collecting every block's series would).
+#[test]
+fn many_blocks_stream_with_bounded_memory() {
+    const BLOCKS: i64 = 60;
+    const SERIES: usize = 200;
+    const SPAN: i64 = 600_000; // 10 minutes per block
+    let dir = tempfile::tempdir().unwrap();
+    let names: Vec<String> = (0..SERIES).map(|i| format!("{i:03}")).collect();
+    // expected[i]: every sample of series i across blocks and head.
+    let mut expected: Vec<Vec<(i64, f64)>> = vec![Vec::new(); SERIES];
+    for b in 0..BLOCKS {
+        let mint = BASE + b * SPAN;
+        let mut series = Vec::new();
+        for (i, name) in names.iter().enumerate() {
+            // Every 7th series is missing from every 5th block.
+            if i % 7 == 0 && b % 5 == 0 {
+                continue;
+            }
+            let samples: Vec<(i64, f64)> = (0..40)
+                .map(|k| (mint + k * 15_000, (b * 1000 + k) as f64 + i as f64 / 1000.0))
+                .collect();
+            expected[i].extend(&samples);
+            series.push((name.as_str(), samples));
+        }
+        write_block(dir.path(), &series, mint, mint + SPAN);
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let db = Db::open(dir.path(), opts()).unwrap();
+    assert_eq!(db.blocks().len(), BLOCKS as usize);
+    let head_t = BASE + BLOCKS * SPAN;
+    for (i, name) in names.iter().enumerate().filter(|(i, _)| i % 3 == 0) {
+        let samples: Vec<(i64, f64)> = (0..30)
+            .map(|k| (head_t + k * 15_000, -(k as f64)))
+            .collect();
+        super::append(&db, &lbls(&[("__name__", "m"), ("i", name)]), &samples);
+        expected[i].extend(&samples);
+    }
+
+    let q = db.querier(i64::MIN, i64::MAX).unwrap();
+    let ms = [super::matcher("__name__", model::MatchType::Equal, "m")];
+    let mut set = q
+        .select_iter(true, &storage::SelectHints::default(), &ms)
+        .unwrap();
+    let bound = 2 * (BLOCKS as usize + 1);
+    let (mut max_series, mut max_iters, mut n) = (0, 0, 0);
+    for s in set.by_ref() {
+        let s = s.unwrap();
+        let i: usize = s.labels().get("i").unwrap().parse().unwrap();
+        assert_eq!(i, n, "series come in label order");
+        let mut it = s.iter();
+        let mut got = Vec::new();
+        while let Some(x) = it.next() {
+            got.push(x);
+            let (ls, li) = db.live_query_objects();
+            max_series = max_series.max(ls);
+            max_iters = max_iters.max(li);
+        }
+        assert_eq!(got, expected[i], "series {i}");
+        // Seeking across block boundaries finds the first sample at or after the bound.
+        let mut it = s.iter();
+        let probe = BASE + 17 * SPAN + 1;
+        let want = expected[i].iter().find(|x| x.0 >= probe).copied();
+        assert_eq!(it.seek(probe), want, "seek in series {i}");
+        n += 1;
+    }
+    assert_eq!(n, SERIES);
+    eprintln!("held at most {max_series} series and {max_iters} iterators");
+    assert!(
+        max_series <= bound,
+        "{max_series} series held at once; bound {bound} (all would be {})",
+        SERIES * BLOCKS as usize
+    );
+    assert!(max_iters <= 2, "{max_iters} part iterators open at once");
+    assert!(max_series > 0 && max_iters > 0, "the counters count");
+    drop(set);
+    assert_eq!(db.live_query_objects(), (0, 0), "everything released");
+
+    // The collecting select returns the same.
+    let all = q
+        .select(true, &storage::SelectHints::default(), &ms)
+        .unwrap();
+    assert_eq!(all.len(), SERIES);
+    assert!(
+        db.live_query_objects().0 >= SERIES,
+        "select holds the result"
+    );
 }

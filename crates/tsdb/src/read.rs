@@ -1,0 +1,288 @@
+//! Sample iterators shared by the block and head readers.
+//!
+//! [`ChunkSeqIter`] reads a series' chunks one at a time, opening each only when reached, and
+//! decodes a whole XOR chunk per step into a small buffer (one tight loop per chunk instead of
+//! a decoder call per sample; a seek inside a chunk is a binary search). [`ChainIter`] reads the
+//! parts of one series from non-overlapping sources (blocks in time order, then the head) one
+//! after the other, without a per-sample merge. [`QueryLive`] counts what a query holds
+//! (series and open iterators), so tests can check that reading many blocks stays bounded.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use model::Timestamp;
+use storage::SampleIterator;
+
+use crate::block::tombstones::is_deleted;
+use crate::chunkenc::XorIterator;
+
+/// Live query objects of one database: selected series not yet dropped, and sample iterators
+/// not yet dropped.
+#[derive(Debug, Default)]
+pub(crate) struct QueryLive {
+    series: AtomicUsize,
+    iters: AtomicUsize,
+}
+
+impl QueryLive {
+    pub(crate) fn series(&self) -> usize {
+        self.series.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn iters(&self) -> usize {
+        self.iters.load(Ordering::Relaxed)
+    }
+}
+
+/// Held by a selected series; counts it in [`QueryLive`] until dropped.
+pub(crate) struct SeriesGuard(Arc<QueryLive>);
+
+impl SeriesGuard {
+    pub(crate) fn new(live: &Arc<QueryLive>) -> Self {
+        live.series.fetch_add(1, Ordering::Relaxed);
+        SeriesGuard(live.clone())
+    }
+
+    pub(crate) fn live(&self) -> &QueryLive {
+        &self.0
+    }
+}
+
+impl Drop for SeriesGuard {
+    fn drop(&mut self) {
+        self.0.series.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Held by a sample iterator; counts it in [`QueryLive`] until dropped.
+pub(crate) struct IterGuard<'a>(&'a QueryLive);
+
+impl<'a> IterGuard<'a> {
+    pub(crate) fn new(live: &'a QueryLive) -> Self {
+        live.iters.fetch_add(1, Ordering::Relaxed);
+        IterGuard(live)
+    }
+}
+
+impl Drop for IterGuard<'_> {
+    fn drop(&mut self) {
+        self.0.iters.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// The chunks of one series, in time order, opened by index.
+pub(crate) trait ChunkList<'a> {
+    fn len(&self) -> usize;
+    /// Timestamp of chunk `i`'s last sample.
+    fn maxt(&self, i: usize) -> i64;
+    /// The XOR bytes of chunk `i` (sample-count header included), or `None` when it cannot be
+    /// read (the implementation reports why).
+    fn bytes(&self, i: usize) -> Option<&'a [u8]>;
+}
+
+/// Samples of a [`ChunkList`] within `[mint, maxt]`, minus deleted intervals.
+pub(crate) struct ChunkSeqIter<'a, L> {
+    list: L,
+    next_chunk: usize,
+    /// The decoded samples of the current chunk that are in range; `pos` is the next to return.
+    buf: Vec<(Timestamp, f64)>,
+    pos: usize,
+    mint: i64,
+    maxt: i64,
+    deleted: &'a [(i64, i64)],
+    /// No chunk after the buffered one can hold samples in range.
+    done: bool,
+    _live: IterGuard<'a>,
+}
+
+impl<'a, L: ChunkList<'a>> ChunkSeqIter<'a, L> {
+    pub(crate) fn new(
+        list: L,
+        (mint, maxt): (i64, i64),
+        deleted: &'a [(i64, i64)],
+        live: &'a QueryLive,
+    ) -> Self {
+        ChunkSeqIter {
+            list,
+            next_chunk: 0,
+            buf: Vec::new(),
+            pos: 0,
+            mint,
+            maxt,
+            deleted,
+            done: mint > maxt,
+            _live: IterGuard::new(live),
+        }
+    }
+
+    /// Decodes the next readable chunk with samples in range into the buffer; false at the end.
+    fn fill(&mut self) -> bool {
+        self.buf.clear();
+        self.pos = 0;
+        while !self.done && self.next_chunk < self.list.len() {
+            let i = self.next_chunk;
+            self.next_chunk += 1;
+            let Some(bytes) = self.list.bytes(i) else {
+                continue;
+            };
+            let mut it = match XorIterator::new(bytes) {
+                Ok(it) => it,
+                Err(e) => {
+                    tracing::error!(error = %e, "skipping undecodable chunk");
+                    continue;
+                }
+            };
+            self.buf.reserve(usize::from(it.num_samples()));
+            let (mint, maxt, deleted) = (self.mint, self.maxt, self.deleted);
+            for (t, v) in it.by_ref() {
+                if t < mint {
+                    continue;
+                }
+                if t > maxt {
+                    self.done = true;
+                    break;
+                }
+                if !deleted.is_empty() && is_deleted(deleted, t) {
+                    continue;
+                }
+                self.buf.push((t, v));
+            }
+            if let Some(e) = it.err() {
+                tracing::error!(error = %e, "chunk ended early");
+            }
+            if !self.buf.is_empty() {
+                return true;
+            }
+        }
+        self.done = true;
+        false
+    }
+}
+
+impl<'a, L: ChunkList<'a> + Send> SampleIterator for ChunkSeqIter<'a, L> {
+    #[inline]
+    fn next(&mut self) -> Option<(Timestamp, f64)> {
+        loop {
+            if let Some(&s) = self.buf.get(self.pos) {
+                self.pos += 1;
+                return Some(s);
+            }
+            if !self.fill() {
+                return None;
+            }
+        }
+    }
+
+    fn seek(&mut self, t: Timestamp) -> Option<(Timestamp, f64)> {
+        if self.pos > 0 && self.buf[self.pos - 1].0 >= t {
+            return Some(self.buf[self.pos - 1]);
+        }
+        if self.buf.last().is_none_or(|l| l.0 < t) {
+            // Whole chunks before `t` are skipped without decoding them.
+            if self.done {
+                self.buf.clear();
+                self.pos = 0;
+                return None;
+            }
+            while self.next_chunk < self.list.len() && self.list.maxt(self.next_chunk) < t {
+                self.next_chunk += 1;
+            }
+            loop {
+                if !self.fill() {
+                    return None;
+                }
+                if self.buf.last().is_some_and(|l| l.0 >= t) {
+                    break;
+                }
+            }
+        }
+        let i = self.pos + self.buf[self.pos..].partition_point(|s| s.0 < t);
+        self.pos = i + 1;
+        self.buf.get(i).copied()
+    }
+
+    fn max_time_hint(&self) -> Option<Timestamp> {
+        if self.pos < self.buf.len() || !self.done {
+            let last = match self.list.len() {
+                0 => self.buf.last().map(|s| s.0)?,
+                n => self
+                    .list
+                    .maxt(n - 1)
+                    .max(self.buf.last().map_or(i64::MIN, |s| s.0)),
+            };
+            Some(last.min(self.maxt))
+        } else {
+            None
+        }
+    }
+}
+
+/// Iterators of the parts of one series whose time spans do not overlap, in time order: each
+/// is opened when reached and read to its end, and dropped, before the next starts.
+pub(crate) struct ChainIter<P: Iterator> {
+    rest: P,
+    cur: Option<<P as Iterator>::Item>,
+    last: Option<(Timestamp, f64)>,
+    /// An upper bound of all parts' timestamps, when known.
+    max_time: Option<Timestamp>,
+}
+
+impl<P> ChainIter<P>
+where
+    P: Iterator,
+    P::Item: SampleIterator,
+{
+    pub(crate) fn new(parts: P, max_time: Option<Timestamp>) -> Self {
+        ChainIter {
+            rest: parts,
+            cur: None,
+            last: None,
+            max_time,
+        }
+    }
+
+    fn current(&mut self) -> Option<&mut P::Item> {
+        if self.cur.is_none() {
+            self.cur = self.rest.next();
+        }
+        self.cur.as_mut()
+    }
+}
+
+impl<P> SampleIterator for ChainIter<P>
+where
+    P: Iterator + Send,
+    P::Item: SampleIterator,
+{
+    #[inline]
+    fn next(&mut self) -> Option<(Timestamp, f64)> {
+        while let Some(p) = self.current() {
+            if let Some(s) = p.next() {
+                self.last = Some(s);
+                return Some(s);
+            }
+            self.cur = None;
+        }
+        None
+    }
+
+    fn seek(&mut self, t: Timestamp) -> Option<(Timestamp, f64)> {
+        if let Some(l) = self.last
+            && l.0 >= t
+        {
+            return Some(l);
+        }
+        while let Some(p) = self.current() {
+            if let Some(s) = p.seek(t) {
+                self.last = Some(s);
+                return Some(s);
+            }
+            self.cur = None;
+        }
+        None
+    }
+
+    fn max_time_hint(&self) -> Option<Timestamp> {
+        self.max_time
+    }
+}
