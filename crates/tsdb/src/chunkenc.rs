@@ -335,7 +335,7 @@ impl<'a> BitReader<'a> {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     fn read_bits(&mut self, nbits: u32) -> Option<u64> {
         debug_assert!((1..=64).contains(&nbits));
         if self.n < nbits {
@@ -370,6 +370,25 @@ impl<'a> BitReader<'a> {
     #[inline]
     fn read_bit(&mut self) -> Option<bool> {
         self.read_bits(1).map(|b| b == 1)
+    }
+
+    /// The next `k` (1..=8) bits without consuming them, when that many are left.
+    #[inline(always)]
+    fn peek(&mut self, k: u32) -> Option<u64> {
+        if self.n < k {
+            self.refill();
+            if self.n < k {
+                return None;
+            }
+        }
+        Some(self.acc >> (64 - k))
+    }
+
+    /// Drops `k` bits that [`BitReader::peek`] showed.
+    #[inline(always)]
+    fn skip(&mut self, k: u32) {
+        self.acc = shl(self.acc, k);
+        self.n -= k;
     }
 
     fn read_uvarint(&mut self) -> Option<u64> {
@@ -444,11 +463,27 @@ impl<'a> XorIterator<'a> {
         None
     }
 
+    #[inline(always)]
     fn read_value(&mut self) -> Option<()> {
-        if !self.br.read_bit()? {
-            return Some(());
-        }
-        if self.br.read_bit()? {
+        // The two control bits at once when both are there ('0': same value; '10': reuse
+        // the window; '11': new window).
+        let new_window = match self.br.peek(2) {
+            Some(c) if c & 0b10 == 0 => {
+                self.br.skip(1);
+                return Some(());
+            }
+            Some(c) => {
+                self.br.skip(2);
+                c & 1 == 1
+            }
+            None => {
+                if !self.br.read_bit()? {
+                    return Some(());
+                }
+                self.br.read_bit()?
+            }
+        };
+        if new_window {
             self.leading = self.br.read_bits(5)? as u8;
             let mut sig = self.br.read_bits(6)? as u8;
             if sig == 0 {
@@ -466,20 +501,29 @@ impl<'a> XorIterator<'a> {
         Some(())
     }
 
+    #[inline(always)]
     fn read_dod(&mut self) -> Option<i64> {
-        let mut prefix = 0u8;
-        for _ in 0..4 {
-            prefix <<= 1;
-            if !self.br.read_bit()? {
-                break;
+        // The prefix is up to four bits: as many ones as the size class, then a zero (none
+        // after four ones). Counted from one peek when four bits are there.
+        let ones = match self.br.peek(4) {
+            Some(p) => {
+                let ones = ((p << 60).leading_ones()).min(4);
+                self.br.skip(if ones == 4 { 4 } else { ones + 1 });
+                ones
             }
-            prefix |= 1;
-        }
-        let size = match prefix {
-            0b0 => return Some(0),
-            0b10 => 14,
-            0b110 => 17,
-            0b1110 => 20,
+            None => {
+                let mut ones = 0;
+                while ones < 4 && self.br.read_bit()? {
+                    ones += 1;
+                }
+                ones
+            }
+        };
+        let size = match ones {
+            0 => return Some(0),
+            1 => 14,
+            2 => 17,
+            3 => 20,
             _ => return self.br.read_bits(64).map(|b| b as i64),
         };
         let mut bits = self.br.read_bits(size)?;
@@ -489,6 +533,7 @@ impl<'a> XorIterator<'a> {
         Some(bits as i64)
     }
 
+    #[inline(always)]
     fn step(&mut self) -> Option<()> {
         match self.read {
             0 => {
@@ -515,6 +560,7 @@ impl<'a> XorIterator<'a> {
 impl Iterator for XorIterator<'_> {
     type Item = (i64, f64);
 
+    #[inline]
     fn next(&mut self) -> Option<(i64, f64)> {
         if self.read >= self.total {
             return None;
