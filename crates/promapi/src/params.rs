@@ -17,11 +17,12 @@ pub struct Params {
 
 impl Params {
     pub fn parse(query: Option<&str>, body: &[u8]) -> Params {
-        let mut pairs: Vec<(String, String)> = Vec::new();
+        // compat: Go's `r.FormValue` reads the form body before the URL query, so a POST body
+        // value wins over the same key in the URL (and comes first in repeated keys).
+        let mut pairs: Vec<(String, String)> = form_urlencoded::parse(body).into_owned().collect();
         if let Some(q) = query {
             pairs.extend(form_urlencoded::parse(q.as_bytes()).into_owned());
         }
-        pairs.extend(form_urlencoded::parse(body).into_owned());
         Params { pairs }
     }
 
@@ -46,31 +47,41 @@ impl Params {
     pub fn time(&self, key: &str, default: Timestamp) -> Result<Timestamp, ApiError> {
         match self.get(key) {
             None | Some("") => Ok(default),
+            // compat: Prometheus's `parseTimeParam` wraps the error with the parameter's name.
             Some(s) => parse_time(s).map_err(|_| {
                 ApiError::bad_data(format!(
-                    "invalid parameter {key:?}: cannot parse {s:?} to a valid timestamp"
+                    "invalid parameter {key:?}: Invalid time value for '{key}': cannot parse {s:?} to a valid timestamp"
                 ))
             }),
         }
     }
 
-    /// `start`/`end` with Prometheus's defaults (the whole time range).
+    /// `start`/`end` with Prometheus's defaults (the whole time range). An end before the
+    /// start is no error (Prometheus 2.42 answers with an empty result).
     pub fn time_range(&self) -> Result<(Timestamp, Timestamp), ApiError> {
         let start = self.time("start", MIN_TIME)?;
         let end = self.time("end", MAX_TIME)?;
-        if end < start {
-            return Err(ApiError::bad_data(
-                "invalid parameter \"end\": end timestamp must not be before start time",
-            ));
-        }
         Ok((start, end))
     }
 
-    /// `match[]` selectors.
+    /// `match[]` selectors, parsed like Prometheus's `parseMatchersParam`: each a metric
+    /// selector, and each with at least one matcher that does not match the empty string.
+    /// Errors carry no parameter prefix (the label endpoints print none; `/series` adds one).
     pub fn matchers(&self) -> Result<Vec<Vec<Matcher>>, ApiError> {
+        let sets = self.selectors()?;
+        if sets.iter().any(|ms| ms.iter().all(|m| m.matches_empty())) {
+            return Err(ApiError::bad_data(
+                "match[] must contain at least one non-empty matcher",
+            ));
+        }
+        Ok(sets)
+    }
+
+    /// `match[]` selectors without the non-empty check (`/federate` accepts `{a=~".*"}`).
+    pub fn selectors(&self) -> Result<Vec<Vec<Matcher>>, ApiError> {
         self.all("match[]")
             .into_iter()
-            .map(|s| model::parse_selector(s).map_err(|e| ApiError::bad_data(e.to_string())))
+            .map(|s| promql::parse_metric_selector(s).map_err(|e| ApiError::bad_data(e.msg)))
             .collect()
     }
 
@@ -150,5 +161,34 @@ mod tests {
         );
         assert_eq!(p.all("match[]"), vec!["up", "{job=\"a\"}"]);
         assert_eq!(p.time_range().unwrap(), (1000, 2000));
+    }
+
+    #[test]
+    fn body_wins_over_url_like_go_form_value() {
+        let p = Params::parse(Some("query=2&time=1"), b"query=1");
+        assert_eq!(p.get("query"), Some("1"));
+        assert_eq!(p.get("time"), Some("1"));
+    }
+
+    #[test]
+    fn match_params_as_prometheus() {
+        let p = Params::parse(Some("match[]=%7Bjob%3D~%22.*%22%7D"), b"");
+        assert_eq!(
+            p.matchers().unwrap_err().msg,
+            "match[] must contain at least one non-empty matcher"
+        );
+        assert_eq!(p.selectors().unwrap().len(), 1);
+        let p = Params::parse(Some("match[]=up%7B"), b"");
+        assert_eq!(
+            p.matchers().unwrap_err().msg,
+            "1:4: parse error: unexpected end of input inside braces"
+        );
+        let p = Params::parse(Some("start=abc"), b"");
+        assert_eq!(
+            p.time_range().unwrap_err().msg,
+            "invalid parameter \"start\": Invalid time value for 'start': cannot parse \"abc\" to a valid timestamp"
+        );
+        let p = Params::parse(Some("start=20&end=10"), b"");
+        assert_eq!(p.time_range().unwrap(), (20_000, 10_000));
     }
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
-use promql::ast::Expr;
+use promql::ast::{Expr, ValueType};
 use promql::{QueryOpts, QueryResult, Value};
 use web::api::{ApiError, ErrorType};
 
@@ -37,11 +37,9 @@ fn api_error(e: &promql::Error) -> ApiError {
     ApiError::new(kind, e.to_string())
 }
 
-/// Prometheus's `parseDuration` for API parameters: float seconds or a duration string.
-pub fn parse_param_duration(p: &Params, key: &str) -> Result<Option<Duration>, ApiError> {
-    let Some(s) = p.get(key).filter(|s| !s.is_empty()) else {
-        return Ok(None);
-    };
+/// Prometheus's `parseDuration` for API parameters: float seconds (negative ones too) or a
+/// duration string, in ms.
+fn parse_signed_duration(key: &str, s: &str) -> Result<i64, ApiError> {
     let bad = || {
         ApiError::bad_data(format!(
             "invalid parameter {key:?}: cannot parse {s:?} to a valid duration"
@@ -49,12 +47,42 @@ pub fn parse_param_duration(p: &Params, key: &str) -> Result<Option<Duration>, A
     };
     if let Ok(f) = s.parse::<f64>() {
         let ms = f * 1000.0;
-        if !ms.is_finite() || ms >= i64::MAX as f64 || ms < 0.0 {
+        if !ms.is_finite() {
             return Err(bad());
         }
-        return Ok(Some(Duration::from_millis(ms.round() as u64)));
+        if ms >= i64::MAX as f64 / 1e6 || ms <= i64::MIN as f64 / 1e6 {
+            return Err(ApiError::bad_data(format!(
+                "invalid parameter {key:?}: cannot parse {s:?} to a valid duration. It overflows int64"
+            )));
+        }
+        return Ok(ms.round() as i64);
     }
-    model::parse_duration(s).map(Some).map_err(|_| bad())
+    model::parse_duration(s)
+        .map(|d| d.as_millis() as i64)
+        .map_err(|_| bad())
+}
+
+/// Prometheus's `parseDuration` for optional API parameters (`timeout`, `lookback_delta`):
+/// `None` when absent or empty; a negative value reads as zero.
+pub fn parse_param_duration(p: &Params, key: &str) -> Result<Option<Duration>, ApiError> {
+    let Some(s) = p.get(key).filter(|s| !s.is_empty()) else {
+        return Ok(None);
+    };
+    let ms = parse_signed_duration(key, s)?;
+    Ok(Some(Duration::from_millis(ms.max(0) as u64)))
+}
+
+/// `timeout`: a zero or negative one has expired before the query starts, which Prometheus
+/// reports as a timeout (its context deadline has passed).
+fn parse_timeout(p: &Params) -> Result<Option<Duration>, ApiError> {
+    let t = parse_param_duration(p, "timeout")?;
+    if t.is_some_and(|d| d.is_zero()) {
+        return Err(ApiError::new(
+            ErrorType::Timeout,
+            "query timed out in query execution",
+        ));
+    }
+    Ok(t)
 }
 
 fn now_ms() -> i64 {
@@ -84,17 +112,42 @@ fn parse_expr(p: &Params) -> Result<Expr, ApiError> {
     promql::parse(text).map_err(|e| ApiError::bad_data(format!("invalid parameter \"query\": {e}")))
 }
 
+/// Prometheus's `DocumentedType` names of value types.
+fn documented(t: ValueType) -> &'static str {
+    match t {
+        ValueType::Scalar => "scalar",
+        ValueType::String => "string",
+        ValueType::Vector => "instant vector",
+        ValueType::Matrix => "range vector",
+    }
+}
+
+/// The query of a range query: Prometheus 2.42 reports its parse errors, and an expression
+/// that is neither a scalar nor an instant vector, as bad data without a parameter prefix.
+fn parse_range_expr(p: &Params) -> Result<Expr, ApiError> {
+    let text = p.get("query").unwrap_or("");
+    let expr = promql::parse(text).map_err(|e| ApiError::bad_data(e.to_string()))?;
+    let t = expr.value_type();
+    if !matches!(t, ValueType::Scalar | ValueType::Vector) {
+        return Err(ApiError::bad_data(format!(
+            "invalid expression type \"{}\" for range query, must be Scalar or instant Vector",
+            documented(t)
+        )));
+    }
+    Ok(expr)
+}
+
 /// Reads the parameters of `/api/v1/query`.
 pub fn parse_instant(p: &Params) -> Result<InstantQuery, ApiError> {
     let time = match p.get("time") {
         None | Some("") => now_ms(),
         Some(s) => parse_time(s).map_err(|_| {
             ApiError::bad_data(format!(
-                "invalid parameter \"time\": cannot parse {s:?} to a valid timestamp"
+                "invalid parameter \"time\": Invalid time value for 'time': cannot parse {s:?} to a valid timestamp"
             ))
         })?,
     };
-    let timeout = parse_param_duration(p, "timeout")?;
+    let timeout = parse_timeout(p)?;
     let lookback = parse_param_duration(p, "lookback_delta")?;
     let expr = parse_expr(p)?;
     Ok(InstantQuery {
@@ -114,23 +167,20 @@ pub fn parse_range(p: &Params) -> Result<RangeQuery, ApiError> {
             "invalid parameter \"end\": end timestamp must not be before start time",
         ));
     }
-    let step = match parse_param_duration(p, "step") {
-        Ok(Some(d)) if !d.is_zero() => d.as_millis() as i64,
-        Ok(_) => {
-            return Err(ApiError::bad_data(
-                "invalid parameter \"step\": zero or negative query resolution step widths are not accepted. Try a positive integer",
-            ));
-        }
-        Err(e) => return Err(e),
-    };
+    let step = parse_signed_duration("step", p.get("step").unwrap_or(""))?;
+    if step <= 0 {
+        return Err(ApiError::bad_data(
+            "invalid parameter \"step\": zero or negative query resolution step widths are not accepted. Try a positive integer",
+        ));
+    }
     if (end - start) / step > MAX_POINTS {
         return Err(ApiError::bad_data(
             "exceeded maximum resolution of 11,000 points per timeseries. Try decreasing the query resolution (?step=XX)",
         ));
     }
-    let timeout = parse_param_duration(p, "timeout")?;
+    let timeout = parse_timeout(p)?;
     let lookback = parse_param_duration(p, "lookback_delta")?;
-    let expr = parse_expr(p)?;
+    let expr = parse_range_expr(p)?;
     Ok(RangeQuery {
         expr,
         start,
@@ -348,6 +398,35 @@ mod tests {
         let p = Params::parse(Some("query=up&start=0&end=100&step=15s"), b"");
         let r = parse_range(&p).unwrap();
         assert_eq!((r.start, r.end, r.step), (0, 100_000, 15_000));
+    }
+
+    #[test]
+    fn range_param_errors_as_prometheus_2_42() {
+        let err = |q: &str| parse_range(&Params::parse(Some(q), b"")).err().unwrap();
+        let e = err("query=1&start=1&end=2");
+        assert_eq!(
+            e.msg,
+            "invalid parameter \"step\": cannot parse \"\" to a valid duration"
+        );
+        let e = err("query=1&start=1&end=2&step=-1");
+        assert!(e.msg.contains("zero or negative"), "{}", e.msg);
+        let e = err("query=sum(&start=1&end=2&step=1");
+        assert_eq!(e.msg, "1:5: parse error: unclosed left parenthesis");
+        let e = err("query=up[5m]&start=1&end=2&step=1");
+        assert_eq!(e.kind, ErrorType::BadData);
+        assert_eq!(
+            e.msg,
+            "invalid expression type \"range vector\" for range query, must be Scalar or instant Vector"
+        );
+        let e = err("query=1&start=1&end=2&step=1&timeout=0");
+        assert_eq!(e.kind, ErrorType::Timeout);
+        let e = parse_instant(&Params::parse(Some("query=1&time=x"), b""))
+            .err()
+            .unwrap();
+        assert_eq!(
+            e.msg,
+            "invalid parameter \"time\": Invalid time value for 'time': cannot parse \"x\" to a valid timestamp"
+        );
     }
 
     #[test]

@@ -34,6 +34,20 @@ pub fn parse(input: &str) -> Result<Expr, ParseError> {
     Ok(e)
 }
 
+/// Parses one metric selector such as a `match[]` parameter (`up{job="a"}`, `{__name__=~"x.*"}`)
+/// into its matchers, with Prometheus 2.42's `ParseMetricSelector` errors
+/// (`1:3: parse error: unexpected "["`). Unlike [`parse`], an all-empty-matching selector is
+/// accepted; callers that forbid it check themselves.
+pub fn parse_metric_selector(input: &str) -> Result<Vec<model::Matcher>, ParseError> {
+    let mut p = parse::Parser::new(input);
+    let res = p.parse_metric_selector();
+    let first = |e: parse::PosError| ParseError::at(input, e.pos, e.msg);
+    if let Some(e) = p.errs.first() {
+        return Err(first(e.clone()));
+    }
+    res.map_err(first)
+}
+
 /// Invalid PromQL. `msg` is the whole text as Prometheus prints it:
 /// `line:column: parse error: what`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

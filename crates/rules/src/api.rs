@@ -86,9 +86,10 @@ impl RuleTypeFilter {
             None | Some("") => Ok(RuleTypeFilter::All),
             Some("alert") => Ok(RuleTypeFilter::Alert),
             Some("record") => Ok(RuleTypeFilter::Record),
-            Some(_) => Err(format!(
-                "invalid query parameter type='{}'",
-                s.unwrap_or("")
+            // compat: Prometheus 2.42 quotes the lower-cased value.
+            Some(t) => Err(format!(
+                "invalid parameter \"type\": not supported value {}",
+                serde_json::to_string(t).unwrap_or_default()
             )),
         }
     }

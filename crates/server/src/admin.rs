@@ -1,6 +1,6 @@
 //! The TSDB admin API behind `--web.enable-admin-api`, like Prometheus's:
 //! `POST /api/v1/admin/tsdb/snapshot?skip_head=`, `delete_series?match[]=&start=&end=` and
-//! `clean_tombstones`. Disabled, each answers 503 "admin APIs disabled".
+//! `clean_tombstones`. Disabled, each answers 500 `unavailable` "admin APIs disabled" like Prometheus 2.42.
 
 use axum::body::Bytes;
 use axum::extract::{RawQuery, State};
@@ -12,12 +12,13 @@ use web::api::{ApiError, ok};
 use crate::app::App;
 use crate::params::Params;
 
-fn enabled(app: &App) -> Result<(), ApiError> {
-    if app.flags().enable_admin_api {
-        Ok(())
-    } else {
-        Err(ApiError::unavailable("admin APIs disabled"))
-    }
+/// compat: Prometheus 2.42 answers a disabled admin API with errorType `unavailable` but
+/// status 500 (its error-type switch has no case for `unavailable`).
+fn disabled() -> Response {
+    web::api::json_response(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        &json!({"status": "error", "errorType": "unavailable", "error": "admin APIs disabled"}),
+    )
 }
 
 fn internal(e: impl std::fmt::Display) -> ApiError {
@@ -34,8 +35,10 @@ fn snapshot_name() -> String {
 
 /// `POST /api/v1/admin/tsdb/snapshot`
 pub async fn snapshot(State(app): State<App>, RawQuery(q): RawQuery, body: Bytes) -> Response {
+    if !app.flags().enable_admin_api {
+        return disabled();
+    }
     let res = async {
-        enabled(&app)?;
         let p = Params::parse(q.as_deref(), &body);
         let skip_head = match p.get("skip_head") {
             None | Some("") => false,
@@ -58,14 +61,18 @@ pub async fn snapshot(State(app): State<App>, RawQuery(q): RawQuery, body: Bytes
 
 /// `POST /api/v1/admin/tsdb/delete_series`: 204 on success.
 pub async fn delete_series(State(app): State<App>, RawQuery(q): RawQuery, body: Bytes) -> Response {
+    if !app.flags().enable_admin_api {
+        return disabled();
+    }
     let res: Result<(), ApiError> = async {
-        enabled(&app)?;
         let p = Params::parse(q.as_deref(), &body);
-        let sets = p.matchers()?;
-        if sets.is_empty() {
+        if p.all("match[]").is_empty() {
             return Err(ApiError::bad_data("no match[] parameter provided"));
         }
         let (start, end) = p.time_range()?;
+        let sets = p
+            .selectors()
+            .map_err(|e| ApiError::bad_data(format!("invalid parameter \"match[]\": {}", e.msg)))?;
         let db = app.db().clone();
         tokio::task::spawn_blocking(move || {
             for ms in &sets {
@@ -86,8 +93,10 @@ pub async fn delete_series(State(app): State<App>, RawQuery(q): RawQuery, body: 
 
 /// `POST /api/v1/admin/tsdb/clean_tombstones`: 204 on success.
 pub async fn clean_tombstones(State(app): State<App>) -> Response {
+    if !app.flags().enable_admin_api {
+        return disabled();
+    }
     let res: Result<(), ApiError> = async {
-        enabled(&app)?;
         let db = app.db().clone();
         tokio::task::spawn_blocking(move || db.clean_tombstones())
             .await

@@ -7,10 +7,9 @@ use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use serde::Serialize;
 use serde_json::json;
 use storage::SelectHints;
-use web::api::{ApiError, ApiResult, ApiSuccess, ok};
+use web::api::{ApiError, ApiResult, ok};
 
 use crate::app::App;
 use crate::params::Params;
@@ -26,12 +25,14 @@ pub async fn series(
     body: Bytes,
 ) -> ApiResult<Vec<model::Labels>> {
     let p = Params::parse(q.as_deref(), &body);
-    let sets = p.matchers()?;
-    if sets.is_empty() {
+    if p.all("match[]").is_empty() {
         return Err(ApiError::bad_data("no match[] parameter provided"));
     }
     let (start, end) = p.time_range()?;
-    let limit = p.limit()?;
+    // compat: only `/series` names the parameter in match[] errors (Prometheus 2.42).
+    let sets = p
+        .matchers()
+        .map_err(|e| ApiError::bad_data(format!("invalid parameter \"match[]\": {}", e.msg)))?;
     let app2 = app.clone();
     let res = tokio::task::spawn_blocking(move || -> Result<Vec<model::Labels>, ApiError> {
         let q = app2.queryable().querier(start, end).map_err(internal)?;
@@ -51,17 +52,8 @@ pub async fn series(
     })
     .await
     .map_err(internal)??;
-    truncate_with_warning(res, limit)
-}
-
-fn truncate_with_warning<T: Serialize>(mut v: Vec<T>, limit: usize) -> ApiResult<Vec<T>> {
-    if limit > 0 && v.len() > limit {
-        v.truncate(limit);
-        return Ok(
-            ApiSuccess::new(v).with_warnings(vec!["results truncated due to limit".to_string()])
-        );
-    }
-    ok(v)
+    // compat: Prometheus 2.42 has no `limit` parameter on the series and label endpoints.
+    ok(res)
 }
 
 /// `GET|POST /api/v1/labels`
@@ -71,9 +63,8 @@ pub async fn label_names(
     body: Bytes,
 ) -> ApiResult<Vec<String>> {
     let p = Params::parse(q.as_deref(), &body);
-    let sets = p.matchers()?;
     let (start, end) = p.time_range()?;
-    let limit = p.limit()?;
+    let sets = p.matchers()?;
     let res = tokio::task::spawn_blocking(move || -> Result<Vec<String>, ApiError> {
         let q = app.queryable().querier(start, end).map_err(internal)?;
         if sets.is_empty() {
@@ -87,7 +78,7 @@ pub async fn label_names(
     })
     .await
     .map_err(internal)??;
-    truncate_with_warning(res, limit)
+    ok(res)
 }
 
 /// `GET /api/v1/label/<name>/values`
@@ -102,9 +93,8 @@ pub async fn label_values(
     if !crate::config::is_valid_label_name(&name) {
         return Err(ApiError::bad_data(format!("invalid label name: {name:?}")));
     }
-    let sets = p.matchers()?;
     let (start, end) = p.time_range()?;
-    let limit = p.limit()?;
+    let sets = p.matchers()?;
     let res = tokio::task::spawn_blocking(move || -> Result<Vec<String>, ApiError> {
         let q = app.queryable().querier(start, end).map_err(internal)?;
         if sets.is_empty() {
@@ -118,7 +108,7 @@ pub async fn label_values(
     })
     .await
     .map_err(internal)??;
-    truncate_with_warning(res, limit)
+    ok(res)
 }
 
 /// `GET /api/v1/targets?state=active|dropped|any&scrapePool=…`
@@ -136,7 +126,8 @@ pub async fn targets(
         "" | "any" => (true, true),
         "active" => (true, false),
         "dropped" => (false, true),
-        _ => (true, true),
+        // compat: Prometheus 2.42 shows neither list for an unknown state.
+        _ => (false, false),
     };
     let sm = app.scrape_manager();
     let in_pool = |p: &str| pool.as_deref().is_none_or(|want| want == p);
@@ -165,16 +156,13 @@ pub async fn metadata(
     RawQuery(q): RawQuery,
 ) -> ApiResult<BTreeMap<String, Vec<scrape::MetricMetadata>>> {
     let p = Params::parse(q.as_deref(), b"");
-    let parse_limit = |k: &str| -> Result<i64, ApiError> {
-        match p.get(k) {
-            None | Some("") => Ok(-1),
-            Some(s) => s.parse::<i64>().map_err(|_| {
-                ApiError::bad_data(format!("invalid parameter {k:?}: cannot parse {s:?}"))
-            }),
-        }
+    // compat: Prometheus 2.42's wording; it has no `limit_per_metric` yet, so that is ignored.
+    let limit = match p.get("limit") {
+        None | Some("") => -1,
+        Some(s) => s
+            .parse::<i64>()
+            .map_err(|_| ApiError::bad_data("limit must be a number"))?,
     };
-    let limit = parse_limit("limit")?;
-    let per_metric = parse_limit("limit_per_metric")?;
     let metric = p.get("metric").filter(|s| !s.is_empty());
     let mut out: BTreeMap<String, Vec<scrape::MetricMetadata>> = BTreeMap::new();
     for (name, md) in app.scrape_manager().metadata() {
@@ -182,7 +170,7 @@ pub async fn metadata(
             continue;
         }
         let e = out.entry(name).or_default();
-        if !e.contains(&md) && (per_metric <= 0 || (e.len() as i64) < per_metric) {
+        if !e.contains(&md) {
             e.push(md);
         }
     }
@@ -241,15 +229,9 @@ pub async fn status_tsdb(
     State(app): State<App>,
     RawQuery(q): RawQuery,
 ) -> ApiResult<tsdb::TsdbStats> {
-    let p = Params::parse(q.as_deref(), b"");
-    let limit = match p.get("limit") {
-        None | Some("") => 10,
-        Some(s) => match s.parse::<usize>() {
-            Ok(n) if n > 0 => n,
-            _ => return Err(ApiError::bad_data("limit must be a positive number")),
-        },
-    };
-    ok(app.db().stats(limit))
+    // compat: Prometheus 2.42 always lists the top 10 (its `limit` parameter came later).
+    let _ = q;
+    ok(app.db().stats(10))
 }
 
 /// `GET /metrics`: the server's own metrics in text format 0.0.4.

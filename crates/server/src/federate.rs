@@ -111,7 +111,9 @@ pub async fn federate(State(app): State<App>, RawQuery(q): RawQuery) -> Response
     let sets: Result<Vec<Vec<Matcher>>, FederateError> = p
         .all("match[]")
         .into_iter()
-        .map(|s| model::parse_selector(s).map_err(|e| FederateError::BadMatcher(e.to_string())))
+        // compat: Prometheus's ParseMetricSelector, so errors read like its and `{a=~".*"}` is
+        // accepted.
+        .map(|s| promql::parse_metric_selector(s).map_err(|e| FederateError::BadMatcher(e.msg)))
         .collect();
     let sets = match sets {
         Ok(s) => s,

@@ -322,3 +322,43 @@ fn deep_nesting_is_an_error_not_a_crash() {
     assert!(parse(&deep("(", "x", ")", 120)).is_ok());
     assert!(parse(&format!("x{}", " + x".repeat(120))).is_ok());
 }
+
+#[test]
+fn metric_selectors_as_prometheus_2_42_match_params() {
+    // Errors recorded from Prometheus 2.42's /api/v1/series?match[]=…
+    let cases = [
+        ("", "1:1: parse error: unexpected end of input"),
+        ("  ", "1:3: parse error: unexpected end of input"),
+        ("sum(up)", "1:4: parse error: unexpected \"(\""),
+        ("up[5m]", "1:3: parse error: unexpected \"[\""),
+        ("up offset 5m", "1:4: parse error: unexpected <offset>"),
+        ("1", "1:1: parse error: unexpected number \"1\""),
+        ("up + up", "1:4: parse error: unexpected <op:+>"),
+        (
+            "up{",
+            "1:4: parse error: unexpected end of input inside braces",
+        ),
+        (
+            "up{job=~\"(\"}",
+            "1:4: parse error: error parsing regexp: missing closing ): `^(?:()$`",
+        ),
+        (
+            "up{job=\"a\" or}",
+            "1:12: parse error: unexpected identifier \"or\" in label matching, expected \",\" or \"}\"",
+        ),
+    ];
+    for (q, want) in cases {
+        match crate::parse_metric_selector(q) {
+            Ok(m) => panic!("{q:?} parsed as {m:?}"),
+            Err(e) => assert_eq!(e.msg, want, "{q:?}"),
+        }
+    }
+    let ms = crate::parse_metric_selector("up{job=~\".*\"}").unwrap();
+    assert_eq!(ms.len(), 2);
+    assert_eq!(
+        crate::parse_metric_selector("{a=~\".*\"}").unwrap().len(),
+        1
+    );
+    let ms = crate::parse_metric_selector("sum").unwrap();
+    assert_eq!(ms[0].value, "sum");
+}

@@ -400,6 +400,36 @@ impl Parser {
         Ok(e)
     }
 
+    /// The whole input as one vector selector without modifiers (Prometheus's
+    /// `ParseMetricSelector`, used for `match[]`): no type checks, so `{a=~".*"}` is accepted.
+    pub(crate) fn parse_metric_selector(&mut self) -> PResult<Vec<Matcher>> {
+        let t = self.peek().clone();
+        let node = match t.tok {
+            Tok::LBrace => self.vector_selector(None, t.pos)?,
+            _ if is_metric_ident(&t) => {
+                self.bump();
+                self.vector_selector(Some(t.val.clone()), t.pos)?
+            }
+            _ => return Err(self.unexpected("", "")),
+        };
+        if self.peek().tok != Tok::Eof {
+            return Err(self.unexpected("", ""));
+        }
+        if let Some(e) = &self.lex_err {
+            return Err(PosError {
+                pos: e.pos,
+                msg: e.msg.clone(),
+            });
+        }
+        match node.kind {
+            Kind::Vector(sel) => Ok(sel.matchers),
+            _ => Err(PosError {
+                pos: t.pos,
+                msg: "expected a vector selector".into(),
+            }),
+        }
+    }
+
     fn expr(&mut self, min_prec: u8) -> PResult<Node> {
         self.depth += 1;
         let r = if self.depth > MAX_DEPTH {
