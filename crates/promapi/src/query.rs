@@ -276,19 +276,47 @@ pub fn respond(res: Result<QueryResult, ApiError>) -> Response {
 /// Writes a Prometheus timestamp: seconds with up to three decimals, exactly as
 /// Prometheus's `jsonutil.MarshalTimestamp` does (trailing zeros of the fraction kept).
 fn write_ts(out: &mut String, t: i64) {
-    let (sign, t) = if t < 0 {
-        ("-", t.unsigned_abs())
-    } else {
-        ("", t as u64)
-    };
-    let _ = write!(out, "{sign}{}", t / 1000);
+    if t < 0 {
+        out.push('-');
+    }
+    let t = t.unsigned_abs();
+    write_u64(out, t / 1000);
     let frac = t % 1000;
     if frac != 0 {
-        let _ = write!(out, ".{frac:03}");
+        let digits = [
+            b'.',
+            b'0' + (frac / 100) as u8,
+            b'0' + (frac / 10 % 10) as u8,
+            b'0' + (frac % 10) as u8,
+        ];
+        // ASCII digits.
+        out.push_str(std::str::from_utf8(&digits).unwrap_or_default());
     }
 }
 
+fn write_u64(out: &mut String, mut n: u64) {
+    let mut buf = [0u8; 20];
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.push_str(std::str::from_utf8(&buf[i..]).unwrap_or_default());
+}
+
 fn write_json_str(out: &mut String, s: &str) {
+    // Label names and values rarely need escaping: copy them as they are when nothing in them
+    // does (JSON escapes '"', '\\' and control characters; serde_json nothing else).
+    if !s.bytes().any(|b| b == b'"' || b == b'\\' || b < 0x20) {
+        out.push('"');
+        out.push_str(s);
+        out.push('"');
+        return;
+    }
     // serde_json escapes exactly as JSON requires; strings never fail to serialise.
     out.push_str(&serde_json::to_string(s).unwrap_or_else(|_| "\"\"".to_string()));
 }
@@ -297,7 +325,7 @@ fn write_point(out: &mut String, t: i64, v: f64) {
     out.push('[');
     write_ts(out, t);
     out.push_str(",\"");
-    out.push_str(&promql::format_go_float(v));
+    promql::write_go_float(out, v);
     out.push_str("\"]");
 }
 
@@ -316,7 +344,13 @@ fn write_metric(out: &mut String, l: &model::Labels) {
 
 /// The success envelope with `resultType`/`result`, warnings and infos.
 pub fn encode_result(r: &QueryResult) -> String {
-    let mut out = String::with_capacity(256);
+    // Points take ~30 bytes each; reserving up front saves copying a large body while it grows.
+    let points: usize = match &r.value {
+        Value::Matrix(m) => m.iter().map(|s| s.points.len() + 8).sum(),
+        Value::Vector(v) => v.len() * 3,
+        _ => 0,
+    };
+    let mut out = String::with_capacity(256 + points * 32);
     out.push_str("{\"status\":\"success\",\"data\":{\"resultType\":\"");
     out.push_str(r.value.type_name());
     out.push_str("\",\"result\":");
@@ -427,6 +461,40 @@ mod tests {
             e.msg,
             "invalid parameter \"time\": Invalid time value for 'time': cannot parse \"x\" to a valid timestamp"
         );
+    }
+
+    #[test]
+    fn timestamps_and_strings() {
+        for t in [
+            0,
+            1,
+            999,
+            1000,
+            1001,
+            -1,
+            -1500,
+            1_795_550_782_123,
+            i64::MIN + 1,
+        ] {
+            let mut s = String::new();
+            write_ts(&mut s, t);
+            let (sign, a) = if t < 0 {
+                ("-", t.unsigned_abs())
+            } else {
+                ("", t as u64)
+            };
+            let want = if a % 1000 == 0 {
+                format!("{sign}{}", a / 1000)
+            } else {
+                format!("{sign}{}.{:03}", a / 1000, a % 1000)
+            };
+            assert_eq!(s, want);
+        }
+        for v in ["plain", "", "a\"b", "back\\slash", "tab\tx", "\u{1}", "ünï"] {
+            let mut s = String::new();
+            write_json_str(&mut s, v);
+            assert_eq!(s, serde_json::to_string(v).unwrap());
+        }
     }
 
     #[test]

@@ -156,14 +156,72 @@ pub(crate) fn check_call_args(e: &Expr) -> std::result::Result<(), String> {
 
 /// Go's `strconv.FormatFloat(v, 'f', -1, 64)`, as `count_values` and messages print numbers.
 pub fn format_go_float(v: f64) -> String {
-    if v.is_nan() {
-        "NaN".to_string()
-    } else if v == f64::INFINITY {
-        "+Inf".to_string()
-    } else if v == f64::NEG_INFINITY {
-        "-Inf".to_string()
+    let mut s = String::new();
+    write_go_float(&mut s, v);
+    s
+}
+
+/// Writes `v` as Go's `strconv.FormatFloat(v, 'f', -1, 64)` (what Prometheus puts into JSON;
+/// [`format_go_float`] into a buffer): the shortest digits that read back as `v`,
+/// never an exponent. Integers go straight to digits; other values take ryu's shortest digits,
+/// whose exponent form is spelled out here.
+pub fn write_go_float(out: &mut String, v: f64) {
+    if !v.is_finite() {
+        out.push_str(if v.is_nan() {
+            "NaN"
+        } else if v > 0.0 {
+            "+Inf"
+        } else {
+            "-Inf"
+        });
+        return;
+    }
+    if v.is_sign_negative() {
+        out.push('-');
+    }
+    let a = v.abs();
+    if a < 1e15 && a.fract() == 0.0 {
+        let mut n = a as u64;
+        let mut buf = [0u8; 20];
+        let mut i = buf.len();
+        loop {
+            i -= 1;
+            buf[i] = b'0' + (n % 10) as u8;
+            n /= 10;
+            if n == 0 {
+                break;
+            }
+        }
+        // ASCII digits.
+        out.push_str(std::str::from_utf8(&buf[i..]).unwrap_or_default());
+        return;
+    }
+    let mut buf = ryu::Buffer::new();
+    let s = buf.format_finite(a);
+    let Some((mant, exp)) = s.split_once('e') else {
+        out.push_str(s.strip_suffix(".0").unwrap_or(s));
+        return;
+    };
+    // `d[.ddd]e[-]x`: digits with the point after the first one, times 10^x.
+    let exp: i32 = exp.parse().unwrap_or(0);
+    let (int, frac) = mant.split_once('.').unwrap_or((mant, ""));
+    let digits = || int.chars().chain(frac.chars());
+    let n = (int.len() + frac.len()) as i32;
+    let point = int.len() as i32 + exp; // digits before the decimal point
+    if point <= 0 {
+        out.push_str("0.");
+        (0..-point).for_each(|_| out.push('0'));
+        digits().for_each(|c| out.push(c));
+    } else if point >= n {
+        digits().for_each(|c| out.push(c));
+        (0..point - n).for_each(|_| out.push('0'));
     } else {
-        format!("{v}")
+        for (i, c) in digits().enumerate() {
+            if i as i32 == point {
+                out.push('.');
+            }
+            out.push(c);
+        }
     }
 }
 
@@ -595,54 +653,57 @@ fn range_func(ev: &mut Ev<'_>, c: &Call, r: Rng) -> Result<Vec<RSeries>> {
     let warn_q = std::sync::atomic::AtomicBool::new(false);
     // Many series run on several threads, each with its own copy of the window function.
     let (scalars_ref, warn_ref) = (&scalars, &warn_q);
+    // The function is resolved once, not compared by name at every window.
+    let Some(func) = RangeFn::from_name(name) else {
+        return eval_err(format!("unknown function {name:?}"));
+    };
     let make = || {
         // One buffer for the windows' values, reused at every step (no allocation per window).
         let mut scratch: Vec<f64> = Vec::new();
         move |k: usize, t: i64, range: i64, w: &[(i64, f64)], resets: usize| {
             let p = |i: usize| scalars_ref[i][k];
             let buf = &mut scratch;
-            Ok(match name {
-                "rate" => stats::extrapolated_rate(w, t - range, t, resets, true, true),
-                "increase" => stats::extrapolated_rate(w, t - range, t, resets, true, false),
-                "delta" => stats::extrapolated_rate(w, t - range, t, 0, false, false),
-                "irate" => stats::instant_value(w, true),
-                "idelta" => stats::instant_value(w, false),
-                "deriv" => (w.len() >= 2).then(|| stats::linear_regression(w, w[0].0).0),
-                "predict_linear" => (w.len() >= 2).then(|| {
+            Ok(match func {
+                RangeFn::Rate => stats::extrapolated_rate(w, t - range, t, resets, true, true),
+                RangeFn::Increase => stats::extrapolated_rate(w, t - range, t, resets, true, false),
+                RangeFn::Delta => stats::extrapolated_rate(w, t - range, t, 0, false, false),
+                RangeFn::Irate => stats::instant_value(w, true),
+                RangeFn::Idelta => stats::instant_value(w, false),
+                RangeFn::Deriv => (w.len() >= 2).then(|| stats::linear_regression(w, w[0].0).0),
+                RangeFn::PredictLinear => (w.len() >= 2).then(|| {
                     let (slope, intercept) = stats::linear_regression(w, r.ts(k));
                     slope * p(0) + intercept
                 }),
-                "resets" => Some(resets as f64),
-                "changes" => Some(
+                RangeFn::Resets => Some(resets as f64),
+                RangeFn::Changes => Some(
                     w.windows(2)
                         .filter(|x| x[1].1 != x[0].1 && !(x[1].1.is_nan() && x[0].1.is_nan()))
                         .count() as f64,
                 ),
-                "avg_over_time" => Some(stats::mean(values(buf, w))),
-                "min_over_time" => Some(stats::min(values(buf, w))),
-                "max_over_time" => Some(stats::max(values(buf, w))),
-                "sum_over_time" => Some(stats::sum(values(buf, w))),
-                "count_over_time" => Some(w.len() as f64),
-                "quantile_over_time" => {
+                RangeFn::AvgOverTime => Some(stats::mean(values(buf, w))),
+                RangeFn::MinOverTime => Some(stats::min(values(buf, w))),
+                RangeFn::MaxOverTime => Some(stats::max(values(buf, w))),
+                RangeFn::SumOverTime => Some(stats::sum(values(buf, w))),
+                RangeFn::CountOverTime => Some(w.len() as f64),
+                RangeFn::QuantileOverTime => {
                     if !(0.0..=1.0).contains(&p(0)) {
                         warn_ref.store(true, std::sync::atomic::Ordering::Relaxed);
                     }
                     Some(quantile(p(0), values(buf, w)))
                 }
-                "stddev_over_time" => Some(stats::variance(values(buf, w)).sqrt()),
-                "stdvar_over_time" => Some(stats::variance(values(buf, w))),
-                "last_over_time" => w.last().map(|s| s.1),
-                "first_over_time" => w.first().map(|s| s.1),
-                "present_over_time" => Some(1.0),
-                "mad_over_time" => Some(stats::mad(values(buf, w))),
-                "ts_of_min_over_time" => Some(stats::ts_of_extreme(w, |a, b| a < b)),
-                "ts_of_max_over_time" => Some(stats::ts_of_extreme(w, |a, b| a > b)),
-                "ts_of_first_over_time" => w.first().map(|s| s.0 as f64 / 1000.0),
-                "ts_of_last_over_time" => w.last().map(|s| s.0 as f64 / 1000.0),
-                "double_exponential_smoothing" => {
+                RangeFn::StddevOverTime => Some(stats::variance(values(buf, w)).sqrt()),
+                RangeFn::StdvarOverTime => Some(stats::variance(values(buf, w))),
+                RangeFn::LastOverTime => w.last().map(|s| s.1),
+                RangeFn::FirstOverTime => w.first().map(|s| s.1),
+                RangeFn::PresentOverTime => Some(1.0),
+                RangeFn::MadOverTime => Some(stats::mad(values(buf, w))),
+                RangeFn::TsOfMinOverTime => Some(stats::ts_of_extreme(w, |a, b| a < b)),
+                RangeFn::TsOfMaxOverTime => Some(stats::ts_of_extreme(w, |a, b| a > b)),
+                RangeFn::TsOfFirstOverTime => w.first().map(|s| s.0 as f64 / 1000.0),
+                RangeFn::TsOfLastOverTime => w.last().map(|s| s.0 as f64 / 1000.0),
+                RangeFn::DoubleExponentialSmoothing => {
                     stats::double_exponential_smoothing(w, p(0), p(1))
                 }
-                _ => None,
             })
         }
     };
@@ -658,6 +719,71 @@ fn range_func(ev: &mut Ev<'_>, c: &Call, r: Rng) -> Result<Vec<RSeries>> {
         ));
     }
     Ok(out)
+}
+
+/// The range functions [`range_func`] evaluates itself.
+#[derive(Debug, Clone, Copy)]
+enum RangeFn {
+    Rate,
+    Increase,
+    Delta,
+    Irate,
+    Idelta,
+    Deriv,
+    PredictLinear,
+    Resets,
+    Changes,
+    AvgOverTime,
+    MinOverTime,
+    MaxOverTime,
+    SumOverTime,
+    CountOverTime,
+    QuantileOverTime,
+    StddevOverTime,
+    StdvarOverTime,
+    LastOverTime,
+    FirstOverTime,
+    PresentOverTime,
+    MadOverTime,
+    TsOfMinOverTime,
+    TsOfMaxOverTime,
+    TsOfFirstOverTime,
+    TsOfLastOverTime,
+    DoubleExponentialSmoothing,
+}
+
+impl RangeFn {
+    fn from_name(name: &str) -> Option<RangeFn> {
+        Some(match name {
+            "rate" => RangeFn::Rate,
+            "increase" => RangeFn::Increase,
+            "delta" => RangeFn::Delta,
+            "irate" => RangeFn::Irate,
+            "idelta" => RangeFn::Idelta,
+            "deriv" => RangeFn::Deriv,
+            "predict_linear" => RangeFn::PredictLinear,
+            "resets" => RangeFn::Resets,
+            "changes" => RangeFn::Changes,
+            "avg_over_time" => RangeFn::AvgOverTime,
+            "min_over_time" => RangeFn::MinOverTime,
+            "max_over_time" => RangeFn::MaxOverTime,
+            "sum_over_time" => RangeFn::SumOverTime,
+            "count_over_time" => RangeFn::CountOverTime,
+            "quantile_over_time" => RangeFn::QuantileOverTime,
+            "stddev_over_time" => RangeFn::StddevOverTime,
+            "stdvar_over_time" => RangeFn::StdvarOverTime,
+            "last_over_time" => RangeFn::LastOverTime,
+            "first_over_time" => RangeFn::FirstOverTime,
+            "present_over_time" => RangeFn::PresentOverTime,
+            "mad_over_time" => RangeFn::MadOverTime,
+            "ts_of_min_over_time" => RangeFn::TsOfMinOverTime,
+            "ts_of_max_over_time" => RangeFn::TsOfMaxOverTime,
+            "ts_of_first_over_time" => RangeFn::TsOfFirstOverTime,
+            "ts_of_last_over_time" => RangeFn::TsOfLastOverTime,
+            "double_exponential_smoothing" => RangeFn::DoubleExponentialSmoothing,
+            _ => return None,
+        })
+    }
 }
 
 /// The values of window `w`, in `buf`.

@@ -13,6 +13,6 @@ pub mod value;
 
 pub use engine::{Engine, EngineOptions, QueryOpts};
 pub use error::Error;
-pub use functions::{format_go_float, parse_go_float};
+pub use functions::{format_go_float, parse_go_float, write_go_float};
 pub use parser::{ParseError, parse, parse_metric_selector};
 pub use value::{QueryResult, Sample, Series, Value};
