@@ -249,8 +249,10 @@ impl Ev<'_> {
             }
             for &g in &order {
                 let items = &mut by_group[g];
-                // NaN sorts last for both, so it is only returned when nothing else is left.
-                items.sort_by(|a, b| {
+                // NaN sorts last for both, so it is only returned when nothing else is left;
+                // equal values keep input order (the index breaks ties), so picking the first
+                // `n` and sorting only those gives what a stable sort of all would.
+                let cmp = |a: &(usize, f64), b: &(usize, f64)| {
                     let (x, y) = (a.1, b.1);
                     match (x.is_nan(), y.is_nan()) {
                         (true, true) => std::cmp::Ordering::Equal,
@@ -259,8 +261,18 @@ impl Ev<'_> {
                         _ if op == AggOp::Topk => y.total_cmp(&x),
                         _ => x.total_cmp(&y),
                     }
-                });
-                for &(i, v) in items.iter().take(n) {
+                    .then(a.0.cmp(&b.0))
+                };
+                if n == 0 {
+                    items.clear();
+                    continue;
+                }
+                if n < items.len() {
+                    items.select_nth_unstable_by(n - 1, cmp);
+                    items.truncate(n);
+                }
+                items.sort_unstable_by(cmp);
+                for &(i, v) in items.iter() {
                     out.push(&input[i].labels, input[i].drop_name, t, v)?;
                 }
                 items.clear();
