@@ -304,6 +304,7 @@ struct Cursor {
     ids: Vec<u64>,
     pos: usize,
     cur: Option<(Labels, Vec<ChunkMeta>, u64)>,
+    symbols: crate::block::index::SymbolCache,
 }
 
 impl Cursor {
@@ -311,7 +312,7 @@ impl Cursor {
         self.cur = match self.ids.get(self.pos) {
             Some(&id) => {
                 self.pos += 1;
-                let (l, c) = self.block.index.series(id)?;
+                let (l, c) = self.block.index.series_with(id, &mut self.symbols)?;
                 Some((l, c, id))
             }
             None => None,
@@ -340,6 +341,7 @@ pub(crate) fn compact_blocks(
             ids: b.index.all_postings()?,
             pos: 0,
             cur: None,
+            symbols: Default::default(),
         };
         c.advance()?;
         cursors.push(c);

@@ -912,7 +912,7 @@ impl Db {
             let mut t = (*b.tombstones()).clone();
             let mut changed = false;
             for id in b.index.for_matchers(matchers)? {
-                let (_, chunks) = b.index.series(id)?;
+                let chunks = b.index.chunk_metas(id)?;
                 if chunks.iter().any(|c| c.maxt >= mint && c.mint <= maxt) {
                     t.add(id, mint, maxt);
                     changed = true;

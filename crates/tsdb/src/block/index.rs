@@ -289,15 +289,48 @@ struct Toc {
     postings_table: u64,
 }
 
-/// A memory-mapped index, every section checked at open.
+/// Every how many entries the symbol and postings offset tables are sampled in memory (as
+/// Prometheus does): a lookup starts at the nearest sample and reads at most this many entries
+/// on from the mapped file.
+const SAMPLE_EVERY: usize = 32;
+
+/// The postings table entries of one label name, sampled: the file offset of the value string
+/// of entries 0, 32, 64, … (each entry is `value | postings offset`, then the next entry's
+/// `0x02 | name`), and how many entries the name has.
+#[derive(Debug)]
+struct NameEntries {
+    sampled: Vec<u32>,
+    len: u32,
+}
+
+const SYMBOL_CACHE_SLOTS: usize = 64;
+
+/// Recently looked-up symbols (direct-mapped by symbol number) for a reader of
+/// many series, so the label names and common values are not looked up again for each one.
+/// (64 × 16 bytes.)
+pub struct SymbolCache {
+    /// (symbol number + 1, offset of its length field); 0 = empty.
+    slots: [(u64, usize); SYMBOL_CACHE_SLOTS],
+}
+
+impl Default for SymbolCache {
+    fn default() -> Self {
+        SymbolCache {
+            slots: [(0, 0); SYMBOL_CACHE_SLOTS],
+        }
+    }
+}
+
+/// A memory-mapped index, every section checked at open. What stays in memory per block does
+/// not grow with its series: every 32nd symbol offset and every 32nd postings table entry.
 pub struct IndexReader {
     path: PathBuf,
     map: MappedFile,
-    /// Offset of each symbol's length field.
+    /// Offset of the length field of symbols 0, 32, 64, …
     symbols: Vec<u32>,
-    /// Label name → sorted (file offset of the value string, postings offset); the empty
-    /// name holds all series. Values stay in the mapped file: ~12 bytes per label pair.
-    postings: BTreeMap<Box<str>, Vec<(u32, u64)>>,
+    num_symbols: u64,
+    /// Label name → its sampled postings table entries; the empty name holds all series.
+    postings: BTreeMap<Box<str>, NameEntries>,
     toc: Toc,
 }
 
@@ -313,6 +346,7 @@ impl IndexReader {
             path: path.to_path_buf(),
             map,
             symbols: Vec::new(),
+            num_symbols: 0,
             postings: BTreeMap::new(),
             toc: Toc {
                 symbols: 0,
@@ -389,15 +423,21 @@ impl IndexReader {
             let n = d
                 .be_u32()
                 .ok_or_else(|| self.bad(self.toc.symbols, "bad symbol count"))?;
-            symbols.reserve(n as usize);
-            for _ in 0..n {
+            symbols.reserve((n as usize).div_ceil(SAMPLE_EVERY));
+            for i in 0..n as usize {
                 let off = base + body.len() - d.remaining();
                 d.uvarint_str()
                     .ok_or_else(|| self.bad(off as u64, "bad symbol"))?;
-                symbols.push(off as u32);
+                if i % SAMPLE_EVERY == 0 {
+                    symbols.push(
+                        u32::try_from(off)
+                            .map_err(|_| self.bad(off as u64, "symbols beyond 4 GiB"))?,
+                    );
+                }
             }
+            self.num_symbols = u64::from(n);
         }
-        let mut postings: BTreeMap<Box<str>, Vec<(u32, u64)>> = BTreeMap::new();
+        let mut postings: BTreeMap<Box<str>, NameEntries> = BTreeMap::new();
         if self.toc.postings_table != 0 {
             let body = self.section(self.toc.postings_table)?;
             let base = self.toc.postings_table as usize + 4;
@@ -423,12 +463,17 @@ impl IndexReader {
                 prev = Some((e.0, e.1));
                 let at = u32::try_from(value_at)
                     .map_err(|_| self.bad(self.toc.postings_table, "index larger than 4 GiB"))?;
-                match postings.get_mut(e.0) {
-                    Some(v) => v.push((at, e.2)),
-                    None => {
-                        postings.insert(Box::from(e.0), vec![(at, e.2)]);
-                    }
+                let entries = match postings.get_mut(e.0) {
+                    Some(v) => v,
+                    None => postings.entry(Box::from(e.0)).or_insert(NameEntries {
+                        sampled: Vec::new(),
+                        len: 0,
+                    }),
+                };
+                if (entries.len as usize).is_multiple_of(SAMPLE_EVERY) {
+                    entries.sampled.push(at);
                 }
+                entries.len += 1;
             }
         }
         self.symbols = symbols;
@@ -458,9 +503,9 @@ impl IndexReader {
                 self.section(off)?;
             }
         }
-        for values in self.postings.values() {
-            for (_, off) in values {
-                self.decode_postings(*off)?;
+        for name in self.postings.keys() {
+            for (_, off) in self.entries(name) {
+                self.decode_postings(off)?;
             }
         }
         let all = self.all_postings()?;
@@ -478,19 +523,98 @@ impl IndexReader {
             .unwrap_or_default()
     }
 
+    /// The postings table entry whose value string is at `pos`: (value, postings offset,
+    /// position of the next entry's value string). Validated when the table was loaded.
+    fn entry_at(&self, pos: usize) -> Option<(&str, u64, usize)> {
+        let b = self.bytes().get(pos..)?;
+        let mut d = Decoder::new(b);
+        let value = d.uvarint_str()?;
+        let off = d.uvarint()?;
+        let after_value = b.len() - d.remaining();
+        // The next entry: 0x02, its name, then its value. After the table's last entry come
+        // other bytes; callers never read past an entry count, so any position will do there.
+        let next = (|| {
+            d.u8()?;
+            let n = usize::try_from(d.uvarint()?).ok()?;
+            d.bytes(n)?;
+            Some(b.len() - d.remaining())
+        })()
+        .unwrap_or(after_value);
+        Some((value, off, pos + next))
+    }
+
+    /// The postings table entries of `name` from the `from`-th on: (value, postings offset).
+    fn entries_from(&self, name: &str, from: usize) -> impl Iterator<Item = (&str, u64)> + '_ {
+        let (start, n) = match self.postings.get(name) {
+            Some(e) if from < e.len as usize => (
+                e.sampled[from / SAMPLE_EVERY] as usize,
+                e.len as usize - from / SAMPLE_EVERY * SAMPLE_EVERY,
+            ),
+            _ => (0, 0),
+        };
+        let skip = from % SAMPLE_EVERY;
+        let mut pos = start;
+        (0..n)
+            .map_while(move |_| {
+                let (v, off, next) = self.entry_at(pos)?;
+                pos = next;
+                Some((v, off))
+            })
+            .skip(skip)
+    }
+
+    /// Every postings table entry of `name`, in value order.
+    fn entries(&self, name: &str) -> impl Iterator<Item = (&str, u64)> + '_ {
+        self.entries_from(name, 0)
+    }
+
+    /// The postings offset of `name`=`value`: a binary search among the sampled entries, then
+    /// at most [`SAMPLE_EVERY`] entries read on.
+    fn postings_offset(&self, name: &str, value: &str) -> Option<u64> {
+        let e = self.postings.get(name)?;
+        let k = e
+            .sampled
+            .partition_point(|&p| self.str_at(p) <= value)
+            .checked_sub(1)?;
+        self.entries_from(name, k * SAMPLE_EVERY)
+            .take(SAMPLE_EVERY)
+            .take_while(|(v, _)| *v <= value)
+            .find(|(v, _)| *v == value)
+            .map(|(_, off)| off)
+    }
+
     pub fn symbol(&self, i: u64) -> Result<&str, TsdbError> {
-        let off = *self
-            .symbols
-            .get(usize::try_from(i).unwrap_or(usize::MAX))
+        let off = self.symbol_pos(i)?;
+        self.symbol_str(off)
+    }
+
+    /// The offset of symbol `i`'s length field.
+    fn symbol_pos(&self, i: u64) -> Result<usize, TsdbError> {
+        let idx = usize::try_from(i)
+            .ok()
+            .filter(|_| i < self.num_symbols)
             .ok_or_else(|| self.bad(i, "symbol ref out of range"))?;
-        Decoder::new(&self.bytes()[off as usize..])
-            .uvarint_str()
-            .ok_or_else(|| self.bad(u64::from(off), "bad symbol"))
+        let mut off = self.symbols[idx / SAMPLE_EVERY] as usize;
+        let b = self.bytes();
+        // Skip the symbols between the sample and the one wanted (validated at load).
+        for _ in 0..idx % SAMPLE_EVERY {
+            let (n, w) = crate::encoding::uvarint(b.get(off..).unwrap_or_default())
+                .ok_or_else(|| self.bad(off as u64, "bad symbol"))?;
+            off += w + n as usize;
+        }
+        Ok(off)
+    }
+
+    fn symbol_str(&self, off: usize) -> Result<&str, TsdbError> {
+        self.bytes()
+            .get(off..)
+            .and_then(|b| Decoder::new(b).uvarint_str())
+            .ok_or_else(|| self.bad(off as u64, "bad symbol"))
     }
 
     /// Symbols in order.
     pub fn symbols(&self) -> impl Iterator<Item = Result<&str, TsdbError>> {
-        (0..self.symbols.len() as u64).map(|i| self.symbol(i))
+        (0..self.num_symbols).map(|i| self.symbol(i))
     }
 
     fn decode_postings(&self, off: u64) -> Result<Vec<u64>, TsdbError> {
@@ -509,11 +633,7 @@ impl IndexReader {
 
     /// Sorted series ids with label `name`=`value`.
     pub fn postings(&self, name: &str, value: &str) -> Result<Vec<u64>, TsdbError> {
-        match self.postings.get(name).and_then(|vs| {
-            vs.binary_search_by(|(v, _)| self.str_at(*v).cmp(value))
-                .ok()
-                .map(|i| vs[i].1)
-        }) {
+        match self.postings_offset(name, value) {
             Some(off) => self.decode_postings(off),
             None => Ok(Vec::new()),
         }
@@ -537,10 +657,7 @@ impl IndexReader {
         if name.is_empty() {
             return Vec::new();
         }
-        self.postings
-            .get(name)
-            .map(|vs| vs.iter().map(|(v, _)| self.str_at(*v)).collect())
-            .unwrap_or_default()
+        self.entries(name).map(|(v, _)| v).collect()
     }
 
     /// Number of series in each label pair list, for `analyze` and the stats endpoint.
@@ -550,6 +667,50 @@ impl IndexReader {
 
     /// The labels and chunk metas of series `id`.
     pub fn series(&self, id: u64) -> Result<(Labels, Vec<ChunkMeta>), TsdbError> {
+        self.series_with(id, &mut SymbolCache::default())
+    }
+
+    /// [`IndexReader::series`] with symbols looked up through `cache` (series read one after
+    /// another share most of their symbols).
+    pub fn series_with(
+        &self,
+        id: u64,
+        cache: &mut SymbolCache,
+    ) -> Result<(Labels, Vec<ChunkMeta>), TsdbError> {
+        let (off, mut d) = self.series_entry(id)?;
+        let bad = || self.bad(off, "bad series entry");
+        let nl = d.uvarint().ok_or_else(bad)?;
+        let mut pairs = Vec::with_capacity(nl.min(64) as usize);
+        for _ in 0..nl {
+            let n = self.cached_symbol(d.uvarint().ok_or_else(bad)?, cache)?;
+            let v = self.cached_symbol(d.uvarint().ok_or_else(bad)?, cache)?;
+            pairs.push((n, v));
+        }
+        let chunks = self.decode_chunk_metas(off, &mut d)?;
+        Ok((Labels::from_pairs(pairs), chunks))
+    }
+
+    /// The chunk metas of series `id`, without building its labels.
+    pub fn chunk_metas(&self, id: u64) -> Result<Vec<ChunkMeta>, TsdbError> {
+        let (off, mut d) = self.series_entry(id)?;
+        let bad = || self.bad(off, "bad series entry");
+        let nl = d.uvarint().ok_or_else(bad)?;
+        for _ in 0..2 * nl {
+            d.uvarint().ok_or_else(bad)?;
+        }
+        self.decode_chunk_metas(off, &mut d)
+    }
+
+    fn cached_symbol(&self, i: u64, cache: &mut SymbolCache) -> Result<&str, TsdbError> {
+        let slot = &mut cache.slots[(i as usize) % SYMBOL_CACHE_SLOTS];
+        if slot.0 != i + 1 {
+            *slot = (i + 1, self.symbol_pos(i)?);
+        }
+        self.symbol_str(slot.1)
+    }
+
+    /// The checksummed body of series `id`'s entry, and the entry's file offset.
+    fn series_entry(&self, id: u64) -> Result<(u64, Decoder<'_>), TsdbError> {
         let b = self.bytes();
         let off = id.checked_mul(16).filter(|&o| o >= self.toc.series.max(1));
         let Some(off) = off
@@ -571,15 +732,15 @@ impl IndexReader {
         if crc32c::crc32c(body) != crc {
             return Err(self.bad(off as u64, "series checksum mismatch"));
         }
-        let bad = || self.bad(off as u64, "bad series entry");
-        let mut d = Decoder::new(body);
-        let nl = d.uvarint().ok_or_else(bad)?;
-        let mut pairs = Vec::with_capacity(nl.min(64) as usize);
-        for _ in 0..nl {
-            let n = self.symbol(d.uvarint().ok_or_else(bad)?)?;
-            let v = self.symbol(d.uvarint().ok_or_else(bad)?)?;
-            pairs.push((n, v));
-        }
+        Ok((off as u64, Decoder::new(body)))
+    }
+
+    fn decode_chunk_metas(
+        &self,
+        off: u64,
+        d: &mut Decoder<'_>,
+    ) -> Result<Vec<ChunkMeta>, TsdbError> {
+        let bad = || self.bad(off, "bad series entry");
         let nc = d.uvarint().ok_or_else(bad)?;
         let mut chunks: Vec<ChunkMeta> = Vec::with_capacity(nc.min(1 << 16) as usize);
         for i in 0..nc {
@@ -605,18 +766,18 @@ impl IndexReader {
             };
             chunks.push(c);
         }
-        Ok((Labels::from_pairs(pairs), chunks))
+        Ok(chunks)
     }
 
     /// Union of the lists of values of `name` for which `pred` holds.
     fn union_where(&self, name: &str, pred: impl Fn(&str) -> bool) -> Result<Vec<u64>, TsdbError> {
-        let Some(values) = self.postings.get(name).filter(|_| !name.is_empty()) else {
+        if name.is_empty() {
             return Ok(Vec::new());
-        };
+        }
         let mut lists = Vec::new();
-        for (v, off) in values {
-            if pred(self.str_at(*v)) {
-                lists.push(self.decode_postings(*off)?);
+        for (v, off) in self.entries(name) {
+            if pred(v) {
+                lists.push(self.decode_postings(off)?);
             }
         }
         let refs: Vec<&[u64]> = lists.iter().map(Vec::as_slice).collect();
@@ -775,5 +936,58 @@ mod tests {
             std::fs::write(&path, &orig[..n]).unwrap();
             assert!(IndexReader::open(&path).and_then(|r| r.verify()).is_err());
         }
+    }
+
+    #[test]
+    fn sampled_tables_find_every_symbol_and_value() {
+        let dir = tempfile::tempdir().unwrap();
+        // 1,000 values of "i" (many sample intervals), 3 of "job", 70 of "k": lookups land
+        // on samples, between them and past the last one.
+        let mut series: Vec<(Labels, Vec<ChunkMeta>)> = (0..1000)
+            .map(|n| {
+                let l = Labels::from_pairs([
+                    ("__name__", "m"),
+                    ("i", format!("{n:04}").as_str()),
+                    ("job", ["a", "b", "c"][n % 3]),
+                    ("k", format!("k{:02}", n % 70).as_str()),
+                ]);
+                let c = vec![ChunkMeta {
+                    mint: n as i64,
+                    maxt: n as i64 + 5,
+                    chunk_ref: 8 + 16 * n as u64,
+                }];
+                (l, c)
+            })
+            .collect();
+        series.sort_by(|a, b| a.0.cmp(&b.0));
+        let path = write(dir.path(), &series);
+        let r = IndexReader::open(&path).unwrap();
+        assert_eq!(r.verify().unwrap(), 1000);
+        assert!(r.symbols.len() <= (r.num_symbols as usize).div_ceil(SAMPLE_EVERY));
+        let syms: Vec<&str> = r.symbols().map(Result::unwrap).collect();
+        assert_eq!(syms.len() as u64, r.num_symbols);
+        assert!(syms.windows(2).all(|w| w[0] < w[1]), "symbols in order");
+        assert!(r.symbol(r.num_symbols).is_err());
+        let all = r.all_postings().unwrap();
+        let got: Vec<_> = all.iter().map(|&id| r.series(id).unwrap()).collect();
+        assert_eq!(got, series);
+        let values: Vec<String> = (0..1000).map(|n| format!("{n:04}")).collect();
+        assert_eq!(r.label_values("i"), values);
+        for (n, v) in values.iter().enumerate() {
+            let ids = r.postings("i", v).unwrap();
+            assert_eq!(ids.len(), 1, "value {v}");
+            assert_eq!(r.series(ids[0]).unwrap().0.get("i"), Some(v.as_str()));
+            assert_eq!(
+                r.postings("k", &format!("k{:02}", n % 70)).unwrap().len(),
+                if n % 70 < 1000 % 70 { 15 } else { 14 }
+            );
+        }
+        for missing in ["", "0", "00005", "0031x", "0500a", "1000", "zzz"] {
+            assert!(r.postings("i", missing).unwrap().is_empty(), "{missing}");
+        }
+        assert_eq!(r.postings("job", "b").unwrap().len(), 333);
+        assert!(r.postings("nope", "a").unwrap().is_empty());
+        let re = Matcher::new(MatchType::RegexMatch, "i", "00[0-4].|0999").unwrap();
+        assert_eq!(r.for_matchers(&[re]).unwrap().len(), 51);
     }
 }

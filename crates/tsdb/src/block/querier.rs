@@ -10,7 +10,7 @@ use storage::{Querier, Result, SampleIterator, SelectHints, Series, SeriesSet, S
 
 use super::Block;
 use super::chunks::ENCODING_XOR;
-use super::index::ChunkMeta;
+use super::index::{ChunkMeta, SymbolCache};
 use super::tombstones::Tombstones;
 use crate::read::{ChunkList, ChunkSeqIter, QueryLive, SeriesGuard};
 
@@ -30,8 +30,8 @@ pub(crate) struct BlockSeries {
 impl BlockSeries {
     /// The chunks overlapping the range and not wholly deleted.
     fn chunks(&self) -> Vec<ChunkMeta> {
-        match self.block.index.series(self.id) {
-            Ok((_, mut chunks)) => {
+        match self.block.index.chunk_metas(self.id) {
+            Ok(mut chunks) => {
                 chunks.retain(|c| c.maxt >= self.mint && c.mint <= self.maxt);
                 let del = &self.deleted;
                 chunks.retain(|c| !del.iter().any(|&(a, b)| a <= c.mint && c.maxt <= b));
@@ -146,6 +146,7 @@ pub(crate) struct BlockSeriesIter {
     maxt: i64,
     labels_only: bool,
     live: Arc<QueryLive>,
+    symbols: SymbolCache,
     failed: bool,
 }
 
@@ -158,7 +159,7 @@ impl Iterator for BlockSeriesIter {
         }
         let (mint, maxt) = (self.mint, self.maxt);
         for id in self.ids.by_ref() {
-            let (labels, chunks) = match self.block.index.series(id) {
+            let (labels, chunks) = match self.block.index.series_with(id, &mut self.symbols) {
                 Ok(x) => x,
                 Err(e) => {
                     self.failed = true;
@@ -217,6 +218,7 @@ impl BlockQuerier {
             maxt,
             labels_only: hints.labels_only,
             live: self.live.clone(),
+            symbols: SymbolCache::default(),
             failed: false,
         })
     }
