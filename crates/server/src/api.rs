@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
-use axum::http::StatusCode;
+use axum::http::{StatusCode, header as header_name};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 use storage::SelectHints;
@@ -193,14 +193,7 @@ pub async fn status_flags(State(app): State<App>) -> ApiResult<BTreeMap<String, 
 
 /// `GET /api/v1/status/buildinfo`
 pub async fn status_buildinfo() -> ApiResult<serde_json::Value> {
-    ok(json!({
-        "version": env!("CARGO_PKG_VERSION"),
-        "revision": option_env!("VIGIL_GIT_REVISION").unwrap_or("unknown"),
-        "branch": "main",
-        "buildUser": "vigil",
-        "buildDate": "",
-        "goVersion": "rust",
-    }))
+    ok(build_info())
 }
 
 /// `GET /api/v1/status/runtimeinfo`
@@ -287,7 +280,122 @@ pub async fn quit(State(app): State<App>) -> Response {
     (StatusCode::OK, "Requesting termination... Goodbye!").into_response()
 }
 
-/// Any other `/api/v1/...` path.
-pub async fn api_not_found() -> ApiError {
-    ApiError::not_found("not found")
+/// `GET /api/v1/targets/metadata?match_target=&metric=&limit=`, like Prometheus 2.42: the
+/// metadata of each active target (pools by name), `limit` checked per target.
+pub async fn targets_metadata(
+    State(app): State<App>,
+    RawQuery(q): RawQuery,
+) -> ApiResult<Vec<serde_json::Value>> {
+    let p = Params::parse(q.as_deref(), b"");
+    let limit = match p.get("limit") {
+        None | Some("") => -1,
+        Some(s) => s
+            .parse::<i64>()
+            .map_err(|_| ApiError::bad_data("limit must be a number"))?,
+    };
+    let matchers = match p.get("match_target").filter(|s| !s.is_empty()) {
+        None => None,
+        Some(s) => Some(promql::parse_metric_selector(s).map_err(|e| {
+            ApiError::bad_data(format!("invalid parameter \"match_target\": {}", e.msg))
+        })?),
+    };
+    let metric = p.get("metric").filter(|s| !s.is_empty());
+    let mut all = app.scrape_manager().target_metadata();
+    // One target's entries stay together and in their order; pools and targets sorted.
+    all.sort_by(|a, b| (&a.scrape_pool, &a.target).cmp(&(&b.scrape_pool, &b.target)));
+    let mut out = Vec::new();
+    let mut last: Option<&model::Labels> = None;
+    for md in &all {
+        if last != Some(&md.target) {
+            last = Some(&md.target);
+            if limit >= 0 && out.len() as i64 >= limit {
+                break;
+            }
+        }
+        if matchers
+            .as_ref()
+            .is_some_and(|ms| !model::matcher::matches_all(&md.target, ms))
+        {
+            continue;
+        }
+        match metric {
+            None => out.push(json!({
+                "target": md.target, "metric": md.metric, "type": md.kind,
+                "help": md.help, "unit": md.unit,
+            })),
+            Some(m) if m == md.metric => out.push(json!({
+                "target": md.target, "type": md.kind, "help": md.help, "unit": md.unit,
+            })),
+            Some(_) => {}
+        }
+    }
+    ok(out)
+}
+
+/// `GET|POST /api/v1/query_exemplars`: vigil stores no exemplars, so a valid request answers
+/// an empty list; the query and times are checked as Prometheus 2.42 checks them.
+pub async fn query_exemplars(RawQuery(q): RawQuery, body: Bytes) -> Response {
+    let p = Params::parse(q.as_deref(), &body);
+    let res = (|| {
+        let (start, end) = p.time_range()?;
+        if end < start {
+            return Err(ApiError::bad_data(
+                "end timestamp must not be before start timestamp",
+            ));
+        }
+        let expr = promql::parse(p.get("query").unwrap_or(""))
+            .map_err(|e| ApiError::bad_data(e.to_string()))?;
+        let mut selectors = 0;
+        expr.walk(&mut |e| {
+            if matches!(
+                e,
+                promql::ast::Expr::VectorSelector(_) | promql::ast::Expr::MatrixSelector(_)
+            ) {
+                selectors += 1;
+            }
+        });
+        Ok(selectors)
+    })();
+    match res {
+        // compat: without selectors Prometheus 2.42 answers 204 with no body.
+        Ok(0) => StatusCode::NO_CONTENT.into_response(),
+        Ok(_) => ok(Vec::<()>::new()).into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+/// `GET /api/v1/status/walreplay`: the WAL segments replayed at start-up.
+pub async fn status_walreplay(State(app): State<App>) -> ApiResult<serde_json::Value> {
+    let (min, max) = app.wal_replay();
+    ok(json!({ "min": min, "max": max, "current": max }))
+}
+
+fn build_info() -> serde_json::Value {
+    json!({
+        "version": env!("CARGO_PKG_VERSION"),
+        "revision": option_env!("VIGIL_GIT_REVISION").unwrap_or("unknown"),
+        "branch": "main",
+        "buildUser": "vigil",
+        "buildDate": "",
+        "goVersion": "rust",
+    })
+}
+
+/// `GET /version`: the build information as Prometheus serves it (JSON as text/plain).
+pub async fn version() -> Response {
+    (
+        [(header_name::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        build_info().to_string(),
+    )
+        .into_response()
+}
+
+/// `POST /api/v1/write` without `--web.enable-remote-write-receiver`.
+pub async fn remote_write_disabled() -> Response {
+    (
+        StatusCode::NOT_FOUND,
+        [(header_name::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        "remote write receiver needs to be enabled with --enable-feature=remote-write-receiver\n",
+    )
+        .into_response()
 }

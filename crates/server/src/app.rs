@@ -68,6 +68,25 @@ struct Inner {
     remote_writers: crate::remote_write::RemoteWriters,
     /// `remote_read:` endpoints, merged into queries by [`App::queryable`].
     remote_reads: ArcSwap<Vec<remote::read_merge::RemoteReadEndpoint>>,
+    /// First and last WAL segment found at start-up (`/api/v1/status/walreplay`).
+    wal_replay: (u64, u64),
+    /// `--web.cors.origin` and the rest of the HTTP compatibility layer.
+    http_compat: Arc<crate::http_compat::Compat>,
+}
+
+/// The lowest and highest numbered WAL segment in `data/wal` (0, 0 when there is none).
+fn wal_segments(data: &std::path::Path) -> (u64, u64) {
+    let Ok(rd) = std::fs::read_dir(data.join("wal")) else {
+        return (0, 0);
+    };
+    let nums: Vec<u64> = rd
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u64>().ok())
+        .collect();
+    (
+        nums.iter().copied().min().unwrap_or(0),
+        nums.iter().copied().max().unwrap_or(0),
+    )
 }
 
 /// Clients for the `remote_read:` entries; an entry whose client cannot be built is logged
@@ -129,6 +148,13 @@ impl App {
                 tracing::warn!(feature = %f, "unknown option for --enable-feature, ignored");
             }
         }
+        let http_compat = crate::http_compat::Compat::new(&flags.cors_origin).map_err(|e| {
+            ServerError::Serve(std::io::Error::other(format!(
+                "could not compile CORS regex string {:?}: {e}",
+                flags.cors_origin
+            )))
+        })?;
+        let wal_replay = wal_segments(flags.data_path());
         let path = flags.data_path().to_path_buf();
         let db = tokio::task::spawn_blocking(move || tsdb::Db::open(&path, opts))
             .await
@@ -196,6 +222,8 @@ impl App {
             local_addr,
             remote_writers: crate::remote_write::RemoteWriters::new(&flags_tsdb_path, rw_scrape),
             remote_reads: ArcSwap::from_pointee(remote_reads),
+            wal_replay,
+            http_compat: Arc::new(http_compat),
         };
         Ok(App {
             inner: Arc::new(inner),
@@ -314,6 +342,12 @@ impl App {
             .route("/status/buildinfo", get(api::status_buildinfo))
             .route("/status/runtimeinfo", get(api::status_runtimeinfo))
             .route("/status/tsdb", get(api::status_tsdb))
+            .route("/status/walreplay", get(api::status_walreplay))
+            .route("/targets/metadata", get(api::targets_metadata))
+            .route(
+                "/query_exemplars",
+                get(api::query_exemplars).post(api::query_exemplars),
+            )
             .route(
                 "/admin/tsdb/snapshot",
                 post(admin::snapshot).put(admin::snapshot),
@@ -329,8 +363,13 @@ impl App {
             .route("/rules", get(crate::alerting::rules_api))
             .route("/alerts", get(crate::alerting::alerts_api))
             .route("/alertmanagers", get(crate::alerting::alertmanagers_api))
-            .fallback(api::api_not_found)
+            .fallback(crate::http_compat::not_found)
             .with_state(self.clone());
+        let v1 = if self.inner.flags.enable_remote_write_receiver {
+            v1
+        } else {
+            v1.route("/write", post(api::remote_write_disabled))
+        };
         let f = &self.inner.flags;
         let read = remote::ReadState::new(
             self.inner.db.clone(),
@@ -347,8 +386,9 @@ impl App {
             let appendable: Arc<dyn storage::Appendable> = self.inner.db.clone();
             extra = extra.merge(remote::write_router(remote::WriteState::new(appendable)));
         }
-        Router::new()
+        let routes = Router::new()
             .nest("/api/v1", v1)
+            .route("/version", get(api::version))
             .route("/metrics", get(api::metrics))
             .route("/federate", get(crate::federate::federate))
             .route("/-/healthy", get(api::healthy).head(api::healthy))
@@ -357,10 +397,39 @@ impl App {
             .route("/-/quit", post(api::quit).put(api::quit))
             .with_state(self.clone())
             .merge(extra)
+            .fallback(crate::http_compat::not_found)
             .layer(axum::middleware::from_fn_with_state(
                 self.clone(),
                 crate::agent::guard,
             ))
+            .layer(axum::middleware::from_fn_with_state(
+                self.inner.http_compat.clone(),
+                crate::http_compat::layer,
+            ));
+        // compat: like Prometheus, everything lives under the route prefix (the path of
+        // --web.external-url unless --web.route-prefix says otherwise); `/` redirects there.
+        let prefix = self.inner.flags.route_prefix();
+        if prefix == "/" {
+            return routes;
+        }
+        let target = prefix.clone();
+        Router::new()
+            .nest(&prefix, routes)
+            .route(
+                "/",
+                get(move || async move {
+                    (
+                        axum::http::StatusCode::FOUND,
+                        [(axum::http::header::LOCATION, target.clone())],
+                    )
+                }),
+            )
+            .fallback(crate::http_compat::not_found)
+    }
+
+    /// First and last WAL segment found at start-up.
+    pub fn wal_replay(&self) -> (u64, u64) {
+        self.inner.wal_replay
     }
 
     /// Re-reads the config file. A bad file keeps the running config and is reported.

@@ -45,6 +45,15 @@ pub struct ServerFlags {
     #[arg(long = "web.external-url", default_value = "")]
     pub external_url: String,
 
+    /// Prefix for the internal routes of web endpoints. Defaults to the path of
+    /// --web.external-url.
+    #[arg(long = "web.route-prefix", default_value = "")]
+    pub route_prefix: String,
+
+    /// Regex for CORS origin. It is fully anchored. Example: 'https?://(domain1|domain2)\.com'
+    #[arg(long = "web.cors.origin", default_value = ".*")]
+    pub cors_origin: String,
+
     /// Enable shutdown and reload via HTTP request.
     #[arg(long = "web.enable-lifecycle")]
     pub enable_lifecycle: bool,
@@ -226,6 +235,27 @@ impl ServerFlags {
             .unwrap_or_else(|| (self.retention() / 10).min(Duration::from_secs(31 * 24 * 3600)))
     }
 
+    /// The route prefix as Prometheus derives it: `--web.route-prefix`, else the path of
+    /// `--web.external-url`, without a trailing slash; `/` when empty.
+    pub fn route_prefix(&self) -> String {
+        let raw = if self.route_prefix.is_empty() {
+            // The path of the external URL: what follows scheme://host[:port].
+            let u = self.external_url.as_str();
+            let after_scheme = u.split_once("://").map_or(u, |(_, rest)| rest);
+            after_scheme.find('/').map_or("", |i| &after_scheme[i..])
+        } else {
+            self.route_prefix.as_str()
+        };
+        let p = raw.trim_end_matches('/');
+        if p.is_empty() {
+            "/".to_string()
+        } else if p.starts_with('/') {
+            p.to_string()
+        } else {
+            format!("/{p}")
+        }
+    }
+
     /// Flag names and values as `/api/v1/status/flags` shows them.
     pub fn to_map(&self) -> std::collections::BTreeMap<String, String> {
         let d = model::format_duration;
@@ -236,6 +266,8 @@ impl ServerFlags {
         put("config.file", self.config_file.display().to_string());
         put("web.listen-address", self.listen_address.to_string());
         put("web.external-url", self.external_url.clone());
+        put("web.route-prefix", self.route_prefix());
+        put("web.cors.origin", self.cors_origin.clone());
         put("web.enable-lifecycle", self.enable_lifecycle.to_string());
         put(
             "web.enable-remote-write-receiver",

@@ -11,6 +11,7 @@ mod app;
 pub mod config;
 pub mod federate;
 pub mod flags;
+mod http_compat;
 mod metrics;
 mod metrics_components;
 mod params;
