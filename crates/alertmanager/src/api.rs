@@ -18,7 +18,7 @@ use crate::route::Route;
 use crate::silence::{Silence, SilenceError, SilenceState};
 use crate::time::Time;
 
-fn json<T: Serialize + ?Sized>(status: StatusCode, v: &T) -> Response {
+pub(crate) fn json<T: Serialize + ?Sized>(status: StatusCode, v: &T) -> Response {
     (
         status,
         [(header::CONTENT_TYPE, "application/json")],
@@ -46,7 +46,7 @@ fn bad_request(msg: impl Into<String>) -> Response {
     json(StatusCode::BAD_REQUEST, &msg.into())
 }
 
-fn query_pairs(q: &Option<String>) -> Vec<(String, String)> {
+pub(crate) fn query_pairs(q: &Option<String>) -> Vec<(String, String)> {
     form_urlencoded::parse(q.as_deref().unwrap_or("").as_bytes())
         .map(|(k, v)| (k.into_owned(), v.into_owned()))
         .collect()
@@ -95,6 +95,24 @@ fn parse_time(s: &Option<String>) -> Result<Option<Time>, String> {
     }
 }
 
+/// model.Alert.Validate's checks, in its order; the labels and annotations when valid.
+pub(crate) fn validate_alert(
+    labels: &HashMap<String, String>,
+    annotations: &HashMap<String, String>,
+    starts_at: Time,
+    ends_at: Time,
+) -> Result<(Labels, Labels), String> {
+    if ends_at < starts_at {
+        return Err("start time must be before end time".to_string());
+    }
+    let l = validate_labels("label set", labels)?;
+    if l.is_empty() {
+        return Err("at least one label pair required".to_string());
+    }
+    let ann = validate_labels("annotations", annotations)?;
+    Ok((l, ann))
+}
+
 fn validate_labels(what: &str, m: &HashMap<String, String>) -> Result<Labels, String> {
     for k in m.keys() {
         if !is_valid_label_name(k) {
@@ -106,7 +124,7 @@ fn validate_labels(what: &str, m: &HashMap<String, String>) -> Result<Labels, St
 
 /// Whether Go's `url.ParseRequestURI` takes `s` (strfmt's `uri` format): an absolute URL or an
 /// absolute path, no control characters, a numeric port, valid `%` escapes.
-fn is_request_uri(s: &str) -> bool {
+pub(crate) fn is_request_uri(s: &str) -> bool {
     if s.bytes().any(|b| b < 0x20 || b == 0x7f) {
         return false;
     }
@@ -239,16 +257,12 @@ pub async fn post_alerts(State(app): State<App>, headers: HeaderMap, body: Bytes
         // compat: labels with empty values are dropped before validation.
         let mut labels = a.labels.unwrap_or_default();
         labels.retain(|_, v| !v.is_empty());
-        let checked = validate_labels("label set", &labels).and_then(|l| {
-            let ann = validate_labels("annotations", &a.annotations.unwrap_or_default())?;
-            if l.is_empty() {
-                return Err("at least one label pair required".to_string());
-            }
-            if ends_at < starts_at {
-                return Err("start time must be before end time".to_string());
-            }
-            Ok((l, ann))
-        });
+        let checked = validate_alert(
+            &labels,
+            &a.annotations.unwrap_or_default(),
+            starts_at,
+            ends_at,
+        );
         match checked {
             Ok((labels, annotations)) => valid.push(Alert {
                 labels,
@@ -278,12 +292,12 @@ struct ReceiverName<'a> {
 }
 
 #[derive(Serialize)]
-struct AlertStatus {
+pub(crate) struct AlertStatus {
     #[serde(rename = "inhibitedBy")]
-    inhibited_by: Vec<String>,
+    pub(crate) inhibited_by: Vec<String>,
     #[serde(rename = "silencedBy")]
-    silenced_by: Vec<String>,
-    state: &'static str,
+    pub(crate) silenced_by: Vec<String>,
+    pub(crate) state: &'static str,
 }
 
 #[derive(Serialize)]
@@ -304,7 +318,7 @@ struct GettableAlert<'a> {
 }
 
 /// Alertmanager's filter semantics: an empty-valued matcher is satisfied by a missing label.
-fn matches_filter(matchers: &[Matcher], get: impl Fn(&str) -> Option<String>) -> bool {
+pub(crate) fn matches_filter(matchers: &[Matcher], get: impl Fn(&str) -> Option<String>) -> bool {
     matchers.iter().all(|m| {
         let v = get(&m.name);
         let negative = matches!(m.kind, MatchType::NotEqual | MatchType::RegexNoMatch);
@@ -353,7 +367,7 @@ fn parse_alert_query(q: &Option<String>) -> Result<AlertQuery, String> {
     Ok(out)
 }
 
-fn alert_status(app: &App, labels: &Labels, now: Time) -> AlertStatus {
+pub(crate) fn alert_status(app: &App, labels: &Labels, now: Time) -> AlertStatus {
     let core = app.core();
     let silenced_by = core.silences.mutes(labels);
     let inhibited_by: Vec<String> = core
@@ -419,7 +433,7 @@ fn gettable<'a>(a: &'a Alert, status: AlertStatus, receivers: &[&'a str]) -> Get
     }
 }
 
-fn receivers_of(route: &std::sync::Arc<Route>, labels: &Labels) -> Vec<String> {
+pub(crate) fn receivers_of(route: &std::sync::Arc<Route>, labels: &Labels) -> Vec<String> {
     route
         .match_labels(labels)
         .iter()

@@ -11,7 +11,6 @@ use axum::Router;
 use axum::routing::{get, post};
 use tokio_util::sync::CancellationToken;
 
-use crate::api;
 use crate::config::{Config, ConfigError};
 use crate::core::Core;
 use crate::flags::AlertmanagerFlags;
@@ -20,6 +19,7 @@ use crate::nflog::{Nflog, NflogError};
 use crate::notify::{NotifyError, Shared};
 use crate::silence::{SilenceError, Silences};
 use crate::time::{Clock, Time};
+use crate::{api, api_v1};
 
 /// Why the alertmanager could not start, reload or stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -330,7 +330,32 @@ impl App {
             .route("/receivers", get(api::get_receivers))
             .route("/status", get(api::get_status))
             .fallback(api::not_found);
+        let v1 = Router::new()
+            .route(
+                "/alerts",
+                get(api_v1::get_alerts)
+                    .post(api_v1::post_alerts)
+                    .options(api_v1::options),
+            )
+            .route(
+                "/silences",
+                get(api_v1::get_silences)
+                    .post(api_v1::post_silences)
+                    .options(api_v1::options),
+            )
+            .route(
+                "/silence/{id}",
+                get(api_v1::get_silence)
+                    .delete(api_v1::delete_silence)
+                    .options(api_v1::options),
+            )
+            .route(
+                "/receivers",
+                get(api_v1::get_receivers).options(api_v1::options),
+            )
+            .route("/status", get(api_v1::get_status).options(api_v1::options));
         let routes = Router::new()
+            .nest("/api/v1", v1)
             .nest("/api/v2", v2)
             .route("/metrics", get(api::metrics))
             .route("/-/healthy", get(api::healthy).head(api::healthy))

@@ -9,6 +9,7 @@
 
 pub mod alert;
 mod api;
+mod api_v1;
 mod app;
 pub mod cluster_tls;
 pub mod config;

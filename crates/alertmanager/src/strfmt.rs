@@ -101,6 +101,28 @@ pub fn parse_date_time(s: &str) -> Result<Time, String> {
     Err(last)
 }
 
+/// Go's `time.Time.UnmarshalJSON` (1.19) of the JSON string `s` (given without its quotes):
+/// `time.Parse` with the layout `"2006-01-02T15:04:05Z07:00"`, quotes included.
+pub fn parse_json_time(s: &str) -> Result<Time, String> {
+    let elems = [
+        Lit("\""),
+        Year,
+        Lit("-"),
+        Month,
+        Lit("-"),
+        Day,
+        Lit("T"),
+        Hour,
+        Lit(":"),
+        Minute,
+        Lit(":"),
+        Second,
+        TzColon,
+        Lit("\""),
+    ];
+    go_parse("\"2006-01-02T15:04:05Z07:00\"", &elems, &format!("\"{s}\""))
+}
+
 fn quote(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 2);
     out.push('"');
@@ -363,6 +385,17 @@ mod tests {
         ok("2026-11-24 20:00:00", "2026-11-24T20:00:00Z");
         ok("2026-11-24T2:00:00Z", "2026-11-24T02:00:00Z");
         ok("", "1970-01-01T00:00:00Z");
+    }
+
+    #[test]
+    fn json_time_like_go() {
+        let t = parse_json_time("2026-11-24T20:00:00.5+01:00").unwrap();
+        assert_eq!(t.to_rfc3339_nano(), "2026-11-24T20:00:00.5+01:00");
+        // As Alertmanager 0.25's API v1 answers.
+        assert_eq!(
+            parse_json_time("bad").unwrap_err(),
+            r#"parsing time "\"bad\"" as "\"2006-01-02T15:04:05Z07:00\"": cannot parse "bad\"" as "2006""#
+        );
     }
 
     #[test]
