@@ -202,8 +202,9 @@ pub struct RawWebhookConfig {
     pub send_resolved: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub http_config: Option<HttpClientConfig>,
+    // compat: Alertmanager 0.25 does not treat the webhook URL as a secret (status shows it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub url: Option<web::client::Secret>,
+    pub url: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub url_file: Option<String>,
     #[serde(default)]
@@ -449,13 +450,77 @@ impl Config {
     /// The configuration as `GET /api/v2/status` shows it: the parsed file with defaults,
     /// secrets hidden.
     pub fn to_yaml(&self) -> String {
-        serde_saphyr::to_string(&self.raw)
+        // Alertmanager prints the configuration after its defaults are applied.
+        let mut raw = self.raw.clone();
+        let g = &mut raw.global;
+        for (field, default) in [
+            (
+                &mut g.pagerduty_url,
+                "https://events.pagerduty.com/v2/enqueue",
+            ),
+            (&mut g.opsgenie_api_url, "https://api.opsgenie.com/"),
+            (
+                &mut g.wechat_api_url,
+                "https://qyapi.weixin.qq.com/cgi-bin/",
+            ),
+            (
+                &mut g.victorops_api_url,
+                "https://alert.victorops.com/integrations/generic/20131114/alert/",
+            ),
+            (&mut g.telegram_api_url, "https://api.telegram.org"),
+            (&mut g.webex_api_url, "https://webexapis.com/v1/messages"),
+        ] {
+            field.get_or_insert_with(|| default.to_string());
+        }
+        let http = raw.global.http_config.clone();
+        for r in &mut raw.receivers {
+            for w in &mut r.webhook_configs {
+                w.send_resolved.get_or_insert(true);
+                w.http_config.get_or_insert_with(|| http.clone());
+            }
+        }
+        serde_saphyr::to_string(&raw)
+            .map(|y| go_yaml_quotes(&y))
             .unwrap_or_else(|e| format!("# could not render config: {e}\n"))
     }
 
     pub fn receiver(&self, name: &str) -> Option<&Receiver> {
         self.receivers.iter().find(|r| r.name == name)
     }
+}
+
+/// Go's yaml.v2 quotes a scalar that cannot be plain with single quotes unless it needs escapes;
+/// serde_saphyr uses double quotes. Rewrites whole double-quoted values without escapes.
+fn go_yaml_quotes(y: &str) -> String {
+    let mut out = String::with_capacity(y.len());
+    for line in y.split_inclusive('\n') {
+        let (body, nl) = match line.strip_suffix('\n') {
+            Some(b) => (b, "\n"),
+            None => (line, ""),
+        };
+        let start = if let Some(i) = body.find(": \"") {
+            Some(i + 2)
+        } else {
+            let t = body.trim_start();
+            t.starts_with("- \"").then(|| body.len() - t.len() + 2)
+        };
+        match start {
+            Some(i) if body.ends_with('"') && body.len() > i + 1 => {
+                let inner = &body[i + 1..body.len() - 1];
+                if inner.contains('\\') || inner.contains('"') {
+                    out.push_str(line);
+                } else {
+                    out.push_str(&body[..i]);
+                    out.push('\'');
+                    out.push_str(&inner.replace('\'', "''"));
+                    out.push('\'');
+                    out.push_str(nl);
+                }
+            }
+            _ => out.push_str(line),
+        }
+    }
+    out
 }
 
 fn validate_receivers(raw: &RawConfig) -> Result<Vec<Receiver>, ConfigError> {
@@ -508,7 +573,7 @@ fn validate_receivers(raw: &RawConfig) -> Result<Vec<Receiver>, ConfigError> {
 }
 
 fn validate_webhook(w: &RawWebhookConfig, g: &GlobalConfig) -> Result<WebhookConfig, ConfigError> {
-    let url = w.url.as_ref().map(|u| u.expose().to_string());
+    let url = w.url.clone();
     match (&url, &w.url_file) {
         (None, None) => return invalid("one of url or url_file must be configured"),
         (Some(_), Some(_)) => return invalid("at most one of url & url_file must be configured"),
@@ -766,6 +831,14 @@ mod tests {
         bad(
             &format!("route: {{receiver: a, routes: [{{match_re: {{x: 'a)'}}}}]}}\n{RECV}"),
             "error parsing regexp: unexpected ): `^(?:a))$`",
+        );
+    }
+
+    #[test]
+    fn yaml_quotes_like_go() {
+        assert_eq!(
+            go_yaml_quotes("a: \"...\"\nb:\n  - \"x'y\"\n  - \"a\\nb\"\nc: team=~\"x\"\n"),
+            "a: '...'\nb:\n  - 'x''y'\n  - \"a\\nb\"\nc: team=~\"x\"\n"
         );
     }
 

@@ -371,6 +371,15 @@ async fn api_answers_match_alertmanager() {
         v1("GET", "/api/v1/alerts?active=false", ""),
     ];
     compare(&theirs, &am.base, &requests).await;
+
+    // The configuration as /api/v2/status shows it, defaults applied.
+    let original = |s: String| -> String {
+        let v: serde_json::Value = serde_json::from_str(&s).unwrap();
+        v["config"]["original"].as_str().unwrap().to_string()
+    };
+    let (_, t) = get(&format!("{theirs}/api/v2/status")).await;
+    let (_, o) = get(&format!("{}/api/v2/status", am.base)).await;
+    assert_eq!(original(o), original(t));
     am.stop().await;
 }
 
