@@ -399,3 +399,8 @@ pub async fn remote_write_disabled() -> Response {
     )
         .into_response()
 }
+
+/// `DELETE /api/v1/series`: Prometheus 2.42 answers that it is not implemented.
+pub async fn drop_series() -> ApiError {
+    ApiError::internal("not implemented")
+}

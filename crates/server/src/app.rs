@@ -332,7 +332,10 @@ impl App {
                 "/query_range",
                 get(query_api::query_range).post(query_api::query_range),
             )
-            .route("/series", get(api::series).post(api::series))
+            .route(
+                "/series",
+                get(api::series).post(api::series).delete(api::drop_series),
+            )
             .route("/labels", get(api::label_names).post(api::label_names))
             .route("/label/{name}/values", get(api::label_values))
             .route("/targets", get(api::targets))

@@ -2,6 +2,7 @@
 //! promtool, in-process misbehaving targets, crashes and reloads.
 
 mod am_cluster;
+mod api_compat;
 mod bad_targets;
 mod blocks;
 mod config_check;

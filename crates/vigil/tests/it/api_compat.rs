@@ -1,0 +1,448 @@
+//! `vigil server`'s HTTP surface side by side with Debian's Prometheus 2.42: both scrape the
+//! same loopback target, then answer the same requests — parameter errors of the query, series,
+//! label, metadata and admin endpoints, method and path errors, CORS, gzip, HEAD, OPTIONS and
+//! the route prefix — and status codes, Content-Type and bodies must be equal. The HTTP-layer
+//! checks also run against vigil alone with the answers recorded from Prometheus 2.42.
+
+use std::time::Duration;
+
+use testkit::{Behaviour, FakeTarget, peer_missing, poll_until, which};
+
+use crate::util::{Vigil, start_prometheus};
+
+const TARGET_BODY: &str = "# HELP compat_items Items.\n# TYPE compat_items gauge\n\
+compat_items{kind=\"a\"} 1\ncompat_items{kind=\"b\"} 2\n";
+
+fn config(target: &str) -> String {
+    format!(
+        "global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: t\n    static_configs:\n      - targets: ['{target}']\n"
+    )
+}
+
+/// Percent-encodes every query value of `path` (keys stay as written).
+fn enc(path: &str) -> String {
+    let Some((p, q)) = path.split_once('?') else {
+        return path.to_string();
+    };
+    let parts: Vec<String> = q
+        .split('&')
+        .map(|kv| match kv.split_once('=') {
+            Some((k, v)) => {
+                let e: String = v
+                    .bytes()
+                    .map(|b| {
+                        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                            (b as char).to_string()
+                        } else {
+                            format!("%{b:02X}")
+                        }
+                    })
+                    .collect();
+                format!("{k}={e}")
+            }
+            None => kv.to_string(),
+        })
+        .collect();
+    format!("{p}?{}", parts.join("&"))
+}
+
+/// What one request answered: status, Content-Type and the body (JSON when it parses).
+#[derive(Debug, PartialEq)]
+struct Answer {
+    status: u16,
+    content_type: Option<String>,
+    body: Result<serde_json::Value, String>,
+}
+
+async fn ask(base: &str, method: &str, path: &str, form: Option<&str>) -> anyhow::Result<Answer> {
+    let client = reqwest::Client::new();
+    let m = reqwest::Method::from_bytes(method.as_bytes())?;
+    let mut rb = client.request(m, format!("{base}{}", enc(path)));
+    if let Some(f) = form {
+        rb = rb
+            .header("Content-Type", "application/x-www-form-urlencoded")
+            .body(f.to_string());
+    }
+    let r = rb.send().await?;
+    let status = r.status().as_u16();
+    let content_type = r
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let text = r.text().await?;
+    let body = serde_json::from_str(&text).map_err(|_| text);
+    Ok(Answer {
+        status,
+        content_type,
+        body,
+    })
+}
+
+/// Requests whose answers do not depend on timing: (method, path, form body).
+const CASES: &[(&str, &str, Option<&str>)] = &[
+    ("GET", "/api/v1/query", None),
+    ("GET", "/api/v1/query?query=up&time=abc", None),
+    (
+        "GET",
+        "/api/v1/query?query=1&time=2023-01-01T00:00:00Z",
+        None,
+    ),
+    (
+        "GET",
+        "/api/v1/query?query=1&time=2023-01-01T01:00:00.5+01:00",
+        None,
+    ),
+    ("GET", "/api/v1/query?query=1&time=1.5", None),
+    ("GET", "/api/v1/query?query=1&time=2023-01-01", None),
+    ("GET", "/api/v1/query?query=1&time=10&timeout=abc", None),
+    ("GET", "/api/v1/query?query=1&time=10&timeout=-1s", None),
+    ("POST", "/api/v1/query", Some("query=1&time=10")),
+    ("POST", "/api/v1/query?query=2&time=10", Some("query=1")),
+    ("GET", "/api/v1/query?query=sum(&time=10", None),
+    ("GET", "/api/v1/query_range?query=1", None),
+    ("GET", "/api/v1/query_range?query=1&start=10", None),
+    ("GET", "/api/v1/query_range?query=1&start=10&end=20", None),
+    (
+        "GET",
+        "/api/v1/query_range?query=1&start=10&end=20&step=0",
+        None,
+    ),
+    (
+        "GET",
+        "/api/v1/query_range?query=1&start=10&end=20&step=-1",
+        None,
+    ),
+    (
+        "GET",
+        "/api/v1/query_range?query=1&start=10&end=20&step=abc",
+        None,
+    ),
+    (
+        "GET",
+        "/api/v1/query_range?query=1&start=20&end=10&step=1",
+        None,
+    ),
+    (
+        "GET",
+        "/api/v1/query_range?query=1&start=0&end=11001&step=1",
+        None,
+    ),
+    (
+        "GET",
+        "/api/v1/query_range?query=1&start=0&end=11000&step=1s",
+        None,
+    ),
+    (
+        "GET",
+        "/api/v1/query_range?query=1&start=10&end=20&step=1.5",
+        None,
+    ),
+    (
+        "GET",
+        "/api/v1/query_range?query=sum(&start=10&end=20&step=5",
+        None,
+    ),
+    (
+        "GET",
+        "/api/v1/query_range?query=up[5m]&start=10&end=20&step=5",
+        None,
+    ),
+    (
+        "GET",
+        "/api/v1/query_range?query=\"a\"&start=10&end=20&step=5",
+        None,
+    ),
+    ("GET", "/api/v1/query_range?start=10&end=20&step=5", None),
+    (
+        "POST",
+        "/api/v1/query_range",
+        Some("query=1&start=10&end=20&step=5"),
+    ),
+    ("GET", "/api/v1/series", None),
+    ("GET", "/api/v1/series?match[]=", None),
+    ("GET", "/api/v1/series?match[]=up{", None),
+    ("GET", "/api/v1/series?match[]=sum(up)", None),
+    ("GET", "/api/v1/series?match[]=up[5m]", None),
+    ("GET", "/api/v1/series?match[]=1", None),
+    ("GET", "/api/v1/series?match[]={job=~\".*\"}", None),
+    ("GET", "/api/v1/series?match[]=up{job=~\"(\"}", None),
+    ("GET", "/api/v1/series?match[]=up&start=abc", None),
+    ("GET", "/api/v1/series?match[]=up&end=abc", None),
+    ("GET", "/api/v1/series?match[]=up&start=20&end=10", None),
+    ("GET", "/api/v1/series?match[]=up", None),
+    ("GET", "/api/v1/series?match[]=up&limit=1", None),
+    (
+        "GET",
+        "/api/v1/series?match[]=up&match[]=compat_items{kind=\"b\"}",
+        None,
+    ),
+    ("POST", "/api/v1/series", Some("match[]=compat_items")),
+    ("GET", "/api/v1/labels?match[]=compat_items", None),
+    ("GET", "/api/v1/labels?match[]=up{", None),
+    ("GET", "/api/v1/labels?match[]={job=~\".*\"}", None),
+    ("GET", "/api/v1/labels?start=abc", None),
+    ("GET", "/api/v1/labels?start=20&end=10", None),
+    ("GET", "/api/v1/labels?match[]=compat_items&limit=1", None),
+    ("GET", "/api/v1/label/kind/values", None),
+    (
+        "GET",
+        "/api/v1/label/kind/values?match[]=compat_items{kind=\"b\"}",
+        None,
+    ),
+    ("GET", "/api/v1/label/kind/values?match[]=up{", None),
+    ("GET", "/api/v1/label/kind/values?start=abc", None),
+    ("GET", "/api/v1/label/kind/values?limit=1", None),
+    ("GET", "/api/v1/label/1abc/values", None),
+    ("GET", "/api/v1/label/nonexistent/values", None),
+    (
+        "GET",
+        "/api/v1/label/__name__/values?match[]=compat_items",
+        None,
+    ),
+    ("GET", "/api/v1/metadata?metric=compat_items", None),
+    ("GET", "/api/v1/metadata?metric=nonexistent", None),
+    ("GET", "/api/v1/metadata?limit=abc", None),
+    ("GET", "/api/v1/metadata?limit=0", None),
+    (
+        "GET",
+        "/api/v1/metadata?metric=compat_items&limit_per_metric=abc",
+        None,
+    ),
+    ("GET", "/api/v1/targets?state=xyz", None),
+    ("GET", "/api/v1/targets?state=dropped", None),
+    ("GET", "/api/v1/targets?scrapePool=nonexistent", None),
+    ("GET", "/api/v1/targets/metadata?metric=compat_items", None),
+    ("GET", "/api/v1/targets/metadata?match_target={job=", None),
+    (
+        "GET",
+        "/api/v1/targets/metadata?match_target={job=\"t\"}&metric=nonexistent",
+        None,
+    ),
+    ("GET", "/api/v1/targets/metadata?limit=abc", None),
+    ("GET", "/api/v1/query_exemplars", None),
+    ("GET", "/api/v1/query_exemplars?query=1", None),
+    (
+        "GET",
+        "/api/v1/query_exemplars?query=up&start=10&end=20",
+        None,
+    ),
+    (
+        "GET",
+        "/api/v1/query_exemplars?query=up&start=20&end=10",
+        None,
+    ),
+    ("GET", "/api/v1/rules?type=xx", None),
+    ("POST", "/api/v1/admin/tsdb/snapshot", None),
+    ("POST", "/api/v1/admin/tsdb/delete_series", None),
+    ("POST", "/api/v1/admin/tsdb/clean_tombstones", None),
+    ("GET", "/api/v1/admin/tsdb/snapshot", None),
+    ("GET", "/api/v1/nonexistent", None),
+    ("GET", "/api/v1/", None),
+    ("GET", "/nonexistent", None),
+    ("POST", "/api/v1/label/kind/values", None),
+    ("PUT", "/api/v1/query?query=1", None),
+    ("DELETE", "/api/v1/series", None),
+    ("HEAD", "/api/v1/query?query=1", None),
+    ("HEAD", "/metrics", None),
+    ("HEAD", "/-/healthy", None),
+    ("HEAD", "/-/ready", None),
+    ("OPTIONS", "/api/v1/query", None),
+    ("POST", "/-/healthy", None),
+    ("GET", "/-/healthy", None),
+    ("GET", "/-/ready", None),
+    ("GET", "/-/reload", None),
+    ("GET", "/-/quit", None),
+    ("GET", "/federate", None),
+    ("GET", "/federate?match[]=", None),
+    ("GET", "/federate?match[]=up{", None),
+    ("POST", "/federate", Some("match[]=up")),
+    ("GET", "/api/v1/write", None),
+    ("POST", "/api/v1/write", None),
+    ("GET", "/api/v1/read", None),
+];
+
+async fn wait_scraped(base: &str) -> anyhow::Result<()> {
+    poll_until(Duration::from_secs(20), || async {
+        let a = ask(base, "GET", "/api/v1/series?match[]=compat_items", None).await;
+        let scraped = matches!(a, Ok(Answer { body: Ok(ref j), .. })
+            if j["data"].as_array().is_some_and(|d| d.len() == 2));
+        scraped.then_some(())
+    })
+    .await
+    .map_err(|e| anyhow::anyhow!("{base} did not scrape the target: {e}"))
+}
+
+#[tokio::test]
+async fn api_answers_match_prometheus() -> anyhow::Result<()> {
+    if which("prometheus").is_none() {
+        return peer_missing("prometheus");
+    }
+    let target = FakeTarget::start(Behaviour::Body(TARGET_BODY.into())).await?;
+    let cfg = config(&target.addr.to_string());
+    let dir = tempfile::tempdir()?;
+    let v = Vigil::start(dir.path(), &cfg, &[]).await?;
+    let (_prom, purl) = start_prometheus(&dir.path().join("prom"), &cfg).await?;
+    wait_scraped(&v.url("")).await?;
+    wait_scraped(&purl).await?;
+    let mut diffs = Vec::new();
+    for (method, path, form) in CASES {
+        let ours = ask(&v.url(""), method, path, *form).await?;
+        let theirs = ask(&purl, method, path, *form).await?;
+        if ours != theirs {
+            diffs.push(format!(
+                "{method} {path} {form:?}\n  vigil:      {ours:?}\n  prometheus: {theirs:?}"
+            ));
+        }
+    }
+    println!(
+        "{} requests compared with Prometheus 2.42; {} differences",
+        CASES.len(),
+        diffs.len()
+    );
+    assert!(diffs.is_empty(), "{}", diffs.join("\n"));
+    v.stop()?;
+    Ok(())
+}
+
+/// The response headers that matter here, lower-case names.
+async fn head_of(
+    url: &str,
+    method: &str,
+    headers: &[(&str, &str)],
+) -> anyhow::Result<(u16, reqwest::header::HeaderMap, Vec<u8>)> {
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()?;
+    let mut rb = client.request(reqwest::Method::from_bytes(method.as_bytes())?, url);
+    for (k, v) in headers {
+        rb = rb.header(*k, *v);
+    }
+    let r = rb.send().await?;
+    let status = r.status().as_u16();
+    let h = r.headers().clone();
+    Ok((status, h, r.bytes().await?.to_vec()))
+}
+
+/// CORS, gzip, OPTIONS, the route prefix and Go's error texts, with the answers Prometheus 2.42
+/// gives (checked against it too when it is installed).
+#[tokio::test]
+async fn http_layer_like_prometheus() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let cfg = "global:\n  scrape_interval: 1h\n";
+    let flags = [
+        "--web.external-url=http://127.0.0.1:1/prom/",
+        "--web.cors.origin=http://a\\.example",
+    ];
+    let mut bases = Vec::new();
+    for who in ["vigil", "prometheus"] {
+        let bin = if who == "vigil" {
+            env!("CARGO_BIN_EXE_vigil").to_string()
+        } else if which("prometheus").is_some() {
+            "prometheus".to_string()
+        } else {
+            peer_missing("prometheus")?;
+            continue;
+        };
+        let d = dir.path().join(who);
+        std::fs::create_dir_all(&d)?;
+        std::fs::write(d.join("prometheus.yml"), cfg)?;
+        let port = testkit::free_port();
+        let mut cmd = std::process::Command::new(bin);
+        if who == "vigil" {
+            cmd.arg("server");
+        }
+        cmd.arg(format!(
+            "--config.file={}",
+            d.join("prometheus.yml").display()
+        ))
+        .arg(format!("--storage.tsdb.path={}", d.join("data").display()))
+        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+        .args(flags);
+        let p = testkit::Proc::spawn(who, cmd, &d.join("log"))?;
+        let base = format!("http://127.0.0.1:{port}");
+        testkit::wait_ready(&format!("{base}/prom/-/ready"), Duration::from_secs(30)).await?;
+        bases.push((who, base, p));
+    }
+    for (who, base, _) in &bases {
+        let q = format!("{base}/prom/api/v1/query?query=1");
+        // Everything lives under the prefix.
+        let (s, _, _) = head_of(&format!("{base}/api/v1/query?query=1"), "GET", &[]).await?;
+        assert_eq!(s, 404, "{who}: outside the route prefix");
+        let (s, h, _) = head_of(&format!("{base}/"), "GET", &[]).await?;
+        assert_eq!(s, 302, "{who}: / redirects");
+        assert!(h["location"].to_str()?.ends_with("/prom"), "{who}: {h:?}");
+        // CORS for an allowed origin, none for another, nothing without Origin.
+        let (s, h, _) = head_of(&q, "GET", &[("Origin", "http://a.example")]).await?;
+        assert_eq!(s, 200, "{who}");
+        assert_eq!(
+            h["access-control-allow-origin"], "http://a.example",
+            "{who}"
+        );
+        assert_eq!(
+            h["access-control-allow-methods"], "GET, POST, OPTIONS",
+            "{who}"
+        );
+        assert_eq!(
+            h["access-control-allow-headers"], "Accept, Authorization, Content-Type, Origin",
+            "{who}"
+        );
+        assert_eq!(h["access-control-expose-headers"], "Date", "{who}");
+        assert_eq!(h["vary"], "Origin", "{who}");
+        let (_, h, _) = head_of(&q, "GET", &[("Origin", "http://b.example")]).await?;
+        assert!(!h.contains_key("access-control-allow-origin"), "{who}");
+        let (_, h, _) = head_of(&q, "GET", &[]).await?;
+        assert!(!h.contains_key("access-control-allow-methods"), "{who}");
+        // OPTIONS preflight.
+        let (s, h, body) = head_of(&q, "OPTIONS", &[("Origin", "http://a.example")]).await?;
+        assert_eq!((s, body.len()), (204, 0), "{who}");
+        assert_eq!(
+            h["access-control-allow-origin"], "http://a.example",
+            "{who}"
+        );
+        // gzip when accepted.
+        for path in [
+            "/prom/api/v1/query?query=1",
+            "/prom/federate?match[]=up",
+            "/prom/metrics",
+        ] {
+            let (s, h, body) = head_of(
+                &format!("{base}{path}"),
+                "GET",
+                &[("Accept-Encoding", "gzip")],
+            )
+            .await?;
+            assert_eq!(s, 200, "{who} {path}");
+            assert_eq!(h["content-encoding"], "gzip", "{who} {path}");
+            assert_eq!(&body[..2], &[0x1f, 0x8b], "{who} {path}: gzip magic");
+        }
+        let (_, h, _) = head_of(
+            &format!("{base}/prom/-/healthy"),
+            "GET",
+            &[("Accept-Encoding", "gzip")],
+        )
+        .await?;
+        assert!(!h.contains_key("content-encoding"), "{who}");
+        // Go's texts for unknown paths and methods.
+        let (s, h, body) = head_of(&format!("{base}/prom/api/v1/nope"), "GET", &[]).await?;
+        assert_eq!(s, 404, "{who}");
+        assert_eq!(h["content-type"], "text/plain; charset=utf-8", "{who}");
+        assert_eq!(body, b"404 page not found\n", "{who}");
+        let (s, _, body) = head_of(&format!("{base}/prom/api/v1/query"), "PUT", &[]).await?;
+        assert_eq!(
+            (s, body.as_slice()),
+            (405, &b"Method Not Allowed\n"[..]),
+            "{who}"
+        );
+        let (s, _, body) = head_of(&format!("{base}/prom/-/reload"), "GET", &[]).await?;
+        assert_eq!(
+            (s, body.as_slice()),
+            (405, &b"Only POST or PUT requests allowed"[..]),
+            "{who}"
+        );
+    }
+    for (_, _, p) in bases.iter_mut() {
+        p.kill9();
+    }
+    Ok(())
+}
