@@ -137,7 +137,12 @@ impl Group {
         Group {
             file: file.to_string_lossy().into_owned(),
             name: g.def.name.clone(),
-            interval: g.def.interval.unwrap_or(default_interval),
+            // An interval of 0 means the global one, as in Prometheus.
+            interval: g
+                .def
+                .interval
+                .filter(|d| !d.is_zero())
+                .unwrap_or(default_interval),
             limit: g.def.limit,
             state: Mutex::new(GroupState {
                 rules,

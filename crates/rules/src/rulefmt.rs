@@ -94,11 +94,12 @@ pub struct RuleDef {
 }
 
 impl RuleDef {
+    /// The alert name if set, else the record name (as Prometheus names a rule in errors).
     pub fn name(&self) -> &str {
-        if self.record.is_empty() {
-            &self.alert
-        } else {
+        if self.alert.is_empty() {
             &self.record
+        } else {
+            &self.alert
         }
     }
 }
@@ -126,60 +127,171 @@ pub fn load_file(path: &Path) -> Result<LoadedFile, RuleFileError> {
     parse_file(path, &text)
 }
 
-/// Parses and validates rule-file text; `path` is only used in messages.
+/// Parses and validates rule-file text; `path` is only used in messages. The first error, see
+/// [`parse_file_all`].
 pub fn parse_file(path: &Path, text: &str) -> Result<LoadedFile, RuleFileError> {
+    parse_file_all(path, text).map_err(|mut errs| errs.swap_remove(0))
+}
+
+/// Parses and validates rule-file text, with every error Prometheus 2.42 reports for it (never
+/// an empty list): YAML errors, else every group and rule problem in file order.
+pub fn parse_file_all(path: &Path, text: &str) -> Result<LoadedFile, Vec<RuleFileError>> {
+    let perr = |msg: String| RuleFileError::Parse {
+        path: path.to_path_buf(),
+        msg,
+    };
     let rgs: RuleGroups = if text.trim().is_empty() {
         RuleGroups::default()
     } else {
-        serde_saphyr::from_str::<Option<RuleGroups>>(text)
-            .map_err(|e| RuleFileError::Parse {
-                path: path.to_path_buf(),
-                msg: e.to_string(),
-            })?
-            .unwrap_or_default()
+        match serde_saphyr::from_str::<Option<RuleGroups>>(text) {
+            Ok(v) => v.unwrap_or_default(),
+            Err(e) => return Err(yaml_errors(text, &e).into_iter().map(perr).collect()),
+        }
     };
+    let group_pos = group_positions(text);
+    let mut errors = Vec::new();
     let mut seen = HashSet::new();
     let mut groups = Vec::with_capacity(rgs.groups.len());
-    for g in rgs.groups {
+    for (gi, g) in rgs.groups.into_iter().enumerate() {
+        let pos = group_pos.get(gi).cloned().unwrap_or_default();
         let gerr = |msg: String| RuleFileError::Group {
             path: path.to_path_buf(),
-            msg,
+            msg: format!("{pos}{msg}"),
         };
         if g.name.is_empty() {
-            return Err(gerr("Groupname must not be empty".to_string()));
+            errors.push(gerr("Groupname must not be empty".to_string()));
         }
         if !seen.insert(g.name.clone()) {
-            return Err(gerr(format!(
+            errors.push(gerr(format!(
                 "groupname: {:?} is repeated in the same file",
-                g.name
-            )));
-        }
-        if g.interval == Some(Duration::ZERO) {
-            return Err(gerr(format!(
-                "group {:?}: interval must be greater than zero",
                 g.name
             )));
         }
         let mut exprs = Vec::with_capacity(g.rules.len());
         for (i, r) in g.rules.iter().enumerate() {
-            let expr = validate_rule(r).map_err(|(node, msg)| {
-                RuleFileError::Rule(Box::new(RuleError {
+            let (expr, problems) = validate_rule(r);
+            for (node, msg) in problems {
+                errors.push(RuleFileError::Rule(Box::new(RuleError {
                     path: path.to_path_buf(),
-                    pos: node_pos(text, groups.len(), i, node),
+                    pos: node_pos(text, gi, i, node),
                     group: g.name.clone(),
                     rule: i + 1,
                     name: r.name().to_string(),
                     msg,
-                }))
-            })?;
-            exprs.push(expr);
+                })));
+            }
+            if let Some(e) = expr {
+                exprs.push(e);
+            }
         }
         groups.push(LoadedGroup { def: g, exprs });
+    }
+    if !errors.is_empty() {
+        return Err(errors);
     }
     Ok(LoadedFile {
         path: path.to_path_buf(),
         groups,
     })
+}
+
+/// The YAML error lines Prometheus prints for text its strict decoder rejects. Unknown fields
+/// are all listed, as yaml.v3 does (`yaml: unmarshal errors:` then `  line N: field F not found
+/// in type rulefmt.T`); other errors give their message.
+fn yaml_errors(text: &str, first: &serde_saphyr::Error) -> Vec<String> {
+    let mut unknown: Vec<(usize, String)> = Vec::new();
+    let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
+    let mut err = first.to_string();
+    for _ in 0..100 {
+        let Some((line, field, ty)) = unknown_field(&err) else {
+            break;
+        };
+        unknown.push((
+            line,
+            format!("field {field} not found in type rulefmt.{ty}"),
+        ));
+        // Blank the key and its nested lines, keeping line numbers, and decode again.
+        let Some(key_line) = lines.get(line - 1) else {
+            break;
+        };
+        let indent = key_line.len() - key_line.trim_start().len();
+        lines[line - 1] = String::new();
+        let mut j = line;
+        while j < lines.len() {
+            let l = &lines[j];
+            let ind = l.len() - l.trim_start().len();
+            if l.trim().is_empty() || ind > indent {
+                lines[j] = String::new();
+                j += 1;
+            } else {
+                break;
+            }
+        }
+        match serde_saphyr::from_str::<Option<RuleGroups>>(&lines.join("\n")) {
+            Ok(_) => break,
+            Err(e) => err = e.to_string(),
+        }
+    }
+    if !unknown.is_empty() {
+        unknown.sort();
+        let mut msg = "yaml: unmarshal errors:".to_string();
+        for (line, m) in unknown {
+            msg.push_str(&format!("\n  line {line}: {m}"));
+        }
+        return vec![msg];
+    }
+    // serde_saphyr: `error: line L column C: MESSAGE` and a source excerpt.
+    let head = err.lines().next().unwrap_or_default();
+    let (line, msg) = match head.strip_prefix("error: line ").and_then(|r| {
+        let (l, rest) = r.split_once(" column ")?;
+        let (_, m) = rest.split_once(": ")?;
+        Some((l.parse::<usize>().ok()?, m))
+    }) {
+        Some(v) => v,
+        None => return vec![head.to_string()],
+    };
+    if msg.starts_with("while parsing") || msg.starts_with("did not find") {
+        // A syntax error: both of Prometheus's decoders fail on it.
+        let m = msg.split_once(", ").map_or(msg, |(_, m)| m);
+        let m = format!("yaml: line {line}: {m}");
+        return vec![m.clone(), m];
+    }
+    vec![msg.to_string()]
+}
+
+/// `(line, field, Go type)` of serde_saphyr's unknown-field error.
+fn unknown_field(err: &str) -> Option<(usize, String, &'static str)> {
+    let head = err.lines().next()?;
+    let rest = head.strip_prefix("error: line ")?;
+    let (line, rest) = rest.split_once(" column ")?;
+    let (_, rest) = rest.split_once(": unknown field `")?;
+    let (field, expected) = rest.split_once('`')?;
+    let ty = if expected.contains("record") {
+        "RuleNode"
+    } else if expected.contains("interval") {
+        "RuleGroup"
+    } else {
+        "RuleGroups"
+    };
+    Some((line.parse().ok()?, field.to_string(), ty))
+}
+
+#[derive(Deserialize, Default)]
+struct GroupsOnly {
+    #[serde(default)]
+    groups: Vec<Spanned<serde::de::IgnoredAny>>,
+}
+
+/// `line:col: ` of each group's mapping, as Prometheus prints it in group errors.
+fn group_positions(text: &str) -> Vec<String> {
+    serde_saphyr::from_str::<GroupsOnly>(text)
+        .map(|g| {
+            g.groups
+                .iter()
+                .map(|s| format!("{}:{}: ", s.referenced.line(), s.referenced.column()))
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// Which YAML value an error points at (Prometheus prints its `line:col`).
@@ -241,87 +353,80 @@ fn node_pos(text: &str, group: usize, rule: usize, node: Node) -> String {
     }
 }
 
-/// Prometheus's `Rule.Validate` plus template parsing, returning the parsed expression.
-fn validate_rule(r: &RuleDef) -> Result<promql::ast::Expr, (Node, String)> {
+/// Prometheus 2.42's `RuleNode.Validate` plus template parsing: every problem in its order, and
+/// the parsed expression when it parses.
+fn validate_rule(r: &RuleDef) -> (Option<promql::ast::Expr>, Vec<(Node, String)>) {
+    let mut errs = Vec::new();
     if !r.record.is_empty() && !r.alert.is_empty() {
-        return Err((
+        errs.push((
             Node::RecordAndAlert,
             "only one of 'record' and 'alert' must be set".to_string(),
         ));
     }
     if r.record.is_empty() && r.alert.is_empty() {
-        return Err((
+        errs.push((
             Node::Zero,
             "one of 'record' or 'alert' must be set".to_string(),
         ));
     }
-    if r.expr.trim().is_empty() {
-        return Err((Node::Zero, "field 'expr' must be set in rule".to_string()));
+    let mut expr = None;
+    if r.expr.is_empty() {
+        errs.push((Node::Expr, "field 'expr' must be set in rule".to_string()));
+    } else {
+        match promql::parse(&r.expr) {
+            Ok(e) => expr = Some(e),
+            Err(e) => errs.push((Node::Expr, format!("could not parse expression: {e}"))),
+        }
     }
-    let expr = promql::parse(&r.expr)
-        .map_err(|e| (Node::Expr, format!("could not parse expression: {e}")))?;
-    let rec = |m: String| Err((Node::Record, m));
     if !r.record.is_empty() {
         if !r.annotations.is_empty() {
-            return rec("invalid field 'annotations' in recording rule".to_string());
+            errs.push((
+                Node::Record,
+                "invalid field 'annotations' in recording rule".to_string(),
+            ));
         }
-        if r.for_.is_some() {
-            return rec("invalid field 'for' in recording rule".to_string());
+        if r.for_.is_some_and(|d| !d.is_zero()) {
+            errs.push((
+                Node::Record,
+                "invalid field 'for' in recording rule".to_string(),
+            ));
         }
-        if r.keep_firing_for.is_some() {
-            return rec("invalid field 'keep_firing_for' in recording rule".to_string());
+        if r.keep_firing_for.is_some_and(|d| !d.is_zero()) {
+            errs.push((
+                Node::Record,
+                "invalid field 'keep_firing_for' in recording rule".to_string(),
+            ));
         }
         if !is_valid_metric_name(&r.record) {
-            if r.record.contains(['{', '}']) {
-                return rec(format!(
-                    "braces present in the recording rule name; should it be in expr?: {}",
-                    r.record
-                ));
-            }
-            return rec(format!("invalid recording rule name: {}", r.record));
-        }
-        match expr.value_type() {
-            promql::ast::ValueType::Vector | promql::ast::ValueType::Scalar => {}
-            t => {
-                return Err((
-                    Node::Expr,
-                    format!(
-                        "invalid expression type {:?} for recording rule, must be Scalar or instant Vector",
-                        t.as_str()
-                    ),
-                ));
-            }
+            errs.push((
+                Node::Record,
+                format!("invalid recording rule name: {}", r.record),
+            ));
         }
     }
-    for (k, v) in &r.labels {
+    for k in r.labels.keys() {
         if !is_valid_label_name(k) || k == model::labels::METRIC_NAME {
-            return Err((Node::None, format!("invalid label name: {k}")));
-        }
-        if !r.alert.is_empty() {
-            check_template(k, v).map_err(|e| (Node::None, format!("label {k:?}: {e}")))?;
+            errs.push((Node::None, format!("invalid label name: {k}")));
         }
     }
-    for (k, v) in &r.annotations {
+    for k in r.annotations.keys() {
         if !is_valid_label_name(k) {
-            return Err((Node::None, format!("invalid annotation name: {k}")));
+            errs.push((Node::None, format!("invalid annotation name: {k}")));
         }
-        check_template(k, v).map_err(|e| (Node::None, format!("annotation {k:?}: {e}")))?;
     }
-    if !r.alert.is_empty()
-        && !matches!(
-            expr.value_type(),
-            promql::ast::ValueType::Vector | promql::ast::ValueType::Scalar
-        )
-    {
-        return Err((
-            Node::Expr,
-            format!(
-                "invalid expression type {:?} for alerting rule, must be Scalar or instant Vector",
-                expr.value_type().as_str()
-            ),
-        ));
+    if !r.alert.is_empty() {
+        for (k, v) in &r.labels {
+            if let Err(e) = check_template(&r.alert, v) {
+                errs.push((Node::None, format!("label {k:?}: {e}")));
+            }
+        }
+        for (k, v) in &r.annotations {
+            if let Err(e) = check_template(&r.alert, v) {
+                errs.push((Node::None, format!("annotation {k:?}: {e}")));
+            }
+        }
     }
-    Ok(expr)
+    (expr, errs)
 }
 
 fn check_template(name: &str, text: &str) -> Result<(), String> {
@@ -409,10 +514,26 @@ pub fn duplicates_lint(f: &LoadedFile) -> Option<String> {
 /// `check rules FILE...` like promtool: `Checking FILE`, then `  SUCCESS: N rules found` or
 /// `  FAILED:` and the error. Returns the exit code (0, or 1 if any file failed).
 pub fn check_cli(files: &[PathBuf]) -> u8 {
+    // compat: promtool's argument parser rejects a missing file before checking any.
+    if let Some(missing) = files.iter().find(|f| !f.exists()) {
+        eprintln!(
+            "promtool: error: path '{}' does not exist, try --help",
+            missing.display()
+        );
+        return 1;
+    }
     let mut failed = false;
     for f in files {
         println!("Checking {}", f.display());
-        match load_file(f) {
+        let loaded = std::fs::read_to_string(f)
+            .map_err(|source| {
+                vec![RuleFileError::Read {
+                    path: f.clone(),
+                    source,
+                }]
+            })
+            .and_then(|text| parse_file_all(f, &text));
+        match loaded {
             Ok(l) => match duplicates_lint(&l) {
                 // compat: promtool reports duplicates as a lint error that does not fail.
                 Some(msg) => {
@@ -424,9 +545,11 @@ pub fn check_cli(files: &[PathBuf]) -> u8 {
                     println!("  SUCCESS: {n} rules found");
                 }
             },
-            Err(e) => {
+            Err(errs) => {
                 eprintln!("  FAILED:");
-                eprintln!("{e}");
+                for e in errs {
+                    eprintln!("{e}");
+                }
                 failed = true;
             }
         }
@@ -496,7 +619,7 @@ mod tests {
         );
         bad(
             "groups:\n- name: g\n  rules:\n  - record: 'a{x=\"1\"}'\n    expr: up\n",
-            "braces present in the recording rule name",
+            "4:13: group \"g\", rule 1, \"a{x=\\\"1\\\"}\": invalid recording rule name: a{x=\"1\"}",
         );
         bad(
             "groups:\n- name: g\n  rules:\n  - record: a\n    expr: up\n    for: 1m\n",
@@ -521,6 +644,67 @@ mod tests {
         bad(
             "groups:\n- name: g\n  rules:\n  - alert: a\n    expr: up\n    annotations: {x: '{{ $labels.x '}\n",
             "annotation \"x\"",
+        );
+    }
+
+    fn all(yaml: &str) -> Vec<String> {
+        parse_file_all(Path::new("f.yml"), yaml)
+            .expect_err("rule file should be rejected")
+            .iter()
+            .map(ToString::to_string)
+            .collect()
+    }
+
+    #[test]
+    fn every_error_like_promtool() {
+        // promtool check rules (2.42) on the same texts.
+        assert_eq!(
+            all(
+                "groups:\n- name: g\n  rules:\n  - alert: A\n    expr: up\n    labels:\n      a: \"{{ $x }}\"\n      __name__: x\n    annotations:\n      \"1a\": x\n  - record: r\n    expr: up\n    annotations:\n      a: b\n    for: 1m\n- name: \"\"\n  rules: []\n- name: \"\"\n"
+            ),
+            [
+                r#"f.yml: group "g", rule 1, "A": invalid label name: __name__"#,
+                r#"f.yml: group "g", rule 1, "A": invalid annotation name: 1a"#,
+                r#"f.yml: group "g", rule 1, "A": label "a": template: __alert_A:1: undefined variable "$x""#,
+                r#"f.yml: 11:13: group "g", rule 2, "r": invalid field 'annotations' in recording rule"#,
+                r#"f.yml: 11:13: group "g", rule 2, "r": invalid field 'for' in recording rule"#,
+                "f.yml: 16:3: Groupname must not be empty",
+                "f.yml: 18:3: Groupname must not be empty",
+                r#"f.yml: 18:3: groupname: "" is repeated in the same file"#,
+            ]
+        );
+        assert_eq!(
+            all(
+                "groups:\n- name: g\n  foo: 1\n  bar: 2\n  rules:\n  - alert: A\n    expr: up\n    baz:\n      x: 1\n"
+            ),
+            [
+                "f.yml: yaml: unmarshal errors:\n  line 3: field foo not found in type rulefmt.RuleGroup\n  line 4: field bar not found in type rulefmt.RuleGroup\n  line 8: field baz not found in type rulefmt.RuleNode"
+            ]
+        );
+        assert_eq!(
+            all("groupz: []\n"),
+            [
+                "f.yml: yaml: unmarshal errors:\n  line 1: field groupz not found in type rulefmt.RuleGroups"
+            ]
+        );
+        assert_eq!(
+            all("groups:\n- name: g\n  rules:\n  - alert: A\n    expr: up\n    for: abc\n"),
+            [r#"f.yml: not a valid duration string: "abc""#]
+        );
+        assert_eq!(
+            all("groups:\n- name: g\n  rules:\n  - record: a\n    alert: b\n    expr: ''\n"),
+            [
+                r#"f.yml: 4:13: 5:12: group "g", rule 1, "b": only one of 'record' and 'alert' must be set"#,
+                r#"f.yml: 6:11: group "g", rule 1, "b": field 'expr' must be set in rule"#,
+            ]
+        );
+        // 2.42 checks neither the type of a recording rule's expression nor a zero interval.
+        assert!(
+            parse_file_all(
+                Path::new("f.yml"),
+                "groups:\n- name: g\n  interval: 0s\n  rules:\n  - record: a\n    expr: up[5m]\n"
+            )
+            .is_ok()
         );
     }
 
