@@ -181,7 +181,7 @@ async fn write_handler(
             if version == Version::V2 {
                 (e.status(), written(0), msg).into_response()
             } else {
-                (e.status(), msg).into_response()
+                (e.status(), v1_error_text(&e, msg)).into_response()
             }
         }
         Err(join) => (
@@ -189,6 +189,16 @@ async fn write_handler(
             format!("remote write task: {join}"),
         )
             .into_response(),
+    }
+}
+
+/// The body of a 1.0 error answer: like Prometheus 2.42's `http.Error`, a sample refused by
+/// the storage is named by the bare storage error (`out of order sample`), and every text ends
+/// with a newline.
+fn v1_error_text(e: &WriteError, chain: String) -> String {
+    match e {
+        WriteError::Append { source, .. } if source.is_sample_error() => format!("{source}\n"),
+        _ => format!("{chain}\n"),
     }
 }
 

@@ -446,3 +446,116 @@ async fn http_layer_like_prometheus() -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+fn varint(mut n: u64, out: &mut Vec<u8>) {
+    while n >= 0x80 {
+        out.push((n as u8) | 0x80);
+        n >>= 7;
+    }
+    out.push(n as u8);
+}
+
+fn field(num: u64, bytes: &[u8], out: &mut Vec<u8>) {
+    varint(num << 3 | 2, out);
+    varint(bytes.len() as u64, out);
+    out.extend_from_slice(bytes);
+}
+
+/// A snappy-framed (literals only) `prometheus.WriteRequest` with one series and samples.
+fn write_request(labels: &[(&str, &str)], samples: &[(i64, f64)]) -> Vec<u8> {
+    let mut ts = Vec::new();
+    for (n, v) in labels {
+        let mut l = Vec::new();
+        field(1, n.as_bytes(), &mut l);
+        field(2, v.as_bytes(), &mut l);
+        field(1, &l, &mut ts);
+    }
+    for (t, v) in samples {
+        let mut s = vec![0x09];
+        s.extend_from_slice(&v.to_le_bytes());
+        s.push(0x10);
+        varint(*t as u64, &mut s);
+        field(2, &s, &mut ts);
+    }
+    let mut req = Vec::new();
+    field(1, &ts, &mut req);
+    let mut out = Vec::new();
+    varint(req.len() as u64, &mut out);
+    for chunk in req.chunks(60) {
+        out.push(((chunk.len() - 1) << 2) as u8);
+        out.extend_from_slice(chunk);
+    }
+    out
+}
+
+async fn remote_write(base: &str, body: Vec<u8>) -> anyhow::Result<(u16, String)> {
+    let r = reqwest::Client::new()
+        .post(format!("{base}/api/v1/write"))
+        .header("Content-Type", "application/x-protobuf")
+        .header("Content-Encoding", "snappy")
+        .header("X-Prometheus-Remote-Write-Version", "0.1.0")
+        .body(body)
+        .send()
+        .await?;
+    Ok((r.status().as_u16(), r.text().await?))
+}
+
+/// The remote write receiver refuses what Prometheus 2.42 refuses, with its status and text.
+#[tokio::test]
+async fn remote_write_errors_match_prometheus() -> anyhow::Result<()> {
+    if which("prometheus").is_none() {
+        return peer_missing("prometheus");
+    }
+    let cfg = "global:\n  scrape_interval: 1h\n";
+    let dir = tempfile::tempdir()?;
+    let v = Vigil::start(dir.path(), cfg, &["--web.enable-remote-write-receiver"]).await?;
+    let pdir = dir.path().join("prom");
+    std::fs::create_dir_all(&pdir)?;
+    std::fs::write(pdir.join("prometheus.yml"), cfg)?;
+    let port = testkit::free_port();
+    let mut cmd = std::process::Command::new("prometheus");
+    cmd.arg(format!(
+        "--config.file={}",
+        pdir.join("prometheus.yml").display()
+    ))
+    .arg(format!(
+        "--storage.tsdb.path={}",
+        pdir.join("data").display()
+    ))
+    .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+    .arg("--web.enable-remote-write-receiver");
+    let mut prom = testkit::Proc::spawn("prometheus", cmd, &pdir.join("prometheus.log"))?;
+    let purl = format!("http://127.0.0.1:{port}");
+    testkit::wait_ready(&format!("{purl}/-/ready"), Duration::from_secs(30)).await?;
+    let now = jiff::Timestamp::now().as_millisecond();
+    let m = [("__name__", "rw_compat"), ("a", "1")];
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        ("first sample", write_request(&m, &[(now - 10_000, 1.0)])),
+        ("out of order", write_request(&m, &[(now - 20_000, 2.0)])),
+        ("duplicate", write_request(&m, &[(now - 10_000, 5.0)])),
+        (
+            "same sample again",
+            write_request(&m, &[(now - 10_000, 1.0)]),
+        ),
+        ("no samples", write_request(&m, &[])),
+        (
+            "too old",
+            write_request(&[("__name__", "rw_old")], &[(now - 3 * 86_400_000, 1.0)]),
+        ),
+    ];
+    for (name, body) in cases {
+        let ours = remote_write(&v.url(""), body.clone()).await?;
+        let theirs = remote_write(&purl, body).await?;
+        assert_eq!(ours, theirs, "{name}: vigil vs Prometheus 2.42");
+    }
+    // Undecodable bodies: 400 and Go's snappy error text in both (vigil adds context).
+    for body in [vec![0xff, 0xff, 0xff], Vec::new()] {
+        let ours = remote_write(&v.url(""), body.clone()).await?;
+        let theirs = remote_write(&purl, body).await?;
+        assert_eq!(ours.0, theirs.0, "{ours:?} {theirs:?}");
+        assert!(ours.1.contains(theirs.1.trim_end()), "{ours:?} {theirs:?}");
+    }
+    prom.kill9();
+    v.stop()?;
+    Ok(())
+}
