@@ -97,10 +97,16 @@ impl Fanout {
                 ))?;
             }
         }
-        let reads = asked.iter().map(|e| {
-            let h = read_hints.clone();
-            async move { e.read.read_lazy(mint, maxt, matchers, Some(h)).await }
-        });
+        // Each endpoint's read runs as its own task, so the responses are received and
+        // decoded on all worker threads at once.
+        let reads: Vec<_> = asked
+            .iter()
+            .map(|e| {
+                let (e, h, ms) = (e.clone(), read_hints.clone(), matchers.to_vec());
+                self.rt
+                    .spawn(async move { e.read.read_lazy(mint, maxt, &ms, Some(h)).await })
+            })
+            .collect();
         let results = self.rt.block_on(futures_util::future::join_all(reads));
         // Groups found by a hash of the labels without the replica labels; the stripped label
         // set is built once per group.
@@ -114,8 +120,13 @@ impl Fanout {
         let mut answered = 0;
         for (e, r) in asked.iter().zip(results) {
             let r = match r {
-                Ok(r) => r,
-                Err(err) => {
+                Ok(Ok(r)) => r,
+                Err(join) => {
+                    let msg = format!("remote read from {}: {join}", e.url);
+                    self.fail(&msg)?;
+                    continue;
+                }
+                Ok(Err(err)) => {
                     let msg = remote::error_chain(&err);
                     e.mark_down(&msg);
                     self.fail(&msg)?;
@@ -158,7 +169,10 @@ impl Fanout {
             });
         }
         let mut out = groups;
-        out.sort_unstable_by(|a, b| a.labels.cmp(&b.labels));
+        // Usually already in order (every endpoint streams its series sorted).
+        if !out.is_sorted_by(|a, b| a.labels <= b.labels) {
+            out.sort_unstable_by(|a, b| a.labels.cmp(&b.labels));
+        }
         if hints.limit > 0 {
             out.truncate(hints.limit);
         }
@@ -216,11 +230,12 @@ pub fn strip(labels: &Labels, replica_labels: &[String]) -> Labels {
     if !replica_labels.iter().any(|r| labels.contains(r)) {
         return labels.clone();
     }
-    let mut b = labels.builder();
-    for r in replica_labels {
-        b.del(r);
-    }
-    b.labels()
+    Labels::from_sorted(
+        labels
+            .iter()
+            .filter(|l| !replica_labels.iter().any(|r| r == l.name))
+            .map(|l| (l.name, l.value)),
+    )
 }
 
 /// Names a replica for `dedup=explain`: the endpoint and its replica label values.

@@ -429,6 +429,20 @@ pub fn decode_frame(
     buf: &[u8],
     limit: usize,
 ) -> Result<Option<(ChunkedReadResponse, usize)>, FrameError> {
+    let Some((data, used)) = frame_bounds(buf, limit)? else {
+        return Ok(None);
+    };
+    let msg =
+        ChunkedReadResponse::decode(&buf[data]).map_err(|e| FrameError::Protobuf(e.to_string()))?;
+    Ok(Some((msg, used)))
+}
+
+/// Finds the frame at the start of `buf` and checks its checksum: `Ok(None)` when `buf` does
+/// not hold a whole frame yet, else where its message is in `buf` and the bytes it used.
+pub fn frame_bounds(
+    buf: &[u8],
+    limit: usize,
+) -> Result<Option<(std::ops::Range<usize>, usize)>, FrameError> {
     let mut len = 0u64;
     let mut n = 0;
     loop {
@@ -452,13 +466,11 @@ pub fn decode_frame(
         return Ok(None);
     };
     let header = u32::from_be_bytes([body[0], body[1], body[2], body[3]]);
-    let data = &body[4..];
-    let sum = crc32c::crc32c(data);
+    let sum = crc32c::crc32c(&body[4..]);
     if sum != header {
         return Err(FrameError::Checksum { header, data: sum });
     }
-    let msg = ChunkedReadResponse::decode(data).map_err(|e| FrameError::Protobuf(e.to_string()))?;
-    Ok(Some((msg, n + 4 + len)))
+    Ok(Some((n + 4..n + 4 + len, n + 4 + len)))
 }
 
 /// Runs every query and sends its series as XOR chunks, in frames of about

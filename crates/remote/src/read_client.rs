@@ -8,7 +8,7 @@
 
 use std::time::Duration;
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
 use model::{Labels, Matcher};
 use prost::Message;
@@ -20,7 +20,7 @@ use crate::proto::{
     ChunkEncoding, Label, LabelMatcher, MatcherType, Query, ReadHints, ReadRequest, ReadResponse,
     ResponseType,
 };
-use crate::read::{FrameError, STREAMED_CONTENT_TYPE, decode_frame};
+use crate::read::{FrameError, STREAMED_CONTENT_TYPE, frame_bounds};
 use crate::xor::XorError;
 
 /// How much of an error response body goes into the error message.
@@ -147,7 +147,18 @@ pub struct LazySeries {
 enum LazyData {
     Samples(Vec<(i64, f64)>),
     /// XOR chunks in strict time order (each starts after the previous one's end).
-    Chunks(Vec<crate::proto::Chunk>),
+    Chunks(Vec<XorChunk>),
+}
+
+/// One XOR chunk of a streamed response; its bytes are shared with the frame it came in
+/// (never copied out).
+#[derive(Debug, Clone)]
+pub(crate) struct XorChunk {
+    pub min_time_ms: i64,
+    pub max_time_ms: i64,
+    /// `prometheus.Chunk.Encoding` as sent (checked by the reader).
+    pub encoding: i32,
+    pub data: Bytes,
 }
 
 /// The answer to one query, decoded lazily.
@@ -161,7 +172,7 @@ impl LazySeries {
     /// The samples in `[start, end]` in time order. A damaged chunk ends the iteration early
     /// (logged): its frame's checksum held, so this is a server bug, not a transport error.
     pub fn iter(&self, start: i64, end: i64) -> LazyIter<'_> {
-        let (samples, chunks): (&[(i64, f64)], &[crate::proto::Chunk]) = match &self.data {
+        let (samples, chunks): (&[(i64, f64)], &[XorChunk]) = match &self.data {
             LazyData::Samples(s) => (s, &[]),
             LazyData::Chunks(c) => (&[], c),
         };
@@ -207,7 +218,7 @@ const LAZY_BATCH: usize = 32;
 /// is cheaper than a per-sample state machine) and skipping whole chunks on seek.
 pub struct LazyIter<'a> {
     samples: &'a [(i64, f64)],
-    chunks: &'a [crate::proto::Chunk],
+    chunks: &'a [XorChunk],
     next_chunk: usize,
     /// The chunk being decoded, a batch at a time.
     cur: Option<crate::xor::XorIter<'a>>,
@@ -588,33 +599,38 @@ impl ReadClient {
     ) -> Result<LazyReadResult, ReadClientError> {
         let mut buf = BytesMut::new();
         let mut stream = resp.bytes_stream();
-        let mut series: Vec<(Labels, Vec<crate::proto::Chunk>)> = Vec::new();
+        let mut series: Vec<(Labels, Vec<XorChunk>)> = Vec::new();
+        let mut decoded = Vec::new();
         let mut total = 0usize;
         let mut ended = false;
         loop {
-            // Drain every whole frame in the buffer.
-            while let Some((msg, used)) =
-                decode_frame(&buf, self.limits.max_frame_bytes).map_err(|source| {
-                    ReadClientError::Frame {
-                        url: self.url.clone(),
-                        source,
-                    }
+            // Drain every whole frame in the buffer. Each frame's bytes are kept (shared) by
+            // the chunks decoded from it.
+            while let Some((range, used)) = frame_bounds(&buf, self.limits.max_frame_bytes)
+                .map_err(|source| ReadClientError::Frame {
+                    url: self.url.clone(),
+                    source,
                 })?
             {
-                let _ = buf.split_to(used);
-                if msg.query_index != 0 {
+                let frame = buf.split_to(used).freeze();
+                let query_index = decode_chunked(&frame, range, &mut decoded).map_err(|msg| {
+                    ReadClientError::Frame {
+                        url: self.url.clone(),
+                        source: FrameError::Protobuf(msg),
+                    }
+                })?;
+                if query_index != 0 {
                     return Err(ReadClientError::Protocol {
                         url: self.url.clone(),
-                        msg: format!("frame for query {} of a one-query read", msg.query_index),
+                        msg: format!("frame for query {query_index} of a one-query read"),
                     });
                 }
-                for cs in msg.chunked_series {
-                    let labels = to_labels(&cs.labels);
-                    for c in &cs.chunks {
-                        if c.r#type != ChunkEncoding::Xor as i32 {
+                for (labels, chunks) in decoded.drain(..) {
+                    for c in &chunks {
+                        if c.encoding != ChunkEncoding::Xor as i32 {
                             return Err(ReadClientError::Protocol {
                                 url: self.url.clone(),
-                                msg: format!("unsupported chunk encoding {}", c.r#type),
+                                msg: format!("unsupported chunk encoding {}", c.encoding),
                             });
                         }
                         // The header's sample count bounds the read without decoding.
@@ -630,8 +646,8 @@ impl ReadClient {
                     }
                     // A series whose chunks did not fit one frame continues in the next.
                     match series.last_mut() {
-                        Some(last) if last.0 == labels => last.1.extend(cs.chunks),
-                        _ => series.push((labels, cs.chunks)),
+                        Some(last) if last.0 == labels => last.1.extend(chunks),
+                        _ => series.push((labels, chunks)),
                     }
                 }
             }
@@ -664,7 +680,7 @@ impl ReadClient {
     fn lazy_series(
         &self,
         labels: Labels,
-        chunks: Vec<crate::proto::Chunk>,
+        chunks: Vec<XorChunk>,
     ) -> Result<LazySeries, ReadClientError> {
         let ordered = chunks.iter().all(|c| c.min_time_ms <= c.max_time_ms)
             && chunks
@@ -693,6 +709,163 @@ impl ReadClient {
             data: LazyData::Samples(samples),
         })
     }
+}
+
+/// A protobuf wire reader over `b[pos..]` (positions stay absolute in `b`).
+struct Wire<'a> {
+    b: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Wire<'a> {
+    fn more(&self) -> bool {
+        self.pos < self.b.len()
+    }
+
+    fn varint(&mut self) -> Result<u64, String> {
+        let mut v = 0u64;
+        for shift in (0..70).step_by(7) {
+            let Some(&byte) = self.b.get(self.pos) else {
+                return Err("truncated varint".into());
+            };
+            self.pos += 1;
+            if shift == 63 && byte > 1 {
+                return Err("varint overflows 64 bits".into());
+            }
+            v |= u64::from(byte & 0x7f) << shift;
+            if byte < 0x80 {
+                return Ok(v);
+            }
+        }
+        Err("varint overflows 64 bits".into())
+    }
+
+    /// The next field's number and wire type.
+    fn key(&mut self) -> Result<(u64, u8), String> {
+        let k = self.varint()?;
+        Ok((k >> 3, (k & 7) as u8))
+    }
+
+    /// A length-delimited field's bytes, as a range of `b`.
+    fn len_delimited(&mut self) -> Result<std::ops::Range<usize>, String> {
+        let len = self.varint()?;
+        let end = usize::try_from(len)
+            .ok()
+            .and_then(|l| self.pos.checked_add(l))
+            .filter(|&e| e <= self.b.len())
+            .ok_or_else(|| format!("field of {len} bytes runs past its message"))?;
+        let r = self.pos..end;
+        self.pos = end;
+        Ok(r)
+    }
+
+    fn skip(&mut self, wire_type: u8) -> Result<(), String> {
+        let n = match wire_type {
+            0 => return self.varint().map(drop),
+            1 => 8,
+            2 => return self.len_delimited().map(drop),
+            5 => 4,
+            t => return Err(format!("unsupported wire type {t}")),
+        };
+        if self.pos + n > self.b.len() {
+            return Err("truncated fixed-size field".into());
+        }
+        self.pos += n;
+        Ok(())
+    }
+
+    fn str_at(&self, r: std::ops::Range<usize>) -> Result<&'a str, String> {
+        std::str::from_utf8(&self.b[r]).map_err(|_| "label is not valid UTF-8".to_string())
+    }
+}
+
+/// Decodes one `ChunkedReadResponse` (the bytes `msg` of `frame`) without an intermediate
+/// message: labels go straight into [`Labels`] (one allocation per series) and chunk data
+/// stays in the frame (`Bytes` slices). Appends the series to `out`; returns the query index.
+fn decode_chunked(
+    frame: &Bytes,
+    msg: std::ops::Range<usize>,
+    out: &mut Vec<(Labels, Vec<XorChunk>)>,
+) -> Result<i64, String> {
+    let mut w = Wire {
+        b: &frame[..msg.end],
+        pos: msg.start,
+    };
+    let mut query_index = 0i64;
+    let mut pairs: Vec<(&str, &str)> = Vec::new();
+    while w.more() {
+        match w.key()? {
+            (1, 2) => {
+                let r = w.len_delimited()?;
+                pairs.clear();
+                let mut chunks = Vec::new();
+                let mut s = Wire {
+                    b: &frame[..r.end],
+                    pos: r.start,
+                };
+                while s.more() {
+                    match s.key()? {
+                        (1, 2) => {
+                            let lr = s.len_delimited()?;
+                            let mut l = Wire {
+                                b: &frame[..lr.end],
+                                pos: lr.start,
+                            };
+                            let (mut name, mut value) = ("", "");
+                            while l.more() {
+                                match l.key()? {
+                                    (1, 2) => {
+                                        let r = l.len_delimited()?;
+                                        name = s.str_at(r)?;
+                                    }
+                                    (2, 2) => {
+                                        let r = l.len_delimited()?;
+                                        value = s.str_at(r)?;
+                                    }
+                                    (_, t) => l.skip(t)?,
+                                }
+                            }
+                            pairs.push((name, value));
+                        }
+                        (2, 2) => {
+                            let cr = s.len_delimited()?;
+                            let mut c = Wire {
+                                b: &frame[..cr.end],
+                                pos: cr.start,
+                            };
+                            let mut chunk = XorChunk {
+                                min_time_ms: 0,
+                                max_time_ms: 0,
+                                encoding: 0,
+                                data: Bytes::new(),
+                            };
+                            while c.more() {
+                                match c.key()? {
+                                    (1, 0) => chunk.min_time_ms = c.varint()? as i64,
+                                    (2, 0) => chunk.max_time_ms = c.varint()? as i64,
+                                    (3, 0) => chunk.encoding = c.varint()? as i32,
+                                    (4, 2) => chunk.data = frame.slice(c.len_delimited()?),
+                                    (_, t) => c.skip(t)?,
+                                }
+                            }
+                            chunks.push(chunk);
+                        }
+                        (_, t) => s.skip(t)?,
+                    }
+                }
+                // Servers send labels sorted by name; anything else is sorted here.
+                let labels = if pairs.windows(2).all(|p| p[0].0 < p[1].0) {
+                    Labels::from_sorted(pairs.iter().copied())
+                } else {
+                    Labels::from_pairs(pairs.iter().copied())
+                };
+                out.push((labels, chunks));
+            }
+            (2, 0) => query_index = w.varint()? as i64,
+            (_, t) => w.skip(t)?,
+        }
+    }
+    Ok(query_index)
 }
 
 #[cfg(test)]
@@ -851,11 +1024,11 @@ mod tests {
                 for &(t, v) in c {
                     e.append(t, v);
                 }
-                crate::proto::Chunk {
+                XorChunk {
                     min_time_ms: c[0].0,
                     max_time_ms: c[c.len() - 1].0,
-                    r#type: ChunkEncoding::Xor as i32,
-                    data: e.finish(),
+                    encoding: ChunkEncoding::Xor as i32,
+                    data: e.finish().into(),
                 }
             })
             .collect();
@@ -871,6 +1044,73 @@ mod tests {
         assert_eq!(it.next(), Some((202_000, 202.0)));
         assert_eq!(it.seek(295_000), None);
         assert!(!s.may_overlap(300_000, 400_000));
+    }
+
+    /// The hand-written frame decoder reads what prost writes: labels (sorted or not), chunk
+    /// fields, the query index, and skips fields it does not know; bad input is an error.
+    #[test]
+    fn decode_chunked_matches_prost() {
+        use crate::proto::{ChunkedReadResponse, ChunkedSeries};
+        let chunk = |min, max, data: &[u8]| crate::proto::Chunk {
+            min_time_ms: min,
+            max_time_ms: max,
+            r#type: ChunkEncoding::Xor as i32,
+            data: data.to_vec(),
+        };
+        let msg = ChunkedReadResponse {
+            chunked_series: vec![
+                ChunkedSeries {
+                    labels: vec![Label::new("__name__", "x"), Label::new("a", "é")],
+                    chunks: vec![chunk(-5, 10, &[0, 1, 2]), chunk(11, 20, &[0, 2, 9, 9])],
+                },
+                ChunkedSeries {
+                    labels: vec![Label::new("z", "1"), Label::new("__name__", "y")],
+                    chunks: vec![],
+                },
+            ],
+            query_index: 3,
+        };
+        let mut bytes = msg.encode_to_vec();
+        // An unknown varint field (15) and an unknown length-delimited one (14).
+        bytes.extend_from_slice(&[15 << 3, 7, (14 << 3) | 2, 2, b'h', b'i']);
+        let frame = Bytes::from(bytes);
+        let mut out = Vec::new();
+        let qi = decode_chunked(&frame, 0..frame.len(), &mut out).unwrap();
+        assert_eq!(qi, 3);
+        assert_eq!(out.len(), 2);
+        assert_eq!(
+            out[0].0,
+            Labels::from_pairs([("__name__", "x"), ("a", "é")])
+        );
+        assert_eq!(
+            out[1].0,
+            Labels::from_pairs([("__name__", "y"), ("z", "1")])
+        );
+        let c = &out[0].1;
+        assert_eq!(c.len(), 2);
+        assert_eq!((c[0].min_time_ms, c[0].max_time_ms), (-5, 10));
+        assert_eq!(&c[0].data[..], &[0, 1, 2]);
+        assert_eq!((c[1].min_time_ms, c[1].max_time_ms), (11, 20));
+        assert_eq!(&c[1].data[..], &[0, 2, 9, 9]);
+        assert_eq!(c[1].encoding, ChunkEncoding::Xor as i32);
+        assert!(out[1].1.is_empty());
+        // Truncated messages and invalid UTF-8 are errors, never panics.
+        for cut in 1..frame.len() - 6 {
+            let f = frame.slice(..cut);
+            let _ = decode_chunked(&f, 0..cut, &mut Vec::new());
+        }
+        let bad = ChunkedReadResponse {
+            chunked_series: vec![ChunkedSeries {
+                labels: vec![Label::new("a", "b")],
+                chunks: vec![],
+            }],
+            query_index: 0,
+        };
+        let mut b = bad.encode_to_vec();
+        let at = b.iter().rposition(|&x| x == b'b').unwrap();
+        b[at] = 0xff;
+        let b = Bytes::from(b);
+        assert!(decode_chunked(&b, 0..b.len(), &mut Vec::new()).is_err());
     }
 
     #[tokio::test]
