@@ -9,6 +9,10 @@ use web::api::ApiError;
 pub const MIN_TIME: Timestamp = (i64::MIN / 1000 + 62_135_596_801) * 1000;
 pub const MAX_TIME: Timestamp = (i64::MAX / 1000 - 62_135_596_801) * 1000;
 
+/// The largest form body read for parameters (Go's `maxFormSize`, 10 MB); a larger one is
+/// ignored as Prometheus ignores it.
+pub const MAX_FORM_BODY: usize = 10 << 20;
+
 /// Parsed parameters of one request.
 #[derive(Debug, Default)]
 pub struct Params {
@@ -19,6 +23,12 @@ impl Params {
     pub fn parse(query: Option<&str>, body: &[u8]) -> Params {
         // compat: Go's `r.FormValue` reads the form body before the URL query, so a POST body
         // value wins over the same key in the URL (and comes first in repeated keys).
+        // compat: Go's ParseForm refuses bodies over 10 MB, and FormValue then ignores the body.
+        let body = if body.len() > MAX_FORM_BODY {
+            b""
+        } else {
+            body
+        };
         let mut pairs: Vec<(String, String)> = form_urlencoded::parse(body).into_owned().collect();
         if let Some(q) = query {
             pairs.extend(form_urlencoded::parse(q.as_bytes()).into_owned());

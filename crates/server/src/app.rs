@@ -367,6 +367,10 @@ impl App {
             .route("/alerts", get(crate::alerting::alerts_api))
             .route("/alertmanagers", get(crate::alerting::alertmanagers_api))
             .fallback(crate::http_compat::not_found)
+            // compat: a form body over 10 MB is ignored rather than refused (see Params).
+            .layer(axum::extract::DefaultBodyLimit::max(
+                4 * promapi::params::MAX_FORM_BODY,
+            ))
             .with_state(self.clone());
         let v1 = if self.inner.flags.enable_remote_write_receiver {
             v1
