@@ -9,8 +9,8 @@ use std::sync::Arc;
 
 use model::{Labels, Matcher, Timestamp};
 use parking_lot::Mutex;
-use remote::LazySeries;
 use remote::proto::ReadHints;
+use remote::{LazyIter, LazySeries};
 use storage::dedup::{DedupIter, Stretch, counter_like};
 use storage::{Querier, Queryable, SampleIterator, SelectHints, Series, StorageError};
 
@@ -275,13 +275,10 @@ impl MergedSeries {
             .collect()
     }
 
-    fn dedup_iter(&self) -> DedupIter<'_> {
+    /// The merge over the copies' own iterator type (no dynamic call per sample).
+    fn dedup_iter(&self) -> DedupIter<'_, LazyIter<'_>> {
         let (start, end) = self.range;
-        let its: Vec<Box<dyn SampleIterator + '_>> = self
-            .replicas
-            .iter()
-            .map(|s| Box::new(s.iter(start, end)) as Box<dyn SampleIterator + '_>)
-            .collect();
+        let its = self.replicas.iter().map(|s| s.iter(start, end)).collect();
         DedupIter::new(its, self.counter)
     }
 

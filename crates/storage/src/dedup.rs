@@ -4,7 +4,8 @@
 //! The merge is streaming: it holds one look-ahead sample per replica and a few numbers, never
 //! the series. Its rules:
 //! - it **learns the scrape interval** of the series from the replicas' own sample spacing (the
-//!   lower median of the last [`DELTAS`] spacings), so nothing has to be configured;
+//!   lower median of the last [`DELTAS`] spacings recorded; once learned, only every 4th spacing
+//!   of an on-time stretch is recorded), so nothing has to be configured;
 //! - it **follows one replica** and emits its samples while they come at most 1.5 intervals
 //!   apart;
 //! - it **switches as soon as the followed replica has a gap another can fill**: when the
@@ -19,6 +20,8 @@
 //!   switch**: if the new replica's value is below the last output although that replica did not
 //!   reset itself, its values are shifted by an offset so the output continues from the last
 //!   value by the new replica's own increase — instead of showing a fake counter reset.
+
+use std::marker::PhantomData;
 
 use model::{Timestamp, is_stale_nan};
 
@@ -41,8 +44,8 @@ pub struct Stretch {
     pub samples: usize,
 }
 
-struct Input<'a> {
-    it: Box<dyn SampleIterator + 'a>,
+struct Input<I> {
+    it: I,
     head: Option<(Timestamp, f64)>,
     /// The sample after the head, read ahead once at the start so every replica's spacing is
     /// known before the first decision.
@@ -53,7 +56,7 @@ struct Input<'a> {
     offset: f64,
 }
 
-impl Input<'_> {
+impl<I: SampleIterator> Input<I> {
     /// Moves past the head, remembering it. Returns the spacing to the previous sample.
     fn advance(&mut self) -> Option<i64> {
         let mut delta = None;
@@ -86,9 +89,29 @@ impl Input<'_> {
     }
 }
 
+/// Every boxed iterator is one, so merges over iterators of different types work.
+impl<T: SampleIterator + ?Sized> SampleIterator for Box<T> {
+    #[inline]
+    fn next(&mut self) -> Option<(Timestamp, f64)> {
+        (**self).next()
+    }
+
+    fn seek(&mut self, t: Timestamp) -> Option<(Timestamp, f64)> {
+        (**self).seek(t)
+    }
+
+    fn max_time_hint(&self) -> Option<Timestamp> {
+        (**self).max_time_hint()
+    }
+}
+
 /// The merged iterator over replica iterators. See the module docs for its rules.
-pub struct DedupIter<'a> {
-    inputs: Vec<Input<'a>>,
+///
+/// Generic over the replicas' iterator type so the per-sample calls into the followed
+/// replica are direct (and inlined) when all replicas have one concrete type; boxed
+/// iterators (the default) mix types.
+pub struct DedupIter<'a, I: SampleIterator + 'a = Box<dyn SampleIterator + 'a>> {
+    inputs: Vec<Input<I>>,
     cur: usize,
     /// Last output sample (value after offset correction).
     last: Option<(Timestamp, f64)>,
@@ -103,12 +126,20 @@ pub struct DedupIter<'a> {
     ival: Option<i64>,
     counter: bool,
     explain: Option<Vec<Stretch>>,
+    /// Samples emitted by the fast path since its spacing was last recorded.
+    fast_unrecorded: u32,
+    _inputs: PhantomData<&'a ()>,
 }
 
-impl<'a> DedupIter<'a> {
+/// Once the interval is learned, the fast path (the followed replica on time) records only
+/// every this many spacings: they are normal by definition there, and the estimate moves
+/// slowly. Spacings outside the fast path are all recorded.
+const FAST_RECORD_EVERY: u32 = 4;
+
+impl<'a, I: SampleIterator + 'a> DedupIter<'a, I> {
     /// Merges `inputs` (each in time order). `counter` turns on offset correction.
-    pub fn new(inputs: Vec<Box<dyn SampleIterator + 'a>>, counter: bool) -> Self {
-        let inputs: Vec<Input<'a>> = inputs
+    pub fn new(inputs: Vec<I>, counter: bool) -> Self {
+        let inputs: Vec<Input<I>> = inputs
             .into_iter()
             .map(|mut it| {
                 let head = it.next();
@@ -138,6 +169,8 @@ impl<'a> DedupIter<'a> {
             ival: None,
             counter,
             explain: None,
+            fast_unrecorded: 0,
+            _inputs: PhantomData,
         };
         for delta in first_deltas {
             d.record_delta(Some(delta));
@@ -360,7 +393,7 @@ impl<'a> DedupIter<'a> {
     }
 }
 
-impl SampleIterator for DedupIter<'_> {
+impl<'a, I: SampleIterator + 'a> SampleIterator for DedupIter<'a, I> {
     fn next(&mut self) -> Option<(Timestamp, f64)> {
         // Fast path, the common case: the followed replica's next sample is real and on time.
         // The other replicas' heads are dropped lazily by the slow path.
@@ -375,7 +408,11 @@ impl SampleIterator for DedupIter<'_> {
             let inp = &mut self.inputs[cur];
             let v = vc + inp.offset;
             let d = inp.advance();
-            self.record_delta(d);
+            self.fast_unrecorded += 1;
+            if self.n_deltas < DELTAS || self.fast_unrecorded >= FAST_RECORD_EVERY {
+                self.fast_unrecorded = 0;
+                self.record_delta(d);
+            }
             self.last = Some((tc, v));
             self.last_real = self.last;
             if self.explain.is_some() {
@@ -559,6 +596,25 @@ mod tests {
             last = Some(s.0);
         }
         assert_eq!(last, Some(1104));
+    }
+
+    /// The interval estimate follows a series whose spacing shrinks within the on-time range
+    /// (where only every few spacings are recorded), and the merge then still fills a gap.
+    #[test]
+    fn interval_follows_a_change_on_the_fast_path() {
+        let mut a = grid(0, 99_000, 1000, 0, |t| t as f64);
+        a.extend(grid(99_800, 99_800 + 199 * 800, 800, 0, |t| t as f64));
+        let end = a.last().unwrap().0;
+        let its: Vec<Box<dyn SampleIterator>> = vec![Box::new(SliceIter::new(&a))];
+        let mut d = DedupIter::new(its, false);
+        while d.next().is_some() {}
+        assert_eq!(d.interval(), Some(800));
+        // b fills a 4-interval hole of a at once (1.5 x 800 after the last output).
+        let mut a2 = a.clone();
+        a2.retain(|s| !(end - 20 * 800..end - 16 * 800).contains(&s.0));
+        let b = grid(end - 40 * 800, end, 800, 300, |t| t as f64);
+        let got = merge(&[a2, b], false);
+        assert!(got.windows(2).all(|w| w[1].0 - w[0].0 <= 1200), "gap left");
     }
 
     #[test]
