@@ -295,6 +295,31 @@ async fn api_answers_match_prometheus() -> anyhow::Result<()> {
             ));
         }
     }
+    // Federation as protobuf when the Accept header prefers it: same type and layout (only the
+    // sample timestamps differ, and they encode to the same length).
+    let accept = "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;\
+encoding=delimited;q=0.7,text/plain;version=0.0.4;q=0.3";
+    let mut fed = Vec::new();
+    for base in [v.url(""), purl.clone()] {
+        let (s, h, body) = head_of(
+            &format!("{base}/federate?match[]=compat_items"),
+            "GET",
+            &[("Accept", accept)],
+        )
+        .await?;
+        fed.push((
+            s,
+            h["content-type"].to_str()?.to_string(),
+            body.len(),
+            body.get(..20).map(<[u8]>::to_vec),
+        ));
+    }
+    if fed[0] != fed[1] {
+        diffs.push(format!(
+            "protobuf federation\n  vigil:      {:?}\n  prometheus: {:?}",
+            fed[0], fed[1]
+        ));
+    }
     // Big form bodies: read up to Go's 10 MB, ignored beyond it.
     for pad in [3 << 20, 11 << 20] {
         let form = format!("query=vector(1)&time=10&pad={}", "x".repeat(pad));
