@@ -199,23 +199,55 @@ pub fn parse_file_all(path: &Path, text: &str) -> Result<LoadedFile, Vec<RuleFil
 /// are all listed, as yaml.v3 does (`yaml: unmarshal errors:` then `  line N: field F not found
 /// in type rulefmt.T`); other errors give their message.
 fn yaml_errors(text: &str, first: &serde_saphyr::Error) -> Vec<String> {
+    yaml_errors_with(
+        text,
+        first,
+        |t| {
+            serde_saphyr::from_str::<Option<RuleGroups>>(t)
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        },
+        |expected| {
+            if expected.contains("record") {
+                "rulefmt.RuleNode"
+            } else if expected.contains("interval") {
+                "rulefmt.RuleGroup"
+            } else {
+                "rulefmt.RuleGroups"
+            }
+        },
+    )
+}
+
+/// [`yaml_errors`] for any strictly decoded type: `reparse` decodes text again, `type_of` names
+/// the Go type from serde's list of expected fields.
+pub(crate) fn yaml_errors_with(
+    text: &str,
+    first: &serde_saphyr::Error,
+    reparse: impl Fn(&str) -> Result<(), String>,
+    type_of: impl Fn(&str) -> &'static str,
+) -> Vec<String> {
     let mut unknown: Vec<(usize, String)> = Vec::new();
     let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
     let mut err = first.to_string();
     for _ in 0..100 {
-        let Some((line, field, ty)) = unknown_field(&err) else {
+        let Some((line, field, expected)) = unknown_field(&err) else {
             break;
         };
-        unknown.push((
-            line,
-            format!("field {field} not found in type rulefmt.{ty}"),
-        ));
+        let ty = type_of(expected);
+        unknown.push((line, format!("field {field} not found in type {ty}")));
         // Blank the key and its nested lines, keeping line numbers, and decode again.
         let Some(key_line) = lines.get(line - 1) else {
             break;
         };
-        let indent = key_line.len() - key_line.trim_start().len();
-        lines[line - 1] = String::new();
+        let mut indent = key_line.len() - key_line.trim_start().len();
+        if key_line.trim_start().starts_with("- ") {
+            // The first key of a list item: keep the item, as an empty mapping.
+            lines[line - 1] = format!("{}- {{}}", " ".repeat(indent));
+            indent += 2;
+        } else {
+            lines[line - 1] = String::new();
+        }
         let mut j = line;
         while j < lines.len() {
             let l = &lines[j];
@@ -227,9 +259,9 @@ fn yaml_errors(text: &str, first: &serde_saphyr::Error) -> Vec<String> {
                 break;
             }
         }
-        match serde_saphyr::from_str::<Option<RuleGroups>>(&lines.join("\n")) {
-            Ok(_) => break,
-            Err(e) => err = e.to_string(),
+        match reparse(&lines.join("\n")) {
+            Ok(()) => break,
+            Err(e) => err = e,
         }
     }
     if !unknown.is_empty() {
@@ -259,21 +291,14 @@ fn yaml_errors(text: &str, first: &serde_saphyr::Error) -> Vec<String> {
     vec![msg.to_string()]
 }
 
-/// `(line, field, Go type)` of serde_saphyr's unknown-field error.
-fn unknown_field(err: &str) -> Option<(usize, String, &'static str)> {
+/// `(line, field, expected fields)` of serde_saphyr's unknown-field error.
+fn unknown_field(err: &str) -> Option<(usize, String, &str)> {
     let head = err.lines().next()?;
     let rest = head.strip_prefix("error: line ")?;
     let (line, rest) = rest.split_once(" column ")?;
     let (_, rest) = rest.split_once(": unknown field `")?;
     let (field, expected) = rest.split_once('`')?;
-    let ty = if expected.contains("record") {
-        "RuleNode"
-    } else if expected.contains("interval") {
-        "RuleGroup"
-    } else {
-        "RuleGroups"
-    };
-    Some((line.parse().ok()?, field.to_string(), ty))
+    Some((line.parse().ok()?, field.to_string(), expected))
 }
 
 #[derive(Deserialize, Default)]

@@ -192,6 +192,14 @@ pub struct FileResult {
 
 /// Runs every test file, printing like promtool; returns the process exit code (0 or 1).
 pub fn main_cli(files: &[PathBuf], run: Option<&str>) -> u8 {
+    // compat: promtool's argument parser rejects a missing file before testing any.
+    if let Some(missing) = files.iter().find(|f| !f.exists()) {
+        eprintln!(
+            "promtool: error: path '{}' does not exist, try --help",
+            missing.display()
+        );
+        return 1;
+    }
     let mut failed = false;
     for f in files {
         println!("Unit Testing:  {}", f.display());
@@ -217,14 +225,24 @@ pub fn run_file(path: &Path, run: Option<&str>) -> FileResult {
     let text = match std::fs::read_to_string(path) {
         Ok(t) => t,
         Err(e) => {
-            res.errors.push(format!("  read {}: {e}", path.display()));
+            res.errors.push(format!("open {}: {e}", path.display()));
             return res;
         }
     };
     let tf: TestFile = match serde_saphyr::from_str(&text) {
         Ok(t) => t,
         Err(e) => {
-            res.errors.push(format!("  {}: {e}", path.display()));
+            // yaml.UnmarshalStrict's messages, with Go's type names.
+            res.errors.extend(crate::rulefmt::yaml_errors_with(
+                &text,
+                &e,
+                |t| {
+                    serde_saphyr::from_str::<TestFile>(t)
+                        .map(|_| ())
+                        .map_err(|e| e.to_string())
+                },
+                go_test_type,
+            ));
             return res;
         }
     };
@@ -245,12 +263,29 @@ pub fn run_file(path: &Path, run: Option<&str>) -> FileResult {
             }
         })
         .collect();
-    let files = match crate::rulefmt::load_all(&rule_files) {
-        Ok(f) => f,
-        Err(e) => {
-            res.errors.push(format!("  {e}"));
-            return res;
+    // Globs first (promtool warns about patterns matching nothing); the files are loaded for
+    // each test group, which reports their errors.
+    let mut paths = Vec::new();
+    for rf in &rule_files {
+        match crate::rulefmt::expand_globs(std::slice::from_ref(rf)) {
+            Ok(m) if m.is_empty() => eprintln!("  WARNING: no file match pattern {rf}"),
+            Ok(m) => paths.extend(m),
+            Err(e) => {
+                res.errors.push(e.to_string());
+                return res;
+            }
         }
+    }
+    let load = || -> Result<Vec<crate::rulefmt::LoadedFile>, Vec<String>> {
+        let mut out = Vec::with_capacity(paths.len());
+        for p in &paths {
+            let text = std::fs::read_to_string(p)
+                .map_err(|e| vec![format!("open {}: {e}", p.display())])?;
+            let f = crate::rulefmt::parse_file_all(p, &text)
+                .map_err(|errs| errs.iter().map(ToString::to_string).collect::<Vec<_>>())?;
+            out.push(f);
+        }
+        Ok(out)
     };
     let filter = match run
         .map(|r| model::GoRegex::new(&format!(".*(?:{r}).*")))
@@ -268,10 +303,35 @@ pub fn run_file(path: &Path, run: Option<&str>) -> FileResult {
         {
             continue;
         }
-        res.errors
-            .extend(run_group(tg, &files, eval_interval, &tf.group_eval_order));
+        match load() {
+            Ok(files) => {
+                res.errors
+                    .extend(run_group(tg, &files, eval_interval, &tf.group_eval_order))
+            }
+            Err(errs) => res.errors.extend(errs),
+        }
     }
     res
+}
+
+/// The Go type promtool decodes a test file's mapping into, told by its fields.
+fn go_test_type(expected: &str) -> &'static str {
+    let has = |f: &str| expected.split([' ', ',']).any(|w| w == f);
+    if has("rule_files") {
+        "main.unitTestFile"
+    } else if has("input_series") {
+        "main.testGroup"
+    } else if has("series") {
+        "main.series"
+    } else if has("alertname") {
+        "main.alertTestCase"
+    } else if has("exp_labels") {
+        "main.alert"
+    } else if has("exp_samples") {
+        "main.promqlTestCase"
+    } else {
+        "main.sample"
+    }
 }
 
 fn run_group(
@@ -534,6 +594,54 @@ fn fmt_samples(v: &[(Labels, f64)]) -> String {
 mod tests {
     use super::*;
     use SeriesValue::*;
+
+    fn run_text(files: &[(&str, &str)]) -> Vec<String> {
+        let dir = tempfile::tempdir().unwrap();
+        for (name, text) in files {
+            std::fs::write(dir.path().join(name), text).unwrap();
+        }
+        run_file(&dir.path().join(files[0].0), None).errors
+    }
+
+    #[test]
+    fn file_errors_like_promtool() {
+        // promtool test rules (2.42) on the same files.
+        assert_eq!(
+            run_text(&[(
+                "t.yml",
+                "rule_files: [r.yml]\ntests:\n - interval: 1m\n   foo: 1\n   input_series:\n   - series: x\n     valuez: 1\n   promql_expr_test:\n   - expr: x\n     exp_samples:\n     - labelz: x\n"
+            )]),
+            [
+                "yaml: unmarshal errors:\n  line 4: field foo not found in type main.testGroup\n  line 7: field valuez not found in type main.series\n  line 11: field labelz not found in type main.sample"
+            ]
+        );
+        // A bad rule file fails each test group, with all its errors; no group, no load.
+        let bad = "groups:\n- name: g\n  rules:\n  - record: 'a b'\n    expr: up\n  - alert: A\n    expr: 'up +'\n";
+        let errs = run_text(&[
+            (
+                "t.yml",
+                "rule_files: [r.yml]\ntests:\n - interval: 1m\n - interval: 1m\n",
+            ),
+            ("r.yml", bad),
+        ]);
+        assert_eq!(errs.len(), 4, "{errs:?}");
+        assert!(
+            errs[0]
+                .ends_with(r#"4:13: group "g", rule 1, "a b": invalid recording rule name: a b"#),
+            "{errs:?}"
+        );
+        assert!(
+            errs[1].contains(r#"7:11: group "g", rule 2, "A": could not parse expression"#),
+            "{errs:?}"
+        );
+        assert!(
+            run_text(&[
+                ("t.yml", "rule_files: [r.yml]\ntests: []\n"),
+                ("r.yml", bad)
+            ])
+            .is_empty()
+        );
+    }
 
     #[test]
     fn expanding_notation() {
