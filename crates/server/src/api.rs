@@ -210,7 +210,6 @@ pub async fn status_runtimeinfo(State(app): State<App>) -> ApiResult<serde_json:
         "corruptionCount": rt.corruption_count,
         "goroutineCount": rt.tasks,
         "GOMAXPROCS": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
-        "GOMEMLIMIT": i64::MAX,
         "GOGC": "",
         "GODEBUG": "",
         "storageRetention": model::format_duration(app.flags().retention()),

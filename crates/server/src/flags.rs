@@ -286,7 +286,10 @@ impl ServerFlags {
             self.remote_read_max_bytes_in_frame.to_string(),
         );
         put("storage.tsdb.path", self.tsdb_path.display().to_string());
-        put("storage.tsdb.retention.time", d(self.retention()));
+        // compat: Prometheus shows the flag as given ("0s" when unset), not the effective value.
+        let given = d(self.retention_time.unwrap_or(Duration::ZERO));
+        put("storage.tsdb.retention.time", given.clone());
+        put("storage.tsdb.retention", given);
         put(
             "storage.tsdb.min-block-duration",
             d(self.min_block_duration),
@@ -300,12 +303,15 @@ impl ServerFlags {
             format!("{}B", self.retention_size.unwrap_or(0)),
         );
         put("web.enable-admin-api", self.enable_admin_api.to_string());
-        put("storage.tsdb.no-lockfile", self.no_lockfile.to_string());
+        // compat: Prometheus 2.42 lists --storage.tsdb.no-lockfile under this name.
+        put("storage.tsdb.use-lockfile", self.no_lockfile.to_string());
         put(
             "storage.tsdb.wal-compression",
             (!self.no_wal_compression).to_string(),
         );
-        put("agent", self.agent_mode().to_string());
+        if self.agent_mode() {
+            put("agent", "true".to_string());
+        }
         put("enable-feature", self.enable_feature.join(","));
         put("storage.agent.path", self.agent_path.display().to_string());
         put("query.lookback-delta", d(self.lookback_delta));
@@ -327,6 +333,38 @@ impl ServerFlags {
         );
         put("log.level", self.log_level.clone());
         put("log.format", self.log_format.clone());
+        // Prometheus 2.42 flags vigil has no use for, with the values 2.42 shows by default, so
+        // tools that read /api/v1/status/flags find every key.
+        for (k, v) in [
+            ("alertmanager.timeout", ""),
+            ("scrape.adjust-timestamps", "true"),
+            ("scrape.discovery-reload-interval", "5s"),
+            ("scrape.timestamp-tolerance", "2ms"),
+            ("storage.agent.retention.max-time", "0s"),
+            ("storage.agent.retention.min-time", "0s"),
+            ("storage.agent.use-lockfile", "false"),
+            ("storage.agent.wal-compression", "true"),
+            ("storage.agent.wal-segment-size", "0B"),
+            ("storage.agent.wal-truncate-frequency", "0s"),
+            ("storage.remote.flush-deadline", "1m"),
+            ("storage.tsdb.allow-overlapping-blocks", "true"),
+            ("storage.tsdb.head-chunks-write-queue-size", "0"),
+            ("storage.tsdb.max-block-chunk-segment-size", "0B"),
+            ("storage.tsdb.wal-segment-size", "0B"),
+            ("web.config.file", ""),
+            ("web.console.libraries", "console_libraries"),
+            ("web.console.templates", "consoles"),
+            ("web.local-assets", ""),
+            ("web.max-connections", "512"),
+            (
+                "web.page-title",
+                "Prometheus Time Series Collection and Processing Server",
+            ),
+            ("web.read-timeout", "5m"),
+            ("web.user-assets", ""),
+        ] {
+            m.entry(k.to_string()).or_insert_with(|| v.to_string());
+        }
         m
     }
 }

@@ -320,6 +320,30 @@ encoding=delimited;q=0.7,text/plain;version=0.0.4;q=0.3";
             fed[0], fed[1]
         ));
     }
+    // Status endpoints: the same keys (values differ: paths, versions, times).
+    for status in [
+        "flags",
+        "runtimeinfo",
+        "buildinfo",
+        "config",
+        "tsdb",
+        "walreplay",
+    ] {
+        let path = format!("/api/v1/status/{status}");
+        let keys = |a: Answer| -> Vec<String> {
+            a.body
+                .ok()
+                .and_then(|j| j["data"].as_object().map(|o| o.keys().cloned().collect()))
+                .unwrap_or_default()
+        };
+        let ours = keys(ask(&v.url(""), "GET", &path, None).await?);
+        let theirs = keys(ask(&purl, "GET", &path, None).await?);
+        if ours != theirs || ours.is_empty() {
+            diffs.push(format!(
+                "{path} keys\n  vigil:      {ours:?}\n  prometheus: {theirs:?}"
+            ));
+        }
+    }
     // Big form bodies: read up to Go's 10 MB, ignored beyond it.
     for pad in [3 << 20, 11 << 20] {
         let form = format!("query=vector(1)&time=10&pad={}", "x".repeat(pad));
