@@ -44,6 +44,15 @@ pub fn format_value_e(v: f64) -> String {
     }
 }
 
+/// A float64 as Go's encoding/json writes it: whole numbers without a fraction (`2`, not `2.0`).
+fn go_float(v: f64) -> Value {
+    if v.fract() == 0.0 && v.abs() < 1e15 {
+        json!(v as i64)
+    } else {
+        json!(v)
+    }
+}
+
 fn alert_json(a: &Alert) -> Value {
     let mut v = json!({
         "labels": labels_json(&a.labels),
@@ -112,8 +121,8 @@ pub fn rules_json(m: &Manager, filter: RuleTypeFilter) -> Value {
                         "state": a.state().as_str(),
                         "name": a.name,
                         "query": a.expr_text,
-                        "duration": a.hold.as_secs_f64(),
-                        "keepFiringFor": a.keep_firing_for.as_secs_f64(),
+                        "duration": go_float(a.hold.as_secs_f64()),
+                        "keepFiringFor": go_float(a.keep_firing_for.as_secs_f64()),
                         "labels": a.labels,
                         "annotations": a.annotations,
                         "alerts": alerts,
@@ -146,7 +155,7 @@ pub fn rules_json(m: &Manager, filter: RuleTypeFilter) -> Value {
             "name": g.name,
             "file": g.file,
             "rules": rules,
-            "interval": g.interval.as_secs_f64(),
+            "interval": go_float(g.interval.as_secs_f64()),
             "limit": g.limit,
             "evaluationTime": g.metrics.last_duration(),
             "lastEvaluation": if last_ms == 0 { ZERO_TIME.to_string() } else { rfc3339(last_ms as i64) },
@@ -191,6 +200,14 @@ pub fn alertmanagers_json(n: &Notifier) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn whole_seconds_are_integers() {
+        // Prometheus: "duration":2, "interval":1, "keepFiringFor":0.5.
+        assert_eq!(go_float(2.0).to_string(), "2");
+        assert_eq!(go_float(0.0).to_string(), "0");
+        assert_eq!(go_float(0.5).to_string(), "0.5");
+    }
 
     #[test]
     fn go_e_format() {
