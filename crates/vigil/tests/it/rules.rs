@@ -95,16 +95,33 @@ fn promtool_and_vigil_agree_on_rule_files_and_unit_tests() -> anyhow::Result<()>
             f.display()
         );
     }
-    // On our own files the output is promtool's, byte for byte (stdout and stderr).
-    for f in [&tests[0].0, &tests[1].0] {
+    // On our own files the output is promtool's, byte for byte (stdout and stderr): every
+    // error of a bad rule file, YAML errors, template functions, unit-test failures.
+    let td = r.join("testdata/rules");
+    let byte_for_byte = [
+        ("test", tests[0].0.clone()),
+        ("test", tests[1].0.clone()),
+        ("test", td.join("templates_test.bad.yml")),
+        ("test", td.join("unknown_fields_test.bad.yml")),
+        ("check", td.join("many_errors.bad.yml")),
+        ("check", td.join("unknown_fields.bad.yml")),
+        ("check", td.join("templates.yml")),
+    ];
+    for (cmd, f) in &byte_for_byte {
         let ours = Command::new(env!("CARGO_BIN_EXE_vigil"))
-            .args(["test", "rules"])
+            .args([cmd, "rules"])
             .arg(f)
             .output()?;
         let theirs = Command::new("promtool")
-            .args(["test", "rules"])
+            .args([cmd, "rules"])
             .arg(f)
             .output()?;
+        assert_eq!(
+            ours.status.code(),
+            theirs.status.code(),
+            "{cmd} {}",
+            f.display()
+        );
         assert_eq!(
             String::from_utf8_lossy(&ours.stdout),
             String::from_utf8_lossy(&theirs.stdout)
