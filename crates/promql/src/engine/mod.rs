@@ -577,7 +577,7 @@ impl Ev<'_> {
         let series = self.select(vs, lo, rt(r.end), r.step)?;
         let lookback = self.lookback;
         // Many series are read on several threads (`parallel.rs`), in order.
-        self.map_series_par(series, |s, budget| {
+        self.map_series_par(series, r.len(), |s, budget| {
             let mut it = s.iter();
             let mut cur = Cursor::new(&mut *it, lo);
             let mut points = Vec::new();

@@ -12,8 +12,19 @@ use super::{Budget, Ev, RSeries, Rng, unwrap_parens, windows};
 use crate::ast::Expr;
 use crate::error::{Error, Result};
 
-/// Below this many series one thread does it all (thread start-up is not worth it).
-const MIN_SERIES: usize = 512;
+/// Below this many series one thread does it all.
+const MIN_SERIES: usize = 16;
+/// Below this many output cells (series x steps) one thread does it all: a thread costs tens
+/// of microseconds to start, a cell (decoding the samples behind it, one window function call)
+/// tens of nanoseconds. Long ranges over a few hundred series (e.g. a day of `_sum` and
+/// `_count` rates per job) are worth splitting too, not only selects of thousands of series.
+const MIN_CELLS: usize = 65_536;
+
+/// Whether `series` series over `steps` steps are worth splitting across threads. A series
+/// costs at least a chunk's decoding (~64 cells' worth) even for one step.
+fn worth_splitting(series: usize, steps: usize) -> bool {
+    series >= MIN_SERIES && series.saturating_mul(steps.max(64)) >= MIN_CELLS
+}
 
 /// The threads to use: the machine's cores, at most 4.
 fn threads() -> usize {
@@ -41,7 +52,7 @@ impl Ev<'_> {
         let rt = |ts: i64| fixed.unwrap_or(ts) - ms.vs.offset;
         let lo = rt(r.start) - ms.range + 1;
         let series = self.select(&ms.vs, lo, rt(r.end), r.step)?;
-        if n < 2 || series.len() < MIN_SERIES {
+        if n < 2 || !worth_splitting(series.len(), r.len()) {
             return self.windows_of(series, lo, r, &rt, ms.range, keep_name, make());
         }
         // Each thread checks the samples it holds against what is left of the limit; the
@@ -111,10 +122,11 @@ impl Ev<'_> {
     pub(crate) fn map_series_par(
         &mut self,
         series: Vec<Box<dyn Series>>,
+        steps: usize,
         per_series: impl Fn(&dyn Series, &mut Budget) -> Result<Option<RSeries>> + Sync,
     ) -> Result<Vec<RSeries>> {
         let n = threads();
-        if n < 2 || series.len() < MIN_SERIES {
+        if n < 2 || !worth_splitting(series.len(), steps) {
             let mut out = Vec::with_capacity(series.len());
             for s in &series {
                 self.tick()?;
@@ -200,5 +212,22 @@ impl Ev<'_> {
             }
         }
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::worth_splitting;
+
+    #[test]
+    fn split_by_work_not_only_series_count() {
+        // A day at 60 s over 150 series (`_sum` rates per job) is split; an hour at 15 s
+        // over the same series or a handful of series is not.
+        assert!(worth_splitting(150, 1441));
+        assert!(!worth_splitting(150, 241));
+        assert!(!worth_splitting(8, 100_000));
+        // Instant queries: many series still count (each costs a chunk decode).
+        assert!(worth_splitting(1200, 1));
+        assert!(!worth_splitting(500, 1));
     }
 }
