@@ -680,10 +680,10 @@ fn range_func(ev: &mut Ev<'_>, c: &Call, r: Rng) -> Result<Vec<RSeries>> {
                         .filter(|x| x[1].1 != x[0].1 && !(x[1].1.is_nan() && x[0].1.is_nan()))
                         .count() as f64,
                 ),
-                RangeFn::AvgOverTime => Some(stats::mean(values(buf, w))),
+                RangeFn::AvgOverTime => Some(stats::mean_window(w)),
                 RangeFn::MinOverTime => Some(stats::min(values(buf, w))),
                 RangeFn::MaxOverTime => Some(stats::max(values(buf, w))),
-                RangeFn::SumOverTime => Some(stats::sum(values(buf, w))),
+                RangeFn::SumOverTime => Some(stats::sum_window(w)),
                 RangeFn::CountOverTime => Some(w.len() as f64),
                 RangeFn::QuantileOverTime => {
                     if !(0.0..=1.0).contains(&p(0)) {

@@ -14,9 +14,39 @@ pub(crate) fn kahan_add(inc: f64, sum: f64, c: f64) -> (f64, f64) {
     (t, c)
 }
 
+/// [`kahan_add`] without its infinity check: the same result whenever the new sum is finite.
+/// Loops that use it check the final sum and redo the work with [`kahan_add`] when it is not
+/// finite (a sum that became infinite or NaN never turns finite again).
+#[inline(always)]
+fn kahan_add_finite(inc: f64, sum: f64, c: f64) -> (f64, f64) {
+    let t = sum + inc;
+    let (big, small) = if sum.abs() >= inc.abs() {
+        (sum, inc)
+    } else {
+        (inc, sum)
+    };
+    (t, c + ((big - t) + small))
+}
+
 pub(crate) fn sum(vals: &[f64]) -> f64 {
+    sum_of(vals.iter().copied())
+}
+
+/// [`sum`] of the values of a window.
+pub(crate) fn sum_window(w: &[(i64, f64)]) -> f64 {
+    sum_of(w.iter().map(|s| s.1))
+}
+
+fn sum_of(vals: impl Iterator<Item = f64> + Clone) -> f64 {
     let (mut s, mut c) = (0.0, 0.0);
-    for &v in vals {
+    for v in vals.clone() {
+        (s, c) = kahan_add_finite(v, s, c);
+    }
+    if s.is_finite() {
+        return s + c;
+    }
+    let (mut s, mut c) = (0.0, 0.0);
+    for v in vals {
         (s, c) = kahan_add(v, s, c);
     }
     s + c
@@ -25,19 +55,29 @@ pub(crate) fn sum(vals: &[f64]) -> f64 {
 /// The mean: a compensated sum divided by the count, switching to an incremental mean only if
 /// the sum would overflow (so large finite inputs still give a finite mean).
 pub(crate) fn mean(vals: &[f64]) -> f64 {
+    mean_of(vals.iter().copied(), vals.len())
+}
+
+/// [`mean`] of the values of a window.
+pub(crate) fn mean_window(w: &[(i64, f64)]) -> f64 {
+    mean_of(w.iter().map(|s| s.1), w.len())
+}
+
+fn mean_of(vals: impl Iterator<Item = f64> + Clone, n: usize) -> f64 {
     // Fast path: while the compensated sum stays finite, the fold below computes exactly this
     // (an infinite or NaN sum never turns finite again, so checking the end is enough).
-    if let Some((&first, rest)) = vals.split_first() {
+    let mut it = vals.clone();
+    if let Some(first) = it.next() {
         let (mut s, mut c) = (first, 0.0);
-        for &v in rest {
-            (s, c) = kahan_add(v, s, c);
+        for v in it {
+            (s, c) = kahan_add_finite(v, s, c);
         }
         if s.is_finite() {
-            return (s + c) / vals.len() as f64;
+            return (s + c) / n as f64;
         }
     }
     let mut acc = MeanAcc::default();
-    for &v in vals {
+    for v in vals {
         acc.add(v);
     }
     acc.value()

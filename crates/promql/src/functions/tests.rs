@@ -182,3 +182,55 @@ fn go_float_text() {
         }
     }
 }
+
+#[test]
+fn window_sums_and_means_equal_the_checked_folds() {
+    // The fast loops skip kahan_add's infinity check and fall back when the sum is not finite;
+    // they must give bit for bit what the checked folds give, overflow and NaN included.
+    let big = f64::MAX / 2.0;
+    let mut cases: Vec<Vec<f64>> = vec![
+        vec![],
+        vec![1.0],
+        vec![1e20, 1.0, -1e20],
+        vec![big, big, -big],
+        vec![big, big, big, 1.0],
+        vec![f64::INFINITY, 1.0],
+        vec![f64::INFINITY, f64::NEG_INFINITY],
+        vec![1.0, f64::NAN, 2.0],
+        vec![-big, -big, 3.0],
+        vec![0.1, 0.2, 0.3, -0.6],
+    ];
+    let mut x = 0x2545_F491_4F6C_DD1Du64;
+    for len in 1..40 {
+        let v = (0..len)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                (x % 2_000_001) as f64 / 7.0 - 1e5 + (x >> 40) as f64 * 1e-3
+            })
+            .collect();
+        cases.push(v);
+    }
+    for vals in cases {
+        let w: Vec<(i64, f64)> = vals
+            .iter()
+            .enumerate()
+            .map(|(i, &v)| (i as i64, v))
+            .collect();
+        let (mut s, mut c) = (0.0, 0.0);
+        for &v in &vals {
+            (s, c) = kahan_add(v, s, c);
+        }
+        let want_sum = s + c;
+        let mut acc = MeanAcc::default();
+        vals.iter().for_each(|&v| acc.add(v));
+        let bits = |v: f64| if v.is_nan() { u64::MAX } else { v.to_bits() };
+        assert_eq!(bits(sum_window(&w)), bits(want_sum), "{vals:?}");
+        assert_eq!(bits(sum(&vals)), bits(want_sum), "{vals:?}");
+        if !vals.is_empty() {
+            assert_eq!(bits(mean_window(&w)), bits(acc.value()), "{vals:?}");
+            assert_eq!(bits(mean(&vals)), bits(acc.value()), "{vals:?}");
+        }
+    }
+}
