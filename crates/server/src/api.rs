@@ -403,3 +403,11 @@ pub async fn remote_write_disabled() -> Response {
 pub async fn drop_series() -> ApiError {
     ApiError::internal("not implemented")
 }
+
+/// `GET|POST /api/v1/format_query`: the query printed back in Prometheus's canonical form.
+pub async fn format_query(RawQuery(q): RawQuery, body: Bytes) -> ApiResult<String> {
+    let p = Params::parse(q.as_deref(), &body);
+    let expr = promql::parse(p.get("query").unwrap_or(""))
+        .map_err(|e| ApiError::bad_data(format!("invalid parameter \"query\": {e}")))?;
+    ok(promapi::format::format_expr(&expr))
+}

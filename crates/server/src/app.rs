@@ -346,6 +346,10 @@ impl App {
             .route("/status/runtimeinfo", get(api::status_runtimeinfo))
             .route("/status/tsdb", get(api::status_tsdb))
             .route("/status/walreplay", get(api::status_walreplay))
+            .route(
+                "/format_query",
+                get(api::format_query).post(api::format_query),
+            )
             .route("/targets/metadata", get(api::targets_metadata))
             .route(
                 "/query_exemplars",

@@ -19,6 +19,19 @@ fn config(target: &str) -> String {
     )
 }
 
+/// Percent-encodes one form value.
+fn enc_value(v: &str) -> String {
+    v.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
 /// Percent-encodes every query value of `path` (keys stay as written).
 fn enc(path: &str) -> String {
     let Some((p, q)) = path.split_once('?') else {
@@ -27,19 +40,7 @@ fn enc(path: &str) -> String {
     let parts: Vec<String> = q
         .split('&')
         .map(|kv| match kv.split_once('=') {
-            Some((k, v)) => {
-                let e: String = v
-                    .bytes()
-                    .map(|b| {
-                        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-                            (b as char).to_string()
-                        } else {
-                            format!("%{b:02X}")
-                        }
-                    })
-                    .collect();
-                format!("{k}={e}")
-            }
+            Some((k, v)) => format!("{k}={}", enc_value(v)),
             None => kv.to_string(),
         })
         .collect();
@@ -616,6 +617,52 @@ async fn remote_write_errors_match_prometheus() -> anyhow::Result<()> {
         assert!(ours.1.contains(theirs.1.trim_end()), "{ours:?} {theirs:?}");
     }
     prom.kill9();
+    v.stop()?;
+    Ok(())
+}
+
+/// `/api/v1/format_query` prints queries back as Prometheus 2.42 does.
+#[tokio::test]
+async fn format_query_matches_prometheus() -> anyhow::Result<()> {
+    if which("prometheus").is_none() {
+        return peer_missing("prometheus");
+    }
+    let cfg = "global:\n  scrape_interval: 1h\n";
+    let dir = tempfile::tempdir()?;
+    let v = Vigil::start(dir.path(), cfg, &[]).await?;
+    let (_prom, purl) = start_prometheus(&dir.path().join("prom"), cfg).await?;
+    let queries = [
+        "sum(up)by(job)",
+        "sum without(a,b)(rate(x{b=\"1\",a=~\"x\"}[1h30m] offset 5m @ 10))",
+        "a / on(c) group_left(d) -b > bool 1e6",
+        "a * ignoring(x) group_right b unless c or d and e",
+        "{__name__=\"q\"}[5m:] + z[1d:1m] offset 1w",
+        "topk(5, x @ start()) + count_values(\"v\", y) + 0.5 + 1.5e-7 + Inf + 0x10 + NaN",
+        "quantile(0.9, rate(h_bucket{le!=\"+Inf\", job!~\"a|b\"}[5m]))",
+        "histogram_quantile(0.99, sum by(le)(rate(x[90s])))",
+        "-(a + b) ^ 2 % 3 atan2 c",
+        "\"str\\\\x\\\"y\"",
+        "label_replace(up, \"a\", \"$1\", \"b\", \"(.*)\")",
+        "time() - 1234567 + 123456 - 0.00001",
+        "absent(nonexistent{job=\"x\"} @ end())",
+        "max_over_time((a + b)[10m:30s])",
+        "",
+        "sum(",
+    ];
+    for q in queries {
+        let path = format!("/api/v1/format_query?query={q}");
+        let ours = ask(&v.url(""), "GET", &path, None).await?;
+        let theirs = ask(&purl, "GET", &path, None).await?;
+        assert_eq!(ours, theirs, "format_query {q:?}");
+        let ours = ask(
+            &v.url(""),
+            "POST",
+            "/api/v1/format_query",
+            Some(&format!("query={}", enc_value(q))),
+        )
+        .await?;
+        assert_eq!(ours, theirs, "POST format_query {q:?}");
+    }
     v.stop()?;
     Ok(())
 }
