@@ -622,7 +622,8 @@ fn validate_time_intervals(
                 .iter()
                 .map(TimeInterval::from_raw)
                 .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| ConfigError::Invalid(format!("{what} {:?}: {e}", ti.name)))?;
+                // Alertmanager's unmarshalers report these bare.
+                .map_err(ConfigError::Invalid)?;
             out.insert(ti.name.clone(), Arc::new(intervals));
         }
     }

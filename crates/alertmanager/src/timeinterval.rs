@@ -26,7 +26,9 @@ pub struct RawTimeInterval {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawTimeRange {
+    #[serde(default)]
     pub start_time: String,
+    #[serde(default)]
     pub end_time: String,
 }
 
@@ -67,82 +69,138 @@ const MONTHS: [&str; 12] = [
     "december",
 ];
 
+/// `HH:MM` (00:00 to 24:00) as minutes of the day, with Alertmanager's messages.
 fn parse_hhmm(s: &str) -> Result<u32, String> {
     let bad = || format!("couldn't parse timestamp {s}, invalid format");
     let (h, m) = s.split_once(':').ok_or_else(bad)?;
-    if h.len() != 2 || m.len() != 2 {
+    let two_digits = |x: &str| x.len() == 2 && x.bytes().all(|b| b.is_ascii_digit());
+    if !two_digits(h) || !two_digits(m) {
         return Err(bad());
     }
-    let h: u32 = h.parse().map_err(|_| bad())?;
-    let m: u32 = m.parse().map_err(|_| bad())?;
-    if m > 59 || h > 24 || (h == 24 && m != 0) {
-        return Err(format!("timestamp {s} out of range"));
+    let (h, m): (u32, u32) = (h.parse().map_err(|_| bad())?, m.parse().map_err(|_| bad())?);
+    if !((h < 24 && m < 60) || (h == 24 && m == 0)) {
+        return Err(bad());
     }
     Ok(h * 60 + m)
 }
 
-fn parse_value(s: &str, names: &[&str], offset: i64) -> Option<i64> {
-    let lower = s.trim().to_ascii_lowercase();
-    if let Some(i) = names.iter().position(|n| *n == lower) {
-        return Some(i as i64 + offset);
-    }
-    lower.parse().ok()
+/// Which list a range belongs to; decides how members parse and which checks apply.
+#[derive(Clone, Copy, PartialEq)]
+enum Kind {
+    Weekday,
+    DayOfMonth,
+    Month,
+    Year,
 }
 
-fn parse_ranges(
-    what: &str,
-    items: &[String],
-    names: &[&str],
-    name_offset: i64,
-    valid: impl Fn(i64) -> bool,
-) -> Result<Vec<(i64, i64)>, String> {
-    let mut out = Vec::with_capacity(items.len());
-    for item in items {
-        let (a, b) = item
-            .split_once(':')
-            .unwrap_or((item.as_str(), item.as_str()));
-        let parse = |v: &str| {
-            parse_value(v, names, name_offset)
-                .filter(|n| valid(*n))
-                .ok_or_else(|| format!("{item:?} is not a valid {what}"))
-        };
-        let (start, end) = (parse(a)?, parse(b)?);
-        // Negative days of month count from the end; they are compared after resolution.
-        if (start >= 0) == (end >= 0) && start > end {
-            return Err(format!("start {what} cannot be after end {what}: {item}"));
-        }
-        out.push((start, end));
+/// Go's `strconv.Atoi` error text.
+fn atoi(s: &str) -> Result<i64, String> {
+    s.parse::<i64>()
+        .map_err(|_| format!("strconv.Atoi: parsing {s:?}: invalid syntax"))
+}
+
+fn member(kind: Kind, s: &str) -> Result<i64, String> {
+    match kind {
+        Kind::Weekday => WEEKDAYS
+            .iter()
+            .position(|n| *n == s)
+            .map(|i| i as i64)
+            .ok_or_else(|| format!("{s} is not a valid weekday")),
+        Kind::Month => match MONTHS.iter().position(|n| *n == s) {
+            Some(i) => Ok(i as i64 + 1),
+            None => s
+                .parse::<i64>()
+                .map_err(|_| format!("{s} is not a valid month")),
+        },
+        Kind::DayOfMonth | Kind::Year => atoi(s),
     }
-    Ok(out)
+}
+
+/// One `a:b` or `a` item, checked as Alertmanager 0.25's unmarshalers do.
+fn parse_range(kind: Kind, item: &str) -> Result<(i64, i64), String> {
+    let lower = item.to_lowercase();
+    let (begin, end) = if lower.contains(':') {
+        let parts: Vec<&str> = lower.split(':').collect();
+        if parts.len() != 2 {
+            return Err(format!("couldn't parse range {lower}, invalid format"));
+        }
+        (member(kind, parts[0])?, member(kind, parts[1])?)
+    } else {
+        let v = member(kind, &lower)?;
+        (v, v)
+    };
+    match kind {
+        Kind::Weekday if begin > end => {
+            return Err("start day cannot be before end day".to_string());
+        }
+        Kind::DayOfMonth => {
+            for d in [begin, end] {
+                if d == 0 || !(-31..=31).contains(&d) {
+                    return Err(format!("{d} is not a valid day of the month: out of range"));
+                }
+            }
+            if begin < 0 && end > 0 {
+                return Err("end day must be negative if start day is negative".to_string());
+            }
+            let check = |d: i64| if d < 0 { 28 + d } else { d };
+            if check(begin) > check(end) {
+                return Err(format!("end day {end} is always before start day {begin}"));
+            }
+        }
+        Kind::Month if begin > end => {
+            let name = |m: i64| {
+                usize::try_from(m - 1)
+                    .ok()
+                    .and_then(|i| MONTHS.get(i))
+                    .copied()
+                    .unwrap_or("")
+            };
+            return Err(format!(
+                "end month {} is before start month {}",
+                name(end),
+                name(begin)
+            ));
+        }
+        Kind::Year if begin > end => {
+            return Err(format!("end year {end} is before start year {begin}"));
+        }
+        _ => {}
+    }
+    Ok((begin, end))
+}
+
+fn parse_ranges(kind: Kind, items: &[String]) -> Result<Vec<(i64, i64)>, String> {
+    items.iter().map(|i| parse_range(kind, i)).collect()
 }
 
 impl TimeInterval {
     pub fn from_raw(r: &RawTimeInterval) -> Result<TimeInterval, String> {
         let mut times = Vec::with_capacity(r.times.len());
         for t in &r.times {
+            if t.start_time.is_empty() || t.end_time.is_empty() {
+                return Err("both start and end times must be provided".to_string());
+            }
             let (s, e) = (parse_hhmm(&t.start_time)?, parse_hhmm(&t.end_time)?);
             if s >= e {
                 return Err("start time cannot be equal or greater than end time".to_string());
             }
             times.push((s, e));
         }
+        let weekdays = parse_ranges(Kind::Weekday, &r.weekdays)?;
+        let days_of_month = parse_ranges(Kind::DayOfMonth, &r.days_of_month)?;
+        let months = parse_ranges(Kind::Month, &r.months)?;
+        let years = parse_ranges(Kind::Year, &r.years)?;
         let tz = match r.location.as_deref() {
             None | Some("") | Some("UTC") => TimeZone::UTC,
             Some("Local") => TimeZone::system(),
-            Some(name) => {
-                TimeZone::get(name).map_err(|e| format!("unknown time zone {name:?}: {e}"))?
-            }
+            Some(name) => TimeZone::get(name).map_err(|_| format!("unknown time zone {name}"))?,
         };
         Ok(TimeInterval {
             times,
-            weekdays: parse_ranges("weekday", &r.weekdays, &WEEKDAYS, 0, |n| {
-                (0..=6).contains(&n)
-            })?,
-            days_of_month: parse_ranges("day of month", &r.days_of_month, &[], 0, |n| {
-                n != 0 && (-31..=31).contains(&n)
-            })?,
-            months: parse_ranges("month", &r.months, &MONTHS, 1, |n| (1..=12).contains(&n))?,
-            years: parse_ranges("year", &r.years, &[], 0, |n| n > 0)?,
+            weekdays,
+            days_of_month,
+            months,
+            years,
             tz,
         })
     }
@@ -164,19 +222,14 @@ impl TimeInterval {
         }
         if !self.days_of_month.is_empty() {
             let days = i64::from(dt.date().days_in_month());
-            let resolve = |d: i64| {
-                if d < 0 {
-                    (days + d + 1).max(1)
-                } else {
-                    d.min(days)
-                }
-            };
+            let resolve = |d: i64| if d < 0 { days + d + 1 } else { d };
             let day = i64::from(dt.day());
-            if !self
-                .days_of_month
-                .iter()
-                .any(|&(a, b)| resolve(a) <= day && day <= resolve(b))
-            {
+            // A range starting after the end of this month matches nothing in it; the rest
+            // is clamped to the month, as Alertmanager does.
+            if !self.days_of_month.iter().any(|&(a, b)| {
+                let (a, b) = (resolve(a), resolve(b));
+                a <= days && a.clamp(-days, days) <= day && day <= b.clamp(-days, days)
+            }) {
                 return false;
             }
         }
@@ -214,16 +267,71 @@ mod tests {
     }
 
     #[test]
-    fn rejects_bad_ranges() {
-        for y in [
-            "times: [{start_time: '10:00', end_time: '09:00'}]",
-            "weekdays: [funday]",
-            "months: ['13']",
-            "days_of_month: ['0']",
-            "times: [{start_time: '25:00', end_time: '26:00'}]",
+    fn rejects_bad_ranges_like_alertmanager() {
+        // `amtool check-config` (0.25) on the same intervals.
+        for (y, want) in [
+            (
+                "times: [{start_time: '10:00', end_time: '09:00'}]",
+                "start time cannot be equal or greater than end time",
+            ),
+            (
+                "times: [{start_time: '1:00', end_time: '09:00'}]",
+                "couldn't parse timestamp 1:00, invalid format",
+            ),
+            (
+                "times: [{start_time: '10:00'}]",
+                "both start and end times must be provided",
+            ),
+            (
+                "weekdays: ['monday:sunday']",
+                "start day cannot be before end day",
+            ),
+            ("weekdays: [funday]", "funday is not a valid weekday"),
+            ("weekdays: ['1']", "1 is not a valid weekday"),
+            (
+                "months: ['march:january']",
+                "end month january is before start month march",
+            ),
+            ("months: ['foo']", "foo is not a valid month"),
+            (
+                "days_of_month: ['0']",
+                "0 is not a valid day of the month: out of range",
+            ),
+            (
+                "days_of_month: ['-3:5']",
+                "end day must be negative if start day is negative",
+            ),
+            (
+                "days_of_month: ['20:3']",
+                "end day 3 is always before start day 20",
+            ),
+            (
+                "days_of_month: ['x']",
+                "strconv.Atoi: parsing \"x\": invalid syntax",
+            ),
+            (
+                "days_of_month: ['1:2:3']",
+                "couldn't parse range 1:2:3, invalid format",
+            ),
+            (
+                "years: ['2020:2019']",
+                "end year 2019 is before start year 2020",
+            ),
+            ("location: Foo/Bar", "unknown time zone Foo/Bar"),
         ] {
             let raw: RawTimeInterval = serde_saphyr::from_str(y).unwrap();
-            assert!(TimeInterval::from_raw(&raw).is_err(), "{y}");
+            assert_eq!(TimeInterval::from_raw(&raw).unwrap_err(), want, "{y}");
         }
+        // Accepted by 0.25: a numeric month past December, 24:00.
+        ti("months: ['13']\ntimes: [{start_time: '10:00', end_time: '24:00'}]\n");
+    }
+
+    #[test]
+    fn day_past_the_end_of_the_month_matches_nothing() {
+        let t = ti("days_of_month: ['31']\n");
+        assert!(!t.contains("2024-04-30T10:00:00Z".parse().unwrap()));
+        assert!(t.contains("2024-05-31T10:00:00Z".parse().unwrap()));
+        let t = ti("days_of_month: ['25:31']\n");
+        assert!(t.contains("2024-04-30T10:00:00Z".parse().unwrap()));
     }
 }
