@@ -245,6 +245,10 @@ impl LazyIter<'_> {
     /// the end. Batches are small so a replica the merge only peeks at is barely decoded.
     fn load_next_chunk(&mut self) -> bool {
         self.buf.clear();
+        if self.buf.capacity() == 0 {
+            // Once, at its final size (growing it by doubling costs four reallocations).
+            self.buf.reserve_exact(LAZY_BATCH);
+        }
         self.pos = 0;
         loop {
             if let Some(it) = self.cur.as_mut() {
