@@ -324,6 +324,9 @@ impl Db {
             query_live: Arc::default(),
             _lock: lock,
         };
+        // The replay's read buffers and decoded records are gone now.
+        inner.head.chunks.drop_resident();
+        crate::trim::release_free_memory();
         Ok(Arc::new(Db {
             inner: Arc::new(inner),
         }))
@@ -737,6 +740,11 @@ impl Db {
             }
             inner.metrics.compactions.fetch_add(1, Ordering::Relaxed);
             stats.compactions += 1;
+        }
+        if stats.head_blocks + stats.ooo_blocks + stats.compactions > 0 {
+            // The compactions read every head chunk once and freed their working memory.
+            inner.head.chunks.drop_resident();
+            crate::trim::release_free_memory();
         }
         Ok(stats)
     }

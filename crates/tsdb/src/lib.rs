@@ -28,6 +28,7 @@ mod prefetch;
 mod read;
 mod replay;
 mod stats;
+mod trim;
 pub mod tools;
 pub mod ulid;
 pub mod wal;

@@ -433,6 +433,15 @@ impl ChunkDiskMapper {
         }
     }
 
+    /// Drops the resident pages of every mapped file (after a one-off read of many chunks, such
+    /// as head compaction), so they stop counting as this process's memory; queries fault in
+    /// what they read again.
+    pub fn drop_resident(&self) {
+        for f in self.files.read().values() {
+            f.map.drop_resident();
+        }
+    }
+
     /// Deletes the oldest files whose chunks all end before `mint` (never the one being written),
     /// after first starting a new file so the current one can go next time. Returns how many.
     pub fn truncate(&self, mint: i64) -> Result<usize, TsdbError> {
