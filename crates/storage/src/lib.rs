@@ -108,6 +108,25 @@ pub trait SampleIterator: Send {
     fn max_time_hint(&self) -> Option<Timestamp> {
         None
     }
+
+    /// Appends to `out` the next samples with timestamps up to and including `t`, and returns
+    /// the first sample after `t` (consumed, as [`SampleIterator::next`] would have returned
+    /// it; it is the current sample for a following `seek`), or `None` at the end. One call per
+    /// query step instead of one per sample; storages that hold decoded samples copy them in
+    /// bulk. The default loops on `next`.
+    fn next_until(
+        &mut self,
+        t: Timestamp,
+        out: &mut Vec<(Timestamp, f64)>,
+    ) -> Option<(Timestamp, f64)> {
+        loop {
+            let s = self.next()?;
+            if s.0 > t {
+                return Some(s);
+            }
+            out.push(s);
+        }
+    }
 }
 
 /// One series from a query.
@@ -246,6 +265,23 @@ impl SampleIterator for SliceIter<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn next_until_stops_after_the_bound() {
+        let s = [(1, 1.0), (5, 5.0), (9, 9.0)];
+        let mut it = SliceIter::new(&s);
+        let mut out = Vec::new();
+        assert_eq!(it.next_until(5, &mut out), Some((9, 9.0)));
+        assert_eq!(out, [(1, 1.0), (5, 5.0)]);
+        assert_eq!(
+            it.seek(9),
+            Some((9, 9.0)),
+            "the returned sample is the current one"
+        );
+        out.clear();
+        assert_eq!(it.next_until(100, &mut out), None);
+        assert!(out.is_empty());
+    }
 
     #[test]
     fn slice_iter_seek() {

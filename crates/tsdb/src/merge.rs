@@ -94,6 +94,17 @@ impl SampleIterator for PartIter<'_> {
             PartIter::Head(it) => it.max_time_hint(),
         }
     }
+
+    fn next_until(
+        &mut self,
+        t: Timestamp,
+        out: &mut Vec<(Timestamp, f64)>,
+    ) -> Option<(Timestamp, f64)> {
+        match self {
+            PartIter::Block(it) => it.next_until(t, out),
+            PartIter::Head(it) => it.next_until(t, out),
+        }
+    }
 }
 
 struct MergedSeries {
@@ -396,5 +407,13 @@ mod tests {
         assert_eq!(it.next(), Some((7, 7.0)));
         assert_eq!(it.seek(8), Some((9, 9.0)));
         assert_eq!(it.seek(10), None);
+        let mut it = mk();
+        let mut out = Vec::new();
+        assert_eq!(it.next_until(5, &mut out), Some((7, 7.0)));
+        assert_eq!(out, [(1, 1.0), (3, 3.0), (5, 5.0)]);
+        assert_eq!(it.seek(6), Some((7, 7.0)));
+        out.clear();
+        assert_eq!(it.next_until(20, &mut out), None);
+        assert_eq!(out, [(9, 9.0)]);
     }
 }

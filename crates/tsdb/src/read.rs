@@ -201,6 +201,26 @@ impl<'a, L: ChunkList<'a> + Send> SampleIterator for ChunkSeqIter<'a, L> {
         self.buf.get(i).copied()
     }
 
+    fn next_until(
+        &mut self,
+        t: Timestamp,
+        out: &mut Vec<(Timestamp, f64)>,
+    ) -> Option<(Timestamp, f64)> {
+        loop {
+            let rest = &self.buf[self.pos..];
+            let k = rest.partition_point(|s| s.0 <= t);
+            out.extend_from_slice(&rest[..k]);
+            self.pos += k;
+            if let Some(&s) = self.buf.get(self.pos) {
+                self.pos += 1;
+                return Some(s);
+            }
+            if !self.fill() {
+                return None;
+            }
+        }
+    }
+
     fn max_time_hint(&self) -> Option<Timestamp> {
         if self.pos < self.buf.len() || !self.done {
             let last = match self.list.len() {
@@ -278,6 +298,25 @@ where
                 return Some(s);
             }
             self.cur = None;
+        }
+        None
+    }
+
+    fn next_until(
+        &mut self,
+        t: Timestamp,
+        out: &mut Vec<(Timestamp, f64)>,
+    ) -> Option<(Timestamp, f64)> {
+        let before = out.len();
+        while let Some(p) = self.current() {
+            if let Some(s) = p.next_until(t, out) {
+                self.last = Some(s);
+                return Some(s);
+            }
+            self.cur = None;
+        }
+        if out.len() > before {
+            self.last = out.last().copied();
         }
         None
     }

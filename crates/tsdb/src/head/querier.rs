@@ -89,6 +89,17 @@ impl SampleIterator for HeadSampleIter<'_> {
             HeadSampleIter::WithOoo(_) => None,
         }
     }
+
+    fn next_until(
+        &mut self,
+        t: Timestamp,
+        out: &mut Vec<(Timestamp, f64)>,
+    ) -> Option<(Timestamp, f64)> {
+        match self {
+            HeadSampleIter::InOrder(it) => it.next_until(t, out),
+            HeadSampleIter::WithOoo(it) => it.next_until(t, out),
+        }
+    }
 }
 
 impl HeadSeries {

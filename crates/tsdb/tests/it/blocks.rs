@@ -694,6 +694,25 @@ fn many_blocks_stream_with_bounded_memory() {
             max_iters = max_iters.max(li);
         }
         assert_eq!(got, expected[i], "series {i}");
+        // Batched reads, one call per 7-minute step (crossing block boundaries and the head).
+        let mut it = s.iter();
+        let (mut batched, mut out) = (Vec::new(), Vec::new());
+        let mut bound = BASE;
+        loop {
+            out.clear();
+            let after = it.next_until(bound, &mut out);
+            assert!(out.iter().all(|x| x.0 <= bound));
+            batched.extend_from_slice(&out);
+            match after {
+                Some(x) => {
+                    assert!(x.0 > bound);
+                    batched.push(x);
+                    bound = x.0 + 420_000;
+                }
+                None => break,
+            }
+        }
+        assert_eq!(batched, expected[i], "batched series {i}");
         // Seeking across block boundaries finds the first sample at or after the bound.
         let mut it = s.iter();
         let probe = BASE + 17 * SPAN + 1;
