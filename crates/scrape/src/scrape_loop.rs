@@ -351,12 +351,9 @@ impl ScrapeLoop {
             .auth
             .apply_auth(req)
             .map_err(|e| Failure::Other(error_chain(&e)))?;
-        let get_err = |e: &dyn std::error::Error| {
-            Failure::Other(format!(
-                "Get \"{}\": {}",
-                self.shared.target.url,
-                error_chain(e)
-            ))
+        let get_err = |e: &reqwest::Error| {
+            let why = go_dial_error(e, &self.shared.target.url).unwrap_or_else(|| error_chain(e));
+            Failure::Other(format!("Get \"{}\": {why}", self.shared.target.url))
         };
         let mut resp = req.send().await.map_err(|e| get_err(&e))?;
         if resp.status() != reqwest::StatusCode::OK {
@@ -711,4 +708,30 @@ mod perf {
             assert_eq!(cache.len(), 1000, "one cache entry per series, every round");
         }
     }
+}
+
+/// Go's wording for a refused connection (`dial tcp 127.0.0.1:9100: connect: connection
+/// refused`), which Prometheus shows as the target's last error; `None` for other errors.
+fn go_dial_error(e: &reqwest::Error, url: &str) -> Option<String> {
+    if !e.is_connect() {
+        return None;
+    }
+    let mut cur: Option<&dyn std::error::Error> = Some(e);
+    while let Some(c) = cur {
+        if let Some(io) = c.downcast_ref::<std::io::Error>()
+            && io.kind() == std::io::ErrorKind::ConnectionRefused
+        {
+            let u = reqwest::Url::parse(url).ok()?;
+            let host = match u.host_str()? {
+                "localhost" => "127.0.0.1",
+                h => h,
+            };
+            let port = u.port_or_known_default()?;
+            return Some(format!(
+                "dial tcp {host}:{port}: connect: connection refused"
+            ));
+        }
+        cur = c.source();
+    }
+    None
 }

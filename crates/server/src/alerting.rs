@@ -79,7 +79,7 @@ impl Alerting {
 }
 
 /// `--web.external-url`, or like Prometheus `http://<hostname>:<port>` when it is not set.
-fn external_url(flags: &ServerFlags) -> String {
+pub(crate) fn external_url(flags: &ServerFlags) -> String {
     if !flags.external_url.is_empty() {
         return flags.external_url.trim_end_matches('/').to_string();
     }

@@ -130,11 +130,17 @@ pub async fn targets(
         _ => (false, false),
     };
     let sm = app.scrape_manager();
+    let external = crate::alerting::external_url(app.flags());
+    let own_port = app.flags().listen_address.port();
     let in_pool = |p: &str| pool.as_deref().is_none_or(|want| want == p);
     let active: Vec<_> = if show_active {
         sm.targets_active()
             .into_iter()
             .filter(|t| in_pool(&t.scrape_pool))
+            .map(|mut t| {
+                t.global_url = global_url(&t.scrape_url, &external, own_port);
+                t
+            })
             .collect()
     } else {
         Vec::new()
@@ -148,6 +154,31 @@ pub async fn targets(
         Vec::new()
     };
     ok(json!({ "activeTargets": active, "droppedTargets": dropped }))
+}
+
+/// Prometheus's `getGlobalURL`: a target on localhost is not reachable from elsewhere, so its
+/// host becomes the external URL's; when it is this server itself, scheme and host:port too.
+fn global_url(scrape_url: &str, external: &str, own_port: u16) -> String {
+    let Some((scheme, rest)) = scrape_url.split_once("://") else {
+        return scrape_url.to_string();
+    };
+    let (hostport, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    let Some((host, port)) = hostport.rsplit_once(':') else {
+        return scrape_url.to_string();
+    };
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    if !["127.0.0.1", "localhost", "::1"].contains(&host) {
+        return scrape_url.to_string();
+    }
+    let (ext_scheme, ext_rest) = external.split_once("://").unwrap_or(("http", external));
+    let ext_hostport = &ext_rest[..ext_rest.find('/').unwrap_or(ext_rest.len())];
+    if port == own_port.to_string() {
+        return format!("{ext_scheme}://{ext_hostport}{path}");
+    }
+    let ext_host = ext_hostport
+        .rsplit_once(':')
+        .map_or(ext_hostport, |(h, _)| h);
+    format!("{scheme}://{ext_host}:{port}{path}")
 }
 
 /// `GET /api/v1/metadata?metric=&limit=&limit_per_metric=`
@@ -410,4 +441,30 @@ pub async fn format_query(RawQuery(q): RawQuery, body: Bytes) -> ApiResult<Strin
     let expr = promql::parse(p.get("query").unwrap_or(""))
         .map_err(|e| ApiError::bad_data(format!("invalid parameter \"query\": {e}")))?;
     ok(promapi::format::format_expr(&expr))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::global_url;
+
+    #[test]
+    fn global_urls_like_prometheus() {
+        let ext = "http://vm:9090";
+        assert_eq!(
+            global_url("http://127.0.0.1:19109/metrics", ext, 9090),
+            "http://vm:19109/metrics"
+        );
+        assert_eq!(
+            global_url(
+                "http://localhost:9090/metrics",
+                "https://p.example/prom",
+                9090
+            ),
+            "https://p.example/metrics"
+        );
+        assert_eq!(
+            global_url("http://10.0.0.1:9100/metrics", ext, 9090),
+            "http://10.0.0.1:9100/metrics"
+        );
+    }
 }

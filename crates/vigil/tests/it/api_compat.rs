@@ -13,10 +13,28 @@ use crate::util::{Vigil, start_prometheus};
 const TARGET_BODY: &str = "# HELP compat_items Items.\n# TYPE compat_items gauge\n\
 compat_items{kind=\"a\"} 1\ncompat_items{kind=\"b\"} 2\n";
 
-fn config(target: &str) -> String {
+fn config(target: &str, down: u16) -> String {
     format!(
-        "global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: t\n    static_configs:\n      - targets: ['{target}']\n"
+        "global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: t\n    static_configs:\n      - targets: ['{target}']\n  - job_name: down\n    static_configs:\n      - targets: ['127.0.0.1:{down}']\n"
     )
+}
+
+/// The stable fields of the one target of pool `down` once it has been scraped.
+async fn down_target(base: &str) -> anyhow::Result<serde_json::Value> {
+    poll_until(Duration::from_secs(20), || async {
+        let a = ask(base, "GET", "/api/v1/targets?scrapePool=down", None)
+            .await
+            .ok()?;
+        let mut t = a.body.ok()?["data"]["activeTargets"][0].clone();
+        if t["health"] != "down" {
+            return None;
+        }
+        let o = t.as_object_mut()?;
+        o.remove("lastScrape");
+        o.remove("lastScrapeDuration");
+        Some(t)
+    })
+    .await
 }
 
 /// Percent-encodes one form value.
@@ -280,13 +298,20 @@ async fn api_answers_match_prometheus() -> anyhow::Result<()> {
         return peer_missing("prometheus");
     }
     let target = FakeTarget::start(Behaviour::Body(TARGET_BODY.into())).await?;
-    let cfg = config(&target.addr.to_string());
+    let cfg = config(&target.addr.to_string(), testkit::free_port());
     let dir = tempfile::tempdir()?;
     let v = Vigil::start(dir.path(), &cfg, &[]).await?;
     let (_prom, purl) = start_prometheus(&dir.path().join("prom"), &cfg).await?;
     wait_scraped(&v.url("")).await?;
     wait_scraped(&purl).await?;
     let mut diffs = Vec::new();
+    // A target that refuses connections: same error text, health and global URL.
+    let (ours, theirs) = (down_target(&v.url("")).await?, down_target(&purl).await?);
+    if ours != theirs {
+        diffs.push(format!(
+            "down target\n  vigil:      {ours}\n  prometheus: {theirs}"
+        ));
+    }
     for (method, path, form) in CASES {
         let ours = ask(&v.url(""), method, path, *form).await?;
         let theirs = ask(&purl, method, path, *form).await?;
