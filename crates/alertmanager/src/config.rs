@@ -406,7 +406,8 @@ impl Config {
         let raw: RawConfig = if text.trim().is_empty() {
             RawConfig::default()
         } else {
-            serde_saphyr::from_str(text).map_err(|e| ConfigError::Parse(e.to_string()))?
+            serde_saphyr::from_str(text)
+                .map_err(|e| ConfigError::Parse(go_yaml_error(text, &e.to_string())))?
         };
         Self::from_raw(raw, text)
     }
@@ -486,6 +487,88 @@ impl Config {
 
     pub fn receiver(&self, name: &str) -> Option<&Receiver> {
         self.receivers.iter().find(|r| r.name == name)
+    }
+}
+
+/// The message Alertmanager (yaml.v2, strict) gives for text serde rejected: every unknown
+/// field as `yaml: unmarshal errors:` lines naming Go's type, else the bare message of a value's
+/// own check (`not a valid duration string: "x"`), else `yaml: line N: …`.
+fn go_yaml_error(text: &str, first: &str) -> String {
+    fn unknown(err: &str) -> Option<(usize, &str, &str)> {
+        let rest = err.lines().next()?.strip_prefix("error: line ")?;
+        let (line, rest) = rest.split_once(" column ")?;
+        let (_, rest) = rest.split_once(": unknown field `")?;
+        let (field, expected) = rest.split_once('`')?;
+        Some((line.parse().ok()?, field, expected))
+    }
+    let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
+    let mut found: Vec<(usize, String)> = Vec::new();
+    let mut err = first.to_string();
+    for _ in 0..100 {
+        let Some((line, field, expected)) = unknown(&err) else {
+            break;
+        };
+        let ty = if expected.contains("start_time") {
+            "timeinterval.yamlTimeRange"
+        } else if expected.contains("weekdays") {
+            "timeinterval.TimeInterval"
+        } else {
+            "config.plain"
+        };
+        found.push((line, format!("field {field} not found in type {ty}")));
+        // Blank the key (and what is nested under it), keeping line numbers, and decode again.
+        let Some(key_line) = lines.get(line - 1).cloned() else {
+            break;
+        };
+        let mut indent = key_line.len() - key_line.trim_start().len();
+        if key_line.trim_start().starts_with("- ") {
+            // The first key of a list item: keep the item (with its other keys, if any).
+            lines[line - 1] = format!("{}- {{}}", " ".repeat(indent));
+            indent += 2;
+            let rest = lines
+                .iter()
+                .skip(line)
+                .find(|l| !l.trim().is_empty() && l.len() - l.trim_start().len() <= indent);
+            if rest.is_some_and(|l| l.len() - l.trim_start().len() == indent) {
+                lines[line - 1] = format!("{}-", " ".repeat(indent - 2));
+            }
+        } else {
+            lines[line - 1] = String::new();
+        }
+        for l in lines.iter_mut().skip(line) {
+            let ind = l.len() - l.trim_start().len();
+            if l.trim().is_empty() || ind > indent {
+                l.clear();
+            } else {
+                break;
+            }
+        }
+        match serde_saphyr::from_str::<RawConfig>(&lines.join("\n")) {
+            Ok(_) => break,
+            Err(e) => err = e.to_string(),
+        }
+    }
+    if !found.is_empty() {
+        found.sort();
+        let mut msg = "yaml: unmarshal errors:".to_string();
+        for (line, m) in found {
+            msg.push_str(&format!("\n  line {line}: {m}"));
+        }
+        return msg;
+    }
+    let head = first.lines().next().unwrap_or_default();
+    let parsed = head.strip_prefix("error: line ").and_then(|r| {
+        let (l, rest) = r.split_once(" column ")?;
+        let (_, m) = rest.split_once(": ")?;
+        Some((l.parse::<usize>().ok()?, m))
+    });
+    match parsed {
+        Some((line, m)) if m.starts_with("while parsing") || m.starts_with("did not find") => {
+            let m = m.split_once(", ").map_or(m, |(_, m)| m);
+            format!("yaml: line {line}: {m}")
+        }
+        Some((_, m)) => m.to_string(),
+        None => head.to_string(),
     }
 }
 
@@ -575,13 +658,18 @@ fn validate_receivers(raw: &RawConfig) -> Result<Vec<Receiver>, ConfigError> {
 fn validate_webhook(w: &RawWebhookConfig, g: &GlobalConfig) -> Result<WebhookConfig, ConfigError> {
     let url = w.url.clone();
     match (&url, &w.url_file) {
-        (None, None) => return invalid("one of url or url_file must be configured"),
+        // compat: 0.25's message (it has no url_file; vigil accepts one).
+        (None, None) => return invalid("missing URL in webhook config"),
         (Some(_), Some(_)) => return invalid("at most one of url & url_file must be configured"),
         (Some(u), None) => {
-            let parsed = reqwest::Url::parse(u)
-                .map_err(|e| ConfigError::Invalid(format!("parse \"{u}\": {e}")))?;
-            if parsed.scheme() != "http" && parsed.scheme() != "https" {
-                return invalid(format!("unsupported scheme {:?} for URL", parsed.scheme()));
+            let scheme = match reqwest::Url::parse(u) {
+                Ok(p) => p.scheme().to_string(),
+                // Go reads a relative reference without complaint; its scheme is "".
+                Err(e) if e.to_string() == "relative URL without a base" => String::new(),
+                Err(e) => return invalid(format!("parse {u:?}: {e}")),
+            };
+            if scheme != "http" && scheme != "https" {
+                return invalid(format!("unsupported scheme {scheme:?} for URL"));
             }
         }
         (None, Some(_)) => {}
@@ -756,7 +844,7 @@ fn validate_inhibit_rule(r: &RawInhibitRule) -> Result<InhibitRule, ConfigError>
     let target = collect_matchers(&r.target_match, &r.target_match_re, &r.target_matchers)?;
     for l in &r.equal {
         if !is_valid_label_name(l) {
-            return invalid(format!("invalid label name {l:?} in equal list"));
+            return invalid(format!("{l:?} is not a valid label name"));
         }
     }
     Ok(InhibitRule {
@@ -823,7 +911,7 @@ mod tests {
         );
         bad(
             "route: {receiver: a}\nreceivers: [{name: a, webhook_configs: [{}]}]\n",
-            "one of url or url_file must be configured",
+            "missing URL in webhook config",
         );
         bad(
             &format!("route: {{receiver: a, routes: [{{matchers: ['x=~(']}}]}}\n{RECV}"),

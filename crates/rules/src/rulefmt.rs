@@ -242,9 +242,16 @@ pub(crate) fn yaml_errors_with(
         };
         let mut indent = key_line.len() - key_line.trim_start().len();
         if key_line.trim_start().starts_with("- ") {
-            // The first key of a list item: keep the item, as an empty mapping.
+            // The first key of a list item: keep the item (with its other keys, if any).
             lines[line - 1] = format!("{}- {{}}", " ".repeat(indent));
             indent += 2;
+            let rest = lines
+                .iter()
+                .skip(line)
+                .find(|l| !l.trim().is_empty() && l.len() - l.trim_start().len() <= indent);
+            if rest.is_some_and(|l| l.len() - l.trim_start().len() == indent) {
+                lines[line - 1] = format!("{}-", " ".repeat(indent - 2));
+            }
         } else {
             lines[line - 1] = String::new();
         }
