@@ -42,9 +42,14 @@ pub async fn snapshot(State(app): State<App>, RawQuery(q): RawQuery, body: Bytes
         let p = Params::parse(q.as_deref(), &body);
         let skip_head = match p.get("skip_head") {
             None | Some("") => false,
-            Some(s) => s
-                .parse::<bool>()
-                .map_err(|_| ApiError::bad_data(format!("unable to parse boolean {s:?}")))?,
+            // compat: Go's strconv.ParseBool and Prometheus 2.42's message.
+            Some("1" | "t" | "T" | "TRUE" | "true" | "True") => true,
+            Some("0" | "f" | "F" | "FALSE" | "false" | "False") => false,
+            Some(s) => {
+                return Err(ApiError::bad_data(format!(
+                    "invalid parameter \"skip_head\": unable to parse boolean: strconv.ParseBool: parsing {s:?}: invalid syntax"
+                )));
+            }
         };
         let name = snapshot_name();
         let dir = app.flags().data_path().join("snapshots").join(&name);

@@ -691,3 +691,76 @@ async fn format_query_matches_prometheus() -> anyhow::Result<()> {
     v.stop()?;
     Ok(())
 }
+
+/// The admin API with --web.enable-admin-api answers Prometheus 2.42's statuses and errors.
+#[tokio::test]
+async fn admin_api_matches_prometheus() -> anyhow::Result<()> {
+    if which("prometheus").is_none() {
+        return peer_missing("prometheus");
+    }
+    let cfg = "global:\n  scrape_interval: 1h\n";
+    let dir = tempfile::tempdir()?;
+    let v = Vigil::start(dir.path(), cfg, &["--web.enable-admin-api"]).await?;
+    let pdir = dir.path().join("prom");
+    std::fs::create_dir_all(&pdir)?;
+    std::fs::write(pdir.join("prometheus.yml"), cfg)?;
+    let port = testkit::free_port();
+    let mut cmd = std::process::Command::new("prometheus");
+    cmd.arg(format!(
+        "--config.file={}",
+        pdir.join("prometheus.yml").display()
+    ))
+    .arg(format!(
+        "--storage.tsdb.path={}",
+        pdir.join("data").display()
+    ))
+    .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+    .arg("--web.enable-admin-api");
+    let mut prom = testkit::Proc::spawn("prometheus", cmd, &pdir.join("prometheus.log"))?;
+    let purl = format!("http://127.0.0.1:{port}");
+    testkit::wait_ready(&format!("{purl}/-/ready"), Duration::from_secs(30)).await?;
+    let cases = [
+        "delete_series",
+        "delete_series?match[]=",
+        "delete_series?match[]=up{",
+        "delete_series?match[]={a=~\".*\"}",
+        "delete_series?match[]=up&start=x",
+        "delete_series?match[]=up&start=20&end=10",
+        "delete_series?match[]=up{job=\"down\"}",
+        "clean_tombstones",
+        "snapshot?skip_head=x",
+    ];
+    for c in cases {
+        let path = format!("/api/v1/admin/tsdb/{c}");
+        let ours = ask(&v.url(""), "POST", &path, None).await?;
+        let theirs = ask(&purl, "POST", &path, None).await?;
+        assert_eq!(ours, theirs, "{path}");
+    }
+    let snap = |a: Answer| {
+        a.body
+            .ok()
+            .map(|j| (j["status"].clone(), j["data"]["name"].is_string()))
+    };
+    let ours = snap(
+        ask(
+            &v.url(""),
+            "POST",
+            "/api/v1/admin/tsdb/snapshot?skip_head=T",
+            None,
+        )
+        .await?,
+    );
+    let theirs = snap(
+        ask(
+            &purl,
+            "POST",
+            "/api/v1/admin/tsdb/snapshot?skip_head=T",
+            None,
+        )
+        .await?,
+    );
+    assert_eq!(ours, theirs);
+    prom.kill9();
+    v.stop()?;
+    Ok(())
+}
