@@ -764,3 +764,91 @@ async fn admin_api_matches_prometheus() -> anyhow::Result<()> {
     v.stop()?;
     Ok(())
 }
+
+/// Output and exit status of `promtool query ARGS... URL REST...`.
+fn promtool(args: &[&str], url: &str, rest: &[&str]) -> anyhow::Result<(i32, String, String)> {
+    let out = std::process::Command::new("promtool")
+        .arg("query")
+        .args(args)
+        .arg(url)
+        .args(rest)
+        .output()?;
+    Ok((
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    ))
+}
+
+/// Debian's `promtool query` works against vigil as against Prometheus 2.42: the same output
+/// and exit status for instant, range, series and labels queries and for errors.
+#[tokio::test]
+async fn promtool_query_works_as_against_prometheus() -> anyhow::Result<()> {
+    if which("prometheus").is_none() || which("promtool").is_none() {
+        return peer_missing("prometheus");
+    }
+    let target = FakeTarget::start(Behaviour::Body(TARGET_BODY.into())).await?;
+    let cfg = config(&target.addr.to_string(), testkit::free_port());
+    let dir = tempfile::tempdir()?;
+    let v = Vigil::start(dir.path(), &cfg, &[]).await?;
+    let (_prom, purl) = start_prometheus(&dir.path().join("prom"), &cfg).await?;
+    wait_scraped(&v.url("")).await?;
+    wait_scraped(&purl).await?;
+    let vurl = v.url("");
+    let cases: &[(&[&str], &[&str])] = &[
+        (&["instant", "--time=1000"], &["vector(1) + 1"]),
+        (&["instant"], &["sum("]),
+        (
+            &["instant", "-o", "json", "--time=1000"],
+            &["label_replace(vector(2), \"a\", \"b\", \"\", \"\")"],
+        ),
+        (
+            &["range", "--start=1", "--end=100", "--step=30s"],
+            &["vector(1)"],
+        ),
+        (
+            &["range", "--start=100", "--end=1", "--step=30s"],
+            &["vector(1)"],
+        ),
+        (&["series", "--match=compat_items"], &[]),
+        (
+            &[
+                "series",
+                "--match=compat_items{kind=\"b\"}",
+                "--match=up{job=\"t\"}",
+            ],
+            &[],
+        ),
+        (&["series", "--match=up{"], &[]),
+        (&["labels"], &["kind"]),
+        (&["labels", "--match=compat_items{kind=\"a\"}"], &["kind"]),
+        (
+            &[
+                "labels",
+                "--start=2020-01-01T00:00:00Z",
+                "--end=2020-01-02T00:00:00Z",
+            ],
+            &["job"],
+        ),
+    ];
+    for (args, rest) in cases {
+        let ours = promtool(args, &vurl, rest)?;
+        let theirs = promtool(args, &purl, rest)?;
+        assert_eq!(ours, theirs, "promtool query {args:?} {rest:?}");
+    }
+    // Live data: the same series and values (sample times differ between the two servers).
+    let strip = |s: String| -> Vec<String> {
+        let mut v: Vec<String> = s
+            .lines()
+            .map(|l| l.split(" @[").next().unwrap_or("").to_string())
+            .collect();
+        v.sort();
+        v
+    };
+    let ours = promtool(&["instant"], &vurl, &["compat_items"])?;
+    let theirs = promtool(&["instant"], &purl, &["compat_items"])?;
+    assert_eq!(ours.0, 0, "{ours:?}");
+    assert_eq!(strip(ours.1), strip(theirs.1));
+    v.stop()?;
+    Ok(())
+}
