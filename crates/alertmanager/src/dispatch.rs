@@ -64,19 +64,28 @@ impl AggrGroup {
                 _ = self.wake.notified() => continue,
                 _ = tokio::time::sleep_until(next) => {}
             }
-            {
+            let scheduled = {
                 let mut st = self.state.lock();
-                if Instant::now() < st.next {
+                let now = Instant::now();
+                if now < st.next {
                     continue;
                 }
-                st.next = Instant::now() + self.route.group_interval;
+                // The next tick is a group interval after this one was due, so wake-up lag
+                // does not accumulate; after a long stall it is a group interval from now.
+                let scheduled = st.next;
+                st.next = (scheduled + self.route.group_interval).max(now);
+                if st.next == now {
+                    st.next = now + self.route.group_interval;
+                }
                 st.has_flushed = true;
-            }
-            self.flush(&pipeline, &clock).await;
+                scheduled
+            };
+            let lag = Instant::now().saturating_duration_since(scheduled);
+            self.flush(&pipeline, &clock, lag).await;
         }
     }
 
-    async fn flush(&self, pipeline: &Arc<Pipeline>, clock: &Clock) {
+    async fn flush(&self, pipeline: &Arc<Pipeline>, clock: &Clock, lag: std::time::Duration) {
         let now = clock.now();
         let mut alerts: Vec<Alert> = {
             let st = self.state.lock();
@@ -98,6 +107,7 @@ impl AggrGroup {
             labels: self.labels.clone(),
             route: self.route.clone(),
             now,
+            tick: now.sub(lag),
         };
         let sent = alerts.clone();
         let ok = tokio::select! {

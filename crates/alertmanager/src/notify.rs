@@ -43,6 +43,11 @@ pub struct GroupCtx {
     pub labels: Labels,
     pub route: Arc<Route>,
     pub now: Time,
+    /// When this flush was scheduled (its timer tick), at or a little before `now`. The
+    /// repeat-interval check counts from it, so a notification logged at the end of a flush is
+    /// never a full repeat interval old at the tick `repeat_interval` later (Alertmanager's
+    /// timers make it so too; timer lag must not tip it).
+    pub tick: Time,
 }
 
 /// An alert as templates and the webhook payload see it.
@@ -482,7 +487,7 @@ impl Pipeline {
             .nflog_queries
             .fetch_add(1, Ordering::Relaxed);
         let entry = self.shared.nflog.query(&ctx.key, &integ.key);
-        let now = self.shared.clock.now();
+        let now = ctx.tick.add(wait).min(self.shared.clock.now());
         if !needs_update(
             entry.as_ref(),
             &firing,

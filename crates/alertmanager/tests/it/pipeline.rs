@@ -234,3 +234,34 @@ async fn retries_failed_webhooks() {
         .expect("notification after reload");
     am.stop().await;
 }
+
+/// With repeat_interval a whole number of group intervals, Alertmanager repeats one tick later
+/// than that (the notification is logged after its tick, so at the tick `repeat_interval` later
+/// it is not yet old enough): repeats come every 3 group intervals for a repeat of 2. Timer
+/// lag must not tip this either way.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn repeat_at_a_multiple_of_group_interval_waits_one_more_tick() {
+    let sink = Sink::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let text = config(&sink, "")
+        .replace("group_wait: 300ms", "group_wait: 0s")
+        .replace("group_interval: 1s", "group_interval: 200ms")
+        .replace("repeat_interval: 3s", "repeat_interval: 400ms");
+    let cfg = write(dir.path(), "am.yml", &text);
+    let am = Am::start(&cfg, &dir.path().join("data")).await;
+    assert_eq!(am.post_alerts(json!([alert("R", "1")])).await.0, 200);
+    let hooks = poll_until(Duration::from_secs(5), || {
+        let h = sink.on("/hook");
+        (h.len() >= 4).then_some(h)
+    })
+    .await
+    .expect("four notifications");
+    for w in hooks.windows(2) {
+        let gap = w[1].at - w[0].at;
+        assert!(
+            gap >= Duration::from_millis(550) && gap <= Duration::from_millis(750),
+            "repeat every 3 group intervals (600ms), got {gap:?}"
+        );
+    }
+    am.stop().await;
+}
