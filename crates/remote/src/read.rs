@@ -28,8 +28,8 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 
 use crate::codec::{DecodeError, decode_read_request, encode_snappy_message, error_chain};
 use crate::proto::{
-    Chunk, ChunkEncoding, ChunkedReadResponse, ChunkedSeries, Label, LabelMatcher, MatcherType,
-    Query, QueryResult, ReadResponse, ResponseType, Sample, TimeSeries,
+    ChunkEncoding, ChunkedReadResponse, Label, LabelMatcher, MatcherType, Query, QueryResult,
+    ReadResponse, ResponseType, Sample, TimeSeries,
 };
 use crate::xor::{SAMPLES_PER_CHUNK, XorEncoder};
 
@@ -377,7 +377,8 @@ fn stream_chunks(
 /// Where chunked frames go; `false` from `send` means the client went away.
 trait FrameSink {
     fn max_bytes(&self) -> usize;
-    fn send(&mut self, msg: &ChunkedReadResponse) -> bool;
+    /// Sends one whole frame, header included.
+    fn send(&mut self, frame: Bytes) -> bool;
 }
 
 struct FrameWriter<'a> {
@@ -390,8 +391,142 @@ impl FrameSink for FrameWriter<'_> {
         self.max
     }
 
-    fn send(&mut self, msg: &ChunkedReadResponse) -> bool {
-        self.tx.blocking_send(Ok(encode_frame(msg))).is_ok()
+    fn send(&mut self, frame: Bytes) -> bool {
+        self.tx.blocking_send(Ok(frame)).is_ok()
+    }
+}
+
+/// Room before a frame's message for its header: the length uvarint (at most 10 bytes) and
+/// the CRC.
+const FRAME_HEAD: usize = 14;
+
+fn uvarint_len(v: u64) -> usize {
+    (64 - (v | 1).leading_zeros() as usize).div_ceil(7)
+}
+
+fn put_uvarint(b: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        b.push(v as u8 | 0x80);
+        v >>= 7;
+    }
+    b.push(v as u8);
+}
+
+/// A length-delimited field: key, length, bytes.
+fn put_len_field(b: &mut Vec<u8>, key: u8, data: &[u8]) {
+    b.push(key);
+    put_uvarint(b, data.len() as u64);
+    b.extend_from_slice(data);
+}
+
+/// One chunk to send, borrowed from the storage or encoded here.
+struct OutChunk<'a> {
+    mint: i64,
+    maxt: i64,
+    data: std::borrow::Cow<'a, [u8]>,
+}
+
+impl OutChunk<'_> {
+    /// Length of the `prometheus.Chunk` message.
+    fn msg_len(&self) -> usize {
+        let n = self.data.len();
+        4 + uvarint_len(self.mint as u64)
+            + uvarint_len(self.maxt as u64)
+            + uvarint_len(ChunkEncoding::Xor as u64)
+            + uvarint_len(n as u64)
+            + n
+    }
+
+    /// Length of the chunk as a field of `ChunkedSeries`.
+    fn field_len(&self) -> usize {
+        let m = self.msg_len();
+        1 + uvarint_len(m as u64) + m
+    }
+}
+
+/// Appends the `Label` fields of `l` plus the external labels it lacks, in name order.
+fn put_labels(b: &mut Vec<u8>, l: &Labels, external: &Labels) {
+    let mut put = |name: &str, value: &str| {
+        b.push(0x0a);
+        put_uvarint(
+            b,
+            (2 + uvarint_len(name.len() as u64)
+                + name.len()
+                + uvarint_len(value.len() as u64)
+                + value.len()) as u64,
+        );
+        put_len_field(b, 0x0a, name.as_bytes());
+        put_len_field(b, 0x12, value.as_bytes());
+    };
+    let mut ext = external.iter().peekable();
+    for x in l.iter() {
+        while let Some(e) = ext.next_if(|e| e.name <= x.name) {
+            if e.name != x.name {
+                put(e.name, e.value);
+            }
+        }
+        put(x.name, x.value);
+    }
+    for e in ext {
+        put(e.name, e.value);
+    }
+}
+
+/// A `ChunkedReadResponse` encoded by hand straight into its frame (no intermediate message,
+/// label strings or chunk copies); the header goes into the room left before it.
+struct FrameBuilder {
+    buf: Vec<u8>,
+}
+
+impl FrameBuilder {
+    fn new() -> Self {
+        FrameBuilder {
+            buf: vec![0; FRAME_HEAD],
+        }
+    }
+
+    /// Bytes of the message so far.
+    fn len(&self) -> usize {
+        self.buf.len() - FRAME_HEAD
+    }
+
+    /// Appends one `ChunkedSeries` of already encoded `labels` and `chunks`.
+    fn push_series(&mut self, labels: &[u8], chunks: &[OutChunk<'_>]) {
+        let len = labels.len() + chunks.iter().map(OutChunk::field_len).sum::<usize>();
+        let b = &mut self.buf;
+        b.reserve(len + 10);
+        b.push(0x0a);
+        put_uvarint(b, len as u64);
+        b.extend_from_slice(labels);
+        for c in chunks {
+            b.push(0x12);
+            put_uvarint(b, c.msg_len() as u64);
+            b.push(0x08);
+            put_uvarint(b, c.mint as u64);
+            b.push(0x10);
+            put_uvarint(b, c.maxt as u64);
+            b.push(0x18);
+            put_uvarint(b, ChunkEncoding::Xor as u64);
+            put_len_field(b, 0x22, &c.data);
+        }
+    }
+
+    /// The whole frame (`uvarint(len) ‖ CRC32C(data) BE ‖ data`) with `query_index`; the
+    /// builder starts over.
+    fn finish(&mut self, query_index: i64) -> Bytes {
+        if query_index != 0 {
+            self.buf.push(0x10);
+            put_uvarint(&mut self.buf, query_index as u64);
+        }
+        let mut buf = std::mem::replace(&mut self.buf, vec![0; FRAME_HEAD]);
+        let len = (buf.len() - FRAME_HEAD) as u64;
+        let crc = crc32c::crc32c(&buf[FRAME_HEAD..]);
+        let mut head = Vec::with_capacity(FRAME_HEAD);
+        put_uvarint(&mut head, len);
+        head.extend_from_slice(&crc.to_be_bytes());
+        let start = FRAME_HEAD - head.len();
+        buf[start..FRAME_HEAD].copy_from_slice(&head);
+        Bytes::from(buf).slice(start..)
     }
 }
 
@@ -481,44 +616,31 @@ fn write_chunked(
     queries: &[PreparedQuery],
     sink: &mut dyn FrameSink,
 ) -> Result<(), ReadError> {
+    let max = sink.max_bytes();
+    let mut frame = FrameBuilder::new();
+    let mut labels = Vec::new();
     for (i, q) in queries.iter().enumerate() {
-        let mut frame = ChunkedReadResponse {
-            chunked_series: vec![],
-            query_index: i as i64,
-        };
-        let mut size = 0usize;
         for s in select(queryable, i, q)? {
-            let labels = proto_labels(s.labels(), &q.external);
-            let labels_size: usize = labels.iter().map(|l| l.encoded_len() + 2).sum::<usize>() + 8;
-            let mut labels = Some(labels);
-            let mut current: Option<ChunkedSeries> = None;
+            labels.clear();
+            put_labels(&mut labels, s.labels(), &q.external);
             let chunks = stored_chunks(s.as_ref(), q.start, q.end)
                 .unwrap_or_else(|| series_chunks(s.as_ref(), q.start, q.end));
-            for chunk in chunks {
-                let chunk_size = chunk.encoded_len() + 4;
-                let cs = current.get_or_insert_with(|| {
-                    size += labels_size;
-                    ChunkedSeries {
-                        labels: labels.take().unwrap_or_default(),
-                        chunks: vec![],
-                    }
-                });
-                cs.chunks.push(chunk);
-                size += chunk_size;
-                if size >= sink.max_bytes() {
-                    frame.chunked_series.extend(current.take());
-                    if !sink.send(&frame) {
+            let (mut from, mut part) = (0, 0);
+            for (k, c) in chunks.iter().enumerate() {
+                part += c.field_len();
+                if frame.len() + labels.len() + part + 8 >= max {
+                    frame.push_series(&labels, &chunks[from..=k]);
+                    if !sink.send(frame.finish(i as i64)) {
                         return Ok(());
                     }
-                    // The series may continue in the next frame, under the same labels.
-                    labels = frame.chunked_series.pop().map(|c| c.labels);
-                    frame.chunked_series.clear();
-                    size = 0;
+                    (from, part) = (k + 1, 0);
                 }
             }
-            frame.chunked_series.extend(current);
+            if from < chunks.len() {
+                frame.push_series(&labels, &chunks[from..]);
+            }
         }
-        if !frame.chunked_series.is_empty() && !sink.send(&frame) {
+        if frame.len() > 0 && !sink.send(frame.finish(i as i64)) {
             return Ok(());
         }
     }
@@ -528,9 +650,9 @@ fn write_chunked(
 /// The stored chunks of `s` that overlap `[start, end]`, passed on unchanged (compat: like
 /// Prometheus, whole chunks are sent, so they may hold samples outside the range; clients trim).
 /// `None` when the storage cannot hand out its chunks, or they are not in strict time order.
-fn stored_chunks(s: &dyn Series, start: i64, end: i64) -> Option<Vec<Chunk>> {
+fn stored_chunks(s: &dyn Series, start: i64, end: i64) -> Option<Vec<OutChunk<'_>>> {
     let raw = s.raw_chunks()?;
-    let mut out: Vec<Chunk> = Vec::with_capacity(raw.len());
+    let mut out = Vec::with_capacity(raw.len());
     let mut prev_maxt = i64::MIN;
     for c in raw {
         let Some(mint) = crate::xor::first_timestamp(c.data) else {
@@ -543,27 +665,25 @@ fn stored_chunks(s: &dyn Series, start: i64, end: i64) -> Option<Vec<Chunk>> {
         if c.maxt < start || mint > end {
             continue;
         }
-        out.push(Chunk {
-            min_time_ms: mint,
-            max_time_ms: c.maxt,
-            r#type: ChunkEncoding::Xor as i32,
-            data: c.data.to_vec(),
+        out.push(OutChunk {
+            mint,
+            maxt: c.maxt,
+            data: std::borrow::Cow::Borrowed(c.data),
         });
     }
     Some(out)
 }
 
 /// The samples of `s` in `[start, end]` as XOR chunks of at most 120 samples.
-fn series_chunks(s: &dyn Series, start: i64, end: i64) -> Vec<Chunk> {
+fn series_chunks(s: &dyn Series, start: i64, end: i64) -> Vec<OutChunk<'static>> {
     let mut out = Vec::new();
     let mut enc = XorEncoder::new();
     let (mut min_t, mut max_t) = (0, 0);
-    let finish = |enc: XorEncoder, min_t, max_t, out: &mut Vec<Chunk>| {
-        out.push(Chunk {
-            min_time_ms: min_t,
-            max_time_ms: max_t,
-            r#type: ChunkEncoding::Xor as i32,
-            data: enc.finish(),
+    let finish = |enc: XorEncoder, min_t, max_t, out: &mut Vec<OutChunk<'static>>| {
+        out.push(OutChunk {
+            mint: min_t,
+            maxt: max_t,
+            data: std::borrow::Cow::Owned(enc.finish()),
         })
     };
     for_each_sample(s, start, end, |t, v| {
@@ -785,6 +905,66 @@ mod tests {
         assert!(run(m).await.is_empty());
     }
 
+    /// The hand-written frames decode with prost: labels merged with the external ones in
+    /// name order (the series' own value wins), chunk fields, query index, lengths.
+    #[test]
+    fn hand_encoded_frames_decode_with_prost() {
+        for v in [0u64, 1, 127, 128, 16_383, 16_384, u64::MAX] {
+            let mut b = Vec::new();
+            put_uvarint(&mut b, v);
+            assert_eq!(b.len(), uvarint_len(v), "{v}");
+        }
+        let l = Labels::from_pairs([("__name__", "x"), ("job", "j"), ("zone", "")]);
+        let ext = Labels::from_pairs([("a", "1"), ("job", "ext"), ("replica", "r")]);
+        let mut labels = Vec::new();
+        put_labels(&mut labels, &l, &ext);
+        let data = vec![7u8; 300];
+        let chunks = [
+            OutChunk {
+                mint: -1000,
+                maxt: 5,
+                data: std::borrow::Cow::Borrowed(&data[..]),
+            },
+            OutChunk {
+                mint: 6,
+                maxt: 9,
+                data: std::borrow::Cow::Owned(vec![1, 2]),
+            },
+        ];
+        let mut fb = FrameBuilder::new();
+        fb.push_series(&labels, &chunks);
+        fb.push_series(&labels, &chunks[1..]);
+        let f = fb.finish(3);
+        let (m, n) = decode_frame(&f, 1 << 20).unwrap().unwrap();
+        assert_eq!(n, f.len());
+        assert_eq!(m.query_index, 3);
+        assert_eq!(m.chunked_series.len(), 2);
+        let names: Vec<(&str, &str)> = m.chunked_series[0]
+            .labels
+            .iter()
+            .map(|l| (l.name.as_str(), l.value.as_str()))
+            .collect();
+        assert_eq!(
+            names,
+            [
+                ("__name__", "x"),
+                ("a", "1"),
+                ("job", "j"),
+                ("replica", "r"),
+                ("zone", "")
+            ]
+        );
+        let c = &m.chunked_series[0].chunks;
+        assert_eq!((c[0].min_time_ms, c[0].max_time_ms), (-1000, 5));
+        assert_eq!(c[0].data, data);
+        assert_eq!(c[0].r#type, ChunkEncoding::Xor as i32);
+        assert_eq!(c[1].data, vec![1, 2]);
+        assert_eq!(m.chunked_series[1].chunks.len(), 1);
+        // The builder starts over: an empty frame with index 0 is just a header.
+        let (m, _) = decode_frame(&fb.finish(0), 1 << 20).unwrap().unwrap();
+        assert!(m.chunked_series.is_empty());
+    }
+
     fn frames(mut b: &[u8]) -> Vec<ChunkedReadResponse> {
         let mut out = vec![];
         while !b.is_empty() {
@@ -921,7 +1101,7 @@ mod tests {
             .await
             .unwrap();
         let fr = frames(&body);
-        let chunks: Vec<&Chunk> = fr
+        let chunks: Vec<&crate::proto::Chunk> = fr
             .iter()
             .flat_map(|f| &f.chunked_series)
             .flat_map(|cs| &cs.chunks)
