@@ -109,6 +109,81 @@ impl Params {
     }
 }
 
+/// The form body of a POST as Go's `FormValue` reads it, as `application/x-www-form-urlencoded`
+/// bytes for [`Params::parse`]: the body itself for that type, the non-file fields of a
+/// `multipart/form-data` body re-encoded, and nothing for any other or a missing Content-Type.
+pub fn form_body(content_type: Option<&str>, body: &[u8]) -> Vec<u8> {
+    let Some(ct) = content_type else {
+        return Vec::new();
+    };
+    let mut params = ct.split(';');
+    let media = params.next().unwrap_or("").trim().to_ascii_lowercase();
+    match media.as_str() {
+        "application/x-www-form-urlencoded" => body.to_vec(),
+        "multipart/form-data" => {
+            let boundary = params.find_map(|p| {
+                let (k, v) = p.split_once('=')?;
+                (k.trim().eq_ignore_ascii_case("boundary")).then(|| v.trim().trim_matches('"'))
+            });
+            let Some(b) = boundary.filter(|b| !b.is_empty()) else {
+                return Vec::new();
+            };
+            let mut out = form_urlencoded::Serializer::new(String::new());
+            for (name, value) in multipart_fields(body, b) {
+                out.append_pair(&name, &String::from_utf8_lossy(value));
+            }
+            out.finish().into_bytes()
+        }
+        _ => Vec::new(),
+    }
+}
+
+/// `(name, value)` of the fields (not files) of a multipart body with `boundary`.
+fn multipart_fields<'a>(body: &'a [u8], boundary: &str) -> Vec<(String, &'a [u8])> {
+    let delim = format!("--{boundary}");
+    let d = delim.as_bytes();
+    let mut out = Vec::new();
+    let mut starts = Vec::new();
+    let mut i = 0;
+    while i + d.len() <= body.len() {
+        if &body[i..i + d.len()] == d && (i == 0 || body[..i].ends_with(b"\n")) {
+            starts.push(i);
+            i += d.len();
+        } else {
+            i += 1;
+        }
+    }
+    for w in starts.windows(2) {
+        let part = &body[w[0] + d.len()..w[1]];
+        let part = part.strip_prefix(b"\r\n").unwrap_or(part);
+        let Some(split) = part.windows(4).position(|x| x == b"\r\n\r\n") else {
+            continue;
+        };
+        let head = String::from_utf8_lossy(&part[..split]);
+        let mut value = &part[split + 4..];
+        value = value.strip_suffix(b"\r\n").unwrap_or(value);
+        let Some(disp) = head
+            .lines()
+            .find(|l| l.to_ascii_lowercase().starts_with("content-disposition:"))
+        else {
+            continue;
+        };
+        let attr = |key: &str| {
+            disp.split(';').find_map(|p| {
+                let (k, v) = p.split_once('=')?;
+                (k.trim() == key).then(|| v.trim().trim_matches('"').to_string())
+            })
+        };
+        if attr("filename").is_some() {
+            continue;
+        }
+        if let Some(name) = attr("name") {
+            out.push((name, value));
+        }
+    }
+    out
+}
+
 /// A timestamp parameter that is neither Unix seconds nor RFC 3339.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct InvalidTime;
@@ -178,6 +253,26 @@ mod tests {
         let p = Params::parse(Some("query=2&time=1"), b"query=1");
         assert_eq!(p.get("query"), Some("1"));
         assert_eq!(p.get("time"), Some("1"));
+    }
+
+    #[test]
+    fn form_bodies_as_go_reads_them() {
+        let b = b"query=1&time=10";
+        assert_eq!(form_body(None, b), b"");
+        assert_eq!(form_body(Some("text/plain"), b), b"");
+        assert_eq!(
+            form_body(Some("application/x-www-form-urlencoded; charset=utf-8"), b),
+            b
+        );
+        let mp =
+            b"--XyZ\r\nContent-Disposition: form-data; name=\"query\"\r\n\r\nsum(up) by (a&b)\r\n\
+--XyZ\r\nContent-Disposition: form-data; name=\"f\"; filename=\"x\"\r\n\r\nfile\r\n\
+--XyZ\r\nContent-Disposition: form-data; name=\"time\"\r\n\r\n10\r\n--XyZ--\r\n";
+        let enc = form_body(Some("multipart/form-data; boundary=XyZ"), mp);
+        let p = Params::parse(None, &enc);
+        assert_eq!(p.get("query"), Some("sum(up) by (a&b)"));
+        assert_eq!(p.get("time"), Some("10"));
+        assert_eq!(p.get("f"), None);
     }
 
     #[test]

@@ -2,7 +2,6 @@
 //! `POST /api/v1/admin/tsdb/snapshot?skip_head=`, `delete_series?match[]=&start=&end=` and
 //! `clean_tombstones`. Disabled, each answers 500 `unavailable` "admin APIs disabled" like Prometheus 2.42.
 
-use axum::body::Bytes;
 use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -10,6 +9,7 @@ use serde_json::json;
 use web::api::{ApiError, ok};
 
 use crate::app::App;
+use crate::http_compat::FormBody;
 use crate::params::Params;
 
 /// compat: Prometheus 2.42 answers a disabled admin API with errorType `unavailable` but
@@ -34,7 +34,11 @@ fn snapshot_name() -> String {
 }
 
 /// `POST /api/v1/admin/tsdb/snapshot`
-pub async fn snapshot(State(app): State<App>, RawQuery(q): RawQuery, body: Bytes) -> Response {
+pub async fn snapshot(
+    State(app): State<App>,
+    RawQuery(q): RawQuery,
+    FormBody(body): FormBody,
+) -> Response {
     if !app.flags().enable_admin_api {
         return disabled();
     }
@@ -65,7 +69,11 @@ pub async fn snapshot(State(app): State<App>, RawQuery(q): RawQuery, body: Bytes
 }
 
 /// `POST /api/v1/admin/tsdb/delete_series`: 204 on success.
-pub async fn delete_series(State(app): State<App>, RawQuery(q): RawQuery, body: Bytes) -> Response {
+pub async fn delete_series(
+    State(app): State<App>,
+    RawQuery(q): RawQuery,
+    FormBody(body): FormBody,
+) -> Response {
     if !app.flags().enable_admin_api {
         return disabled();
     }

@@ -3,7 +3,6 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{StatusCode, header as header_name};
 use axum::response::{IntoResponse, Response};
@@ -12,6 +11,7 @@ use storage::SelectHints;
 use web::api::{ApiError, ApiResult, ok};
 
 use crate::app::App;
+use crate::http_compat::FormBody;
 use crate::params::Params;
 
 fn internal(e: impl std::fmt::Display) -> ApiError {
@@ -22,7 +22,7 @@ fn internal(e: impl std::fmt::Display) -> ApiError {
 pub async fn series(
     State(app): State<App>,
     RawQuery(q): RawQuery,
-    body: Bytes,
+    FormBody(body): FormBody,
 ) -> ApiResult<Vec<model::Labels>> {
     let p = Params::parse(q.as_deref(), &body);
     if p.all("match[]").is_empty() {
@@ -60,7 +60,7 @@ pub async fn series(
 pub async fn label_names(
     State(app): State<App>,
     RawQuery(q): RawQuery,
-    body: Bytes,
+    FormBody(body): FormBody,
 ) -> ApiResult<Vec<String>> {
     let p = Params::parse(q.as_deref(), &body);
     let (start, end) = p.time_range()?;
@@ -364,7 +364,7 @@ pub async fn targets_metadata(
 
 /// `GET|POST /api/v1/query_exemplars`: vigil stores no exemplars, so a valid request answers
 /// an empty list; the query and times are checked as Prometheus 2.42 checks them.
-pub async fn query_exemplars(RawQuery(q): RawQuery, body: Bytes) -> Response {
+pub async fn query_exemplars(RawQuery(q): RawQuery, FormBody(body): FormBody) -> Response {
     let p = Params::parse(q.as_deref(), &body);
     let res = (|| {
         let (start, end) = p.time_range()?;
@@ -436,7 +436,7 @@ pub async fn drop_series() -> ApiError {
 }
 
 /// `GET|POST /api/v1/format_query`: the query printed back in Prometheus's canonical form.
-pub async fn format_query(RawQuery(q): RawQuery, body: Bytes) -> ApiResult<String> {
+pub async fn format_query(RawQuery(q): RawQuery, FormBody(body): FormBody) -> ApiResult<String> {
     let p = Params::parse(q.as_deref(), &body);
     let expr = promql::parse(p.get("query").unwrap_or(""))
         .map_err(|e| ApiError::bad_data(format!("invalid parameter \"query\": {e}")))?;

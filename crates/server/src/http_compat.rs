@@ -174,6 +174,30 @@ pub async fn layer(State(c): State<Arc<Compat>>, req: Request, next: Next) -> Re
     r
 }
 
+/// The form body of a request as Go's `FormValue` sees it (see [`promapi::params::form_body`]):
+/// read only for POST, PUT and PATCH, and only when it is a form.
+pub struct FormBody(pub Vec<u8>);
+
+impl<S: Send + Sync> axum::extract::FromRequest<S> for FormBody {
+    type Rejection = Response;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let method = req.method().clone();
+        let ct = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        let body = axum::body::Bytes::from_request(req, state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        if !matches!(method, Method::POST | Method::PUT | Method::PATCH) {
+            return Ok(FormBody(Vec::new()));
+        }
+        Ok(FormBody(promapi::params::form_body(ct.as_deref(), &body)))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,15 +1,19 @@
 //! `/api/v1/query` and `/api/v1/query_range` over the local storage; parsing, evaluation and
 //! the JSON shape live in `promapi`.
 
-use axum::body::Bytes;
 use axum::extract::{RawQuery, State};
 use axum::response::Response;
 use promapi::{Params, parse_instant, parse_range, respond, run_query};
 
 use crate::app::App;
+use crate::http_compat::FormBody;
 
 /// `GET|POST /api/v1/query`
-pub async fn query(State(app): State<App>, RawQuery(q): RawQuery, body: Bytes) -> Response {
+pub async fn query(
+    State(app): State<App>,
+    RawQuery(q): RawQuery,
+    FormBody(body): FormBody,
+) -> Response {
     let p = Params::parse(q.as_deref(), &body);
     let res = async {
         let req = parse_instant(&p)?;
@@ -24,7 +28,11 @@ pub async fn query(State(app): State<App>, RawQuery(q): RawQuery, body: Bytes) -
 }
 
 /// `GET|POST /api/v1/query_range`
-pub async fn query_range(State(app): State<App>, RawQuery(q): RawQuery, body: Bytes) -> Response {
+pub async fn query_range(
+    State(app): State<App>,
+    RawQuery(q): RawQuery,
+    FormBody(body): FormBody,
+) -> Response {
     let p = Params::parse(q.as_deref(), &body);
     let res = async {
         let req = parse_range(&p)?;
