@@ -6,7 +6,12 @@ all scraping the same synthetic targets, in one run, on this machine.
 For each system and query it reports the median and 90th percentile latency of `--runs`
 repetitions, and for `vigil query` its peak resident memory (VmHWM).
 
+With `--compare BIN` a second `vigil query` built from another binary (e.g. an older
+commit's) runs over the same two replicas and is measured in the same run, so a change is
+compared side by side under the same load.
+
 Usage: bench/query.py [--targets 10] [--series 1000] [--interval 1s] [--warmup 120] [--runs 15]
+                      [--compare path/to/other/vigil]
 Needs: target/release/vigil (cargo build --release); Prometheus 2.42 (Debian package
 `prometheus`) is skipped when missing.
 """
@@ -123,6 +128,7 @@ def main():
     ap.add_argument("--interval", default="1s")
     ap.add_argument("--warmup", type=int, default=120)
     ap.add_argument("--runs", type=int, default=15)
+    ap.add_argument("--compare", help="another vigil binary whose `vigil query` is measured too")
     a = ap.parse_args()
     vigil = os.path.join(ROOT, "target", "release", "vigil")
     if not os.path.exists(vigil):
@@ -158,6 +164,14 @@ def main():
                             f"--endpoint={systems['vigil a']}", f"--endpoint={systems['vigil b']}",
                             "--query.replica-label=replica"])
         systems["vigil query (2 replicas)"] = f"http://127.0.0.1:{qport}"
+        cq = None
+        if a.compare:
+            cport = next(ports)
+            cq = spawn("query-compare", [a.compare, "query", f"--web.listen-address=127.0.0.1:{cport}",
+                                         f"--endpoint={systems['vigil a']}",
+                                         f"--endpoint={systems['vigil b']}",
+                                         "--query.replica-label=replica"])
+            systems["vigil query (compare)"] = f"http://127.0.0.1:{cport}"
         if shutil.which("prometheus"):
             d = os.path.join(work, "prom")
             os.makedirs(d)
@@ -181,7 +195,7 @@ def main():
         print(f"warming up {a.warmup}s ({a.targets} targets x ~{a.series} series every {a.interval})",
               file=sys.stderr)
         time.sleep(a.warmup)
-        order = ["vigil query (2 replicas)", "vigil a", "prometheus 2.42"]
+        order = ["vigil query (2 replicas)", "vigil query (compare)", "vigil a", "prometheus 2.42"]
         order = [s for s in order if s in systems]
         results = {}
         for name, kind, qtext, _ in QUERIES:
@@ -205,6 +219,12 @@ def main():
             print(f"vigil query / prometheus 2.42 (sum of medians): "
                   f"{tot[order[0]] / tot['prometheus 2.42']:.2f}x")
         print(f"vigil query peak RSS: {peak_rss(q.pid) / 2**20:.1f} MiB")
+        if cq is not None:
+            c = "vigil query (compare)"
+            print(f"compare: {tot[c] / tot['vigil a']:.2f}x one replica"
+                  + (f", {tot[c] / tot['prometheus 2.42']:.2f}x prometheus 2.42"
+                     if "prometheus 2.42" in tot else "")
+                  + f", peak RSS {peak_rss(cq.pid) / 2**20:.1f} MiB")
     finally:
         for p in reversed(procs):
             p.terminate()
