@@ -28,8 +28,8 @@ mod prefetch;
 mod read;
 mod replay;
 mod stats;
-mod trim;
 pub mod tools;
+mod trim;
 pub mod ulid;
 pub mod wal;
 
@@ -39,3 +39,4 @@ pub use head::GcStats;
 pub use metrics::TsdbMetrics;
 pub use replay::ReplayStats;
 pub use stats::{HeadStats, Stat, TsdbStats};
+pub use trim::limit_malloc_arenas;

@@ -85,6 +85,7 @@ fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Server(flags) => {
+            tsdb::limit_malloc_arenas();
             logging::init(&flags.log_level, &flags.log_format);
             run_async(server_main(*flags))
         }
