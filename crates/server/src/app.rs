@@ -420,20 +420,28 @@ impl App {
         // compat: like Prometheus, everything lives under the route prefix (the path of
         // --web.external-url unless --web.route-prefix says otherwise); `/` redirects there.
         let prefix = self.inner.flags.route_prefix();
+        let redirect = |status: axum::http::StatusCode, to: String| {
+            get(move || async move { (status, [(axum::http::header::LOCATION, to.clone())]) })
+        };
+        // compat: Debian's Prometheus 2.42 sends its home page to the classic UI (which vigil
+        // does not have; the redirect is kept so clients see the same answers).
+        let home = format!("{}/classic/graph", prefix.trim_end_matches('/'));
         if prefix == "/" {
-            return routes;
+            return routes.route("/", redirect(axum::http::StatusCode::FOUND, home));
         }
-        let target = prefix.clone();
         Router::new()
             .nest(&prefix, routes)
+            .route("/", redirect(axum::http::StatusCode::FOUND, prefix.clone()))
             .route(
-                "/",
-                get(move || async move {
-                    (
-                        axum::http::StatusCode::FOUND,
-                        [(axum::http::header::LOCATION, target.clone())],
-                    )
-                }),
+                &prefix,
+                redirect(
+                    axum::http::StatusCode::MOVED_PERMANENTLY,
+                    format!("{prefix}/"),
+                ),
+            )
+            .route(
+                &format!("{prefix}/"),
+                redirect(axum::http::StatusCode::FOUND, home),
             )
             .fallback(crate::http_compat::not_found)
     }

@@ -495,6 +495,15 @@ async fn http_layer_like_prometheus() -> anyhow::Result<()> {
         let (s, h, _) = head_of(&format!("{base}/"), "GET", &[]).await?;
         assert_eq!(s, 302, "{who}: / redirects");
         assert!(h["location"].to_str()?.ends_with("/prom"), "{who}: {h:?}");
+        let (s, h, _) = head_of(&format!("{base}/prom"), "GET", &[]).await?;
+        assert_eq!(s, 301, "{who}: the prefix without its slash");
+        assert!(h["location"].to_str()?.ends_with("/prom/"), "{who}: {h:?}");
+        let (s, h, _) = head_of(&format!("{base}/prom/"), "GET", &[]).await?;
+        assert_eq!(s, 302, "{who}: the home page");
+        assert!(
+            h["location"].to_str()?.ends_with("/prom/classic/graph"),
+            "{who}: {h:?}"
+        );
         // CORS for an allowed origin, none for another, nothing without Origin.
         let (s, h, _) = head_of(&q, "GET", &[("Origin", "http://a.example")]).await?;
         assert_eq!(s, 200, "{who}");
