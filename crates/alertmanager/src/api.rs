@@ -369,6 +369,9 @@ fn parse_alert_query(q: &Option<String>) -> Result<AlertQuery, String> {
 
 pub(crate) fn alert_status(app: &App, labels: &Labels, now: Time) -> AlertStatus {
     let core = app.core();
+    core.metrics
+        .silences_queries
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let silenced_by = core.silences.mutes(labels);
     let inhibited_by: Vec<String> = core
         .runtime()

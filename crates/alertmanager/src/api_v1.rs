@@ -314,9 +314,9 @@ pub async fn post_alerts(State(app): State<App>, body: Bytes) -> Response {
             None => (now.add(resolve_timeout), true),
         };
         if ends_at > now {
-            metrics.alerts_received_firing.fetch_add(1, Relaxed);
+            metrics.alerts_received_v1_firing.fetch_add(1, Relaxed);
         } else {
-            metrics.alerts_received_resolved.fetch_add(1, Relaxed);
+            metrics.alerts_received_v1_resolved.fetch_add(1, Relaxed);
         }
         let mut labels = a.labels.unwrap_or_default();
         labels.retain(|_, v| !v.is_empty());
@@ -336,7 +336,7 @@ pub async fn post_alerts(State(app): State<App>, body: Bytes) -> Response {
                 timeout,
             }),
             Err(e) => {
-                metrics.alerts_invalid.fetch_add(1, Relaxed);
+                metrics.alerts_invalid_v1.fetch_add(1, Relaxed);
                 errors.push(e);
             }
         }

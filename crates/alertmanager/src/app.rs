@@ -434,27 +434,66 @@ impl App {
             suppressed as f64,
         );
         o.sample("alertmanager_alerts", &[("state", "unprocessed")], 0.0);
+        // Every alert the store still holds, resolved ones too, as the marker keeps them.
+        let (mut m_active, mut m_suppressed) = (0u64, 0u64);
+        for a in core.alerts() {
+            if core.silences.mutes(&a.labels).is_empty()
+                && rt.inhibitor.mutes(&a.labels, now).is_none()
+            {
+                m_active += 1;
+            } else {
+                m_suppressed += 1;
+            }
+        }
+        o.family(
+            "alertmanager_marked_alerts",
+            "gauge",
+            "How many alerts by state are currently marked in the Alertmanager regardless of their expiry.",
+        );
+        o.sample(
+            "alertmanager_marked_alerts",
+            &[("state", "active")],
+            m_active as f64,
+        );
+        o.sample(
+            "alertmanager_marked_alerts",
+            &[("state", "suppressed")],
+            m_suppressed as f64,
+        );
+        o.sample(
+            "alertmanager_marked_alerts",
+            &[("state", "unprocessed")],
+            0.0,
+        );
         o.family(
             "alertmanager_alerts_received_total",
             "counter",
             "The total number of received alerts.",
         );
-        o.sample(
-            "alertmanager_alerts_received_total",
-            &[("status", "firing")],
-            load(&m.alerts_received_firing),
-        );
-        o.sample(
-            "alertmanager_alerts_received_total",
-            &[("status", "resolved")],
-            load(&m.alerts_received_resolved),
-        );
-        o.single(
+        for (status, version, v) in [
+            ("firing", "v1", &m.alerts_received_v1_firing),
+            ("firing", "v2", &m.alerts_received_firing),
+            ("resolved", "v1", &m.alerts_received_v1_resolved),
+            ("resolved", "v2", &m.alerts_received_resolved),
+        ] {
+            o.sample(
+                "alertmanager_alerts_received_total",
+                &[("status", status), ("version", version)],
+                load(v),
+            );
+        }
+        o.family(
             "alertmanager_alerts_invalid_total",
             "counter",
             "The total number of received alerts that were invalid.",
-            load(&m.alerts_invalid),
         );
+        for (version, v) in [("v1", &m.alerts_invalid_v1), ("v2", &m.alerts_invalid)] {
+            o.sample(
+                "alertmanager_alerts_invalid_total",
+                &[("version", version)],
+                load(v),
+            );
+        }
         o.single(
             "alertmanager_cluster_enabled",
             "gauge",
@@ -531,10 +570,25 @@ impl App {
         );
         o.family(
             "alertmanager_notification_latency_seconds",
-            "summary",
+            "histogram",
             "The latency of notifications in seconds.",
         );
         for (n, c) in crate::metrics::INTEGRATIONS.iter().zip(&m.integrations) {
+            for (b, count) in crate::metrics::LATENCY_BUCKETS
+                .iter()
+                .zip(&c.latency_buckets)
+            {
+                o.sample(
+                    "alertmanager_notification_latency_seconds_bucket",
+                    &[("integration", n), ("le", &b.to_string())],
+                    load(count),
+                );
+            }
+            o.sample(
+                "alertmanager_notification_latency_seconds_bucket",
+                &[("integration", n), ("le", "+Inf")],
+                load(&c.latency_count),
+            );
             o.sample(
                 "alertmanager_notification_latency_seconds_sum",
                 &[("integration", n)],
@@ -546,6 +600,55 @@ impl App {
                 load(&c.latency_count),
             );
         }
+        o.single(
+            "alertmanager_nflog_query_errors_total",
+            "counter",
+            "Number notification log received queries that failed.",
+            load(&m.nflog_query_errors),
+        );
+        o.single(
+            "alertmanager_silences_queries_total",
+            "counter",
+            "How many silence queries were received.",
+            load(&m.silences_queries),
+        );
+        o.single(
+            "alertmanager_silences_query_errors_total",
+            "counter",
+            "How many silence received queries did not succeed.",
+            0.0,
+        );
+        o.family(
+            "alertmanager_dispatcher_alert_processing_duration_seconds",
+            "summary",
+            "Summary of latencies for the processing of alerts.",
+        );
+        o.sample(
+            "alertmanager_dispatcher_alert_processing_duration_seconds_sum",
+            &[],
+            load(&m.dispatch_ns) / 1e9,
+        );
+        o.sample(
+            "alertmanager_dispatcher_alert_processing_duration_seconds_count",
+            &[],
+            load(&m.dispatch_count),
+        );
+        let cfg = &rt.config;
+        o.single(
+            "alertmanager_receivers",
+            "gauge",
+            "Number of configured receivers.",
+            cfg.receivers.len() as f64,
+        );
+        o.single(
+            "alertmanager_integrations",
+            "gauge",
+            "Number of configured integrations.",
+            cfg.receivers
+                .iter()
+                .map(|r| r.webhooks.len() + r.slack.len() + r.email.len() + r.pagerduty.len())
+                .sum::<usize>() as f64,
+        );
         o.single(
             "alertmanager_nflog_queries_total",
             "counter",

@@ -132,7 +132,15 @@ impl Core {
                 }
             }
             rt.inhibitor.observe(&a);
+            let started = std::time::Instant::now();
             rt.dispatcher.process(&a);
+            let m = &self.metrics;
+            m.dispatch_ns.fetch_add(
+                u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX),
+                std::sync::atomic::Ordering::Relaxed,
+            );
+            m.dispatch_count
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             store.insert(fp, a);
         }
     }

@@ -4,11 +4,9 @@
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-/// Integrations Alertmanager pre-initialises its per-integration counters for.
-pub const INTEGRATIONS: [&str; 13] = [
-    "discord",
+/// Integrations Alertmanager 0.25 pre-initialises its per-integration counters for.
+pub const INTEGRATIONS: [&str; 10] = [
     "email",
-    "msteams",
     "opsgenie",
     "pagerduty",
     "pushover",
@@ -16,10 +14,12 @@ pub const INTEGRATIONS: [&str; 13] = [
     "sns",
     "telegram",
     "victorops",
-    "webex",
     "webhook",
     "wechat",
 ];
+
+/// Buckets of `alertmanager_notification_latency_seconds`.
+pub const LATENCY_BUCKETS: [f64; 5] = [1.0, 5.0, 10.0, 15.0, 20.0];
 
 /// Counters of one integration.
 #[derive(Default)]
@@ -31,6 +31,23 @@ pub struct IntegrationCounters {
     /// Sum of notification latencies in microseconds, and their count.
     pub latency_us_sum: AtomicU64,
     pub latency_count: AtomicU64,
+    /// Cumulative counts per [`LATENCY_BUCKETS`] bound.
+    pub latency_buckets: [AtomicU64; LATENCY_BUCKETS.len()],
+}
+
+impl IntegrationCounters {
+    /// Records one notification attempt's latency.
+    pub fn observe_latency(&self, d: std::time::Duration) {
+        let us = u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
+        self.latency_us_sum.fetch_add(us, Ordering::Relaxed);
+        self.latency_count.fetch_add(1, Ordering::Relaxed);
+        let secs = d.as_secs_f64();
+        for (b, c) in LATENCY_BUCKETS.iter().zip(&self.latency_buckets) {
+            if secs <= *b {
+                c.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
 }
 
 /// Every counter the role keeps.
@@ -39,8 +56,18 @@ pub struct Metrics {
     pub alerts_received_firing: AtomicU64,
     pub alerts_received_resolved: AtomicU64,
     pub alerts_invalid: AtomicU64,
+    /// The same two counts for alerts received on API v1.
+    pub alerts_received_v1_firing: AtomicU64,
+    pub alerts_received_v1_resolved: AtomicU64,
+    pub alerts_invalid_v1: AtomicU64,
     pub integrations: [IntegrationCounters; INTEGRATIONS.len()],
     pub nflog_queries: AtomicU64,
+    /// nflog queries that found no entry (Alertmanager counts those as errors).
+    pub nflog_query_errors: AtomicU64,
+    pub silences_queries: AtomicU64,
+    /// Time spent routing received alerts into groups, in nanoseconds, and how many.
+    pub dispatch_ns: AtomicU64,
+    pub dispatch_count: AtomicU64,
     /// Flushes not sent because a peer's nflog entry for them arrived during our wait.
     pub peer_dedup: AtomicU64,
     pub nflog_snapshot_size: AtomicU64,

@@ -423,6 +423,10 @@ impl Pipeline {
             tracing::debug!(group = %ctx.key, "inside mute time interval, not notifying");
             return true;
         }
+        self.shared
+            .metrics
+            .silences_queries
+            .fetch_add(alerts.len() as u64, Ordering::Relaxed);
         let alerts: Vec<Alert> = alerts
             .into_iter()
             .filter(|a| self.shared.silences.mutes(&a.labels).is_empty())
@@ -487,6 +491,12 @@ impl Pipeline {
             .nflog_queries
             .fetch_add(1, Ordering::Relaxed);
         let entry = self.shared.nflog.query(&ctx.key, &integ.key);
+        if entry.is_none() {
+            self.shared
+                .metrics
+                .nflog_query_errors
+                .fetch_add(1, Ordering::Relaxed);
+        }
         let now = ctx.tick.add(wait).min(self.shared.clock.now());
         if !needs_update(
             entry.as_ref(),
@@ -569,10 +579,7 @@ impl Pipeline {
             let res = tokio::time::timeout_at(give_up, attempt_fut)
                 .await
                 .unwrap_or_else(|_| Err((false, "context deadline exceeded".to_string())));
-            counters
-                .latency_us_sum
-                .fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
-            counters.latency_count.fetch_add(1, Ordering::Relaxed);
+            counters.observe_latency(started.elapsed());
             match res {
                 Ok(()) => {
                     tracing::debug!(receiver = %integ.receiver, integration = %integ.key, attempts = attempt, "Notify success");

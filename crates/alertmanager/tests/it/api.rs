@@ -226,7 +226,10 @@ async fn status_codes_like_alertmanager() {
             .contains("receiver: web")
     );
     let (_, m) = get(&format!("{b}/metrics")).await;
-    assert!(m.contains("alertmanager_alerts_invalid_total 3"), "{m}");
+    assert!(
+        m.contains("alertmanager_alerts_invalid_total{version=\"v2\"} 3"),
+        "{m}"
+    );
     tokio::time::sleep(Duration::from_millis(10)).await;
     am.stop().await;
 }

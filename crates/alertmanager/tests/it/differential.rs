@@ -496,3 +496,95 @@ async fn webhook_notifications_match_alertmanager() {
     assert_eq!(strip(&b), strip(&a));
     am.stop().await;
 }
+
+/// `# TYPE` lines of the `alertmanager_*` families: name -> type.
+fn metric_types(text: &str) -> std::collections::BTreeMap<String, String> {
+    text.lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|r| r.split_once(' '))
+        .filter(|(n, _)| n.starts_with("alertmanager_"))
+        .map(|(n, t)| (n.to_string(), t.to_string()))
+        .collect()
+}
+
+/// Series (name and labels) of the given families with their values.
+fn series_of(text: &str, families: &[&str]) -> std::collections::BTreeMap<String, String> {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| l.rsplit_once(' '))
+        .filter(|(s, _)| {
+            let name = s.split('{').next().unwrap_or("");
+            families.contains(&name)
+        })
+        .map(|(s, v)| (s.to_string(), v.to_string()))
+        .collect()
+}
+
+/// After the same alerts and notifications, vigil exports every `alertmanager_*` family Debian's
+/// Alertmanager 0.25 exports (bar the HTTP-handler and GC/snapshot/query timing families), with
+/// the same type, and the same series for the families whose values must agree.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_match_alertmanager() {
+    let Some(bin) = peer("prometheus-alertmanager") else {
+        return;
+    };
+    let sink = Sink::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write(dir.path(), "am.yml", &config(&sink, "m"));
+    let (_peer, theirs) = start_peer(&bin, &cfg, &dir.path().join("am-data")).await;
+    let am = Am::start(&cfg, &dir.path().join("vigil-data")).await;
+    let alerts = json!([
+        {"labels": {"alertname": "M1", "severity": "page", "cluster": "eu"}, "startsAt": "2024-06-19T10:00:00Z"},
+        {"labels": {"alertname": "M2", "team": "dbx"}, "startsAt": "2024-06-19T10:00:00Z"},
+        {"labels": {"alertname": "M3"}, "startsAt": "2024-06-19T10:00:00Z"},
+    ]);
+    assert_eq!(
+        post_json(&format!("{theirs}/api/v2/alerts"), alerts.clone())
+            .await
+            .0,
+        200
+    );
+    assert_eq!(am.post_alerts(alerts).await.0, 200);
+    poll_until(Duration::from_secs(8), || {
+        let h = sink.received();
+        let n = |p: &str| h.iter().filter(|h| h.path.starts_with(p)).count();
+        (n("/m/") >= 6).then_some(())
+    })
+    .await
+    .expect("notifications from both");
+    let (_, t) = get(&format!("{theirs}/metrics")).await;
+    let (_, o) = get(&format!("{}/metrics", am.base)).await;
+    let (tt, ot) = (metric_types(&t), metric_types(&o));
+    let skip = [
+        "alertmanager_http_",
+        "alertmanager_nflog_gc_duration",
+        "alertmanager_nflog_snapshot_duration",
+        "alertmanager_nflog_query_duration",
+        "alertmanager_silences_gc_duration",
+        "alertmanager_silences_snapshot_duration",
+        "alertmanager_silences_query_duration",
+    ];
+    for (name, ty) in &tt {
+        if skip.iter().any(|s| name.starts_with(s)) {
+            continue;
+        }
+        assert_eq!(ot.get(name), Some(ty), "family {name} ({ty})");
+    }
+    let families = [
+        "alertmanager_notifications_total",
+        "alertmanager_notifications_failed_total",
+        "alertmanager_notification_requests_total",
+        "alertmanager_notification_latency_seconds_bucket",
+        "alertmanager_notification_latency_seconds_count",
+        "alertmanager_alerts",
+        "alertmanager_marked_alerts",
+        "alertmanager_receivers",
+        "alertmanager_integrations",
+        "alertmanager_silences",
+        "alertmanager_alerts_received_total",
+        "alertmanager_alerts_invalid_total",
+        "alertmanager_dispatcher_aggregation_groups",
+    ];
+    assert_eq!(series_of(&o, &families), series_of(&t, &families));
+    am.stop().await;
+}
