@@ -91,7 +91,11 @@ fn compressible(r: &Response) -> bool {
     r.headers()
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|ct| ct.starts_with("application/json") || ct.contains("version=0.0.4"))
+        .is_some_and(|ct| {
+            ct.starts_with("application/json")
+                || ct.contains("version=0.0.4")
+                || ct.starts_with("application/vnd.google.protobuf")
+        })
 }
 
 async fn gzip(r: Response) -> Response {

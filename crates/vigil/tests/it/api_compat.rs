@@ -548,6 +548,23 @@ async fn http_layer_like_prometheus() -> anyhow::Result<()> {
             assert_eq!(h["content-encoding"], "gzip", "{who} {path}");
             assert_eq!(&body[..2], &[0x1f, 0x8b], "{who} {path}: gzip magic");
         }
+        let (s, h, _) = head_of(
+            &format!("{base}/prom/federate?match[]=up"),
+            "GET",
+            &[
+                ("Accept-Encoding", "gzip"),
+                (
+                    "Accept",
+                    "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited",
+                ),
+            ],
+        )
+        .await?;
+        assert_eq!(
+            (s, &h["content-encoding"]),
+            (200, &"gzip".parse::<reqwest::header::HeaderValue>()?),
+            "{who}: protobuf federation"
+        );
         let (_, h, _) = head_of(
             &format!("{base}/prom/-/healthy"),
             "GET",
