@@ -912,6 +912,19 @@ pub async fn get_status(State(app): State<App>) -> Response {
     )
 }
 
+/// go-swagger's 405 for a known path: `method PUT is not allowed, but [GET,POST] are`.
+pub fn method_not_allowed(
+    allowed: &'static str,
+) -> impl Fn(axum::http::Method) -> std::future::Ready<Response> + Clone + Send + Sync + 'static {
+    move |m: axum::http::Method| {
+        std::future::ready(swagger_error(
+            StatusCode::METHOD_NOT_ALLOWED,
+            405,
+            format!("method {m} is not allowed, but [{allowed}] are"),
+        ))
+    }
+}
+
 /// Unknown paths under `/api/v2`.
 pub async fn not_found(axum::extract::OriginalUri(uri): axum::extract::OriginalUri) -> Response {
     swagger_error(

@@ -320,15 +320,36 @@ impl App {
     /// The HTTP routes, under the route prefix.
     pub fn router(&self) -> Router {
         let v2 = Router::new()
-            .route("/alerts", get(api::get_alerts).post(api::post_alerts))
-            .route("/alerts/groups", get(api::get_alert_groups))
-            .route("/silences", get(api::get_silences).post(api::post_silences))
+            .route(
+                "/alerts",
+                get(api::get_alerts)
+                    .post(api::post_alerts)
+                    .fallback(api::method_not_allowed("GET,POST")),
+            )
+            .route(
+                "/alerts/groups",
+                get(api::get_alert_groups).fallback(api::method_not_allowed("GET")),
+            )
+            .route(
+                "/silences",
+                get(api::get_silences)
+                    .post(api::post_silences)
+                    .fallback(api::method_not_allowed("GET,POST")),
+            )
             .route(
                 "/silence/{id}",
-                get(api::get_silence).delete(api::delete_silence),
+                get(api::get_silence)
+                    .delete(api::delete_silence)
+                    .fallback(api::method_not_allowed("GET,DELETE")),
             )
-            .route("/receivers", get(api::get_receivers))
-            .route("/status", get(api::get_status))
+            .route(
+                "/receivers",
+                get(api::get_receivers).fallback(api::method_not_allowed("GET")),
+            )
+            .route(
+                "/status",
+                get(api::get_status).fallback(api::method_not_allowed("GET")),
+            )
             .fallback(api::not_found);
         let v1 = Router::new()
             .route(
