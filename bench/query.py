@@ -4,7 +4,10 @@ replicas, against one vigil replica directly, and against Debian's Prometheus 2.
 all scraping the same synthetic targets, in one run, on this machine.
 
 For each system and query it reports the median and 90th percentile latency of `--runs`
-repetitions, and for `vigil query` its peak resident memory (VmHWM).
+repetitions, and for `vigil query` its peak resident memory (VmHWM). Latency depends on the
+machine's load, so it also reports the CPU time each system spends per run of the query set,
+counting every process the answer needs (for `vigil query`: itself and both replicas), less
+what those processes spend when idle (scraping), measured before the queries.
 
 With `--compare BIN` a second `vigil query` built from another binary (e.g. an older
 commit's) runs over the same two replicas and is measured in the same run, so a change is
@@ -84,6 +87,13 @@ def peak_rss(pid):
     return 0
 
 
+def cpu_seconds(pid):
+    """User + system CPU time of a process so far."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def config(targets, interval, replica):
     lines = [
         "global:",
@@ -149,21 +159,24 @@ def main():
                        f"--listen=127.0.0.1:{base}"])
         targets = [f"127.0.0.1:{base + i}" for i in range(a.targets)]
         systems = {}
+        pids = {}
         for r in ["a", "b"]:
             d = os.path.join(work, r)
             os.makedirs(d)
             with open(os.path.join(d, "prometheus.yml"), "w") as f:
                 f.write(config(targets, a.interval, r))
             port = next(ports)
-            spawn(f"vigil-{r}", [vigil, "server", f"--config.file={d}/prometheus.yml",
+            pids[f"vigil {r}"] = spawn(f"vigil-{r}", [vigil, "server", f"--config.file={d}/prometheus.yml",
                                  f"--storage.tsdb.path={d}/data",
-                                 f"--web.listen-address=127.0.0.1:{port}"])
+                                 f"--web.listen-address=127.0.0.1:{port}"]).pid
             systems[f"vigil {r}"] = f"http://127.0.0.1:{port}"
         qport = next(ports)
         q = spawn("query", [vigil, "query", f"--web.listen-address=127.0.0.1:{qport}",
                             f"--endpoint={systems['vigil a']}", f"--endpoint={systems['vigil b']}",
                             "--query.replica-label=replica"])
         systems["vigil query (2 replicas)"] = f"http://127.0.0.1:{qport}"
+        involved = {"vigil query (2 replicas)": [q.pid, pids["vigil a"], pids["vigil b"]],
+                    "vigil a": [pids["vigil a"]]}
         cq = None
         if a.compare:
             cport = next(ports)
@@ -172,15 +185,16 @@ def main():
                                          f"--endpoint={systems['vigil b']}",
                                          "--query.replica-label=replica"])
             systems["vigil query (compare)"] = f"http://127.0.0.1:{cport}"
+            involved["vigil query (compare)"] = [cq.pid, pids["vigil a"], pids["vigil b"]]
         if shutil.which("prometheus"):
             d = os.path.join(work, "prom")
             os.makedirs(d)
             with open(os.path.join(d, "prometheus.yml"), "w") as f:
                 f.write(config(targets, a.interval, "p"))
             port = next(ports)
-            spawn("prometheus", ["prometheus", f"--config.file={d}/prometheus.yml",
+            involved["prometheus 2.42"] = [spawn("prometheus", ["prometheus", f"--config.file={d}/prometheus.yml",
                                  f"--storage.tsdb.path={d}/data",
-                                 f"--web.listen-address=127.0.0.1:{port}"])
+                                 f"--web.listen-address=127.0.0.1:{port}"]).pid]
             systems["prometheus 2.42"] = f"http://127.0.0.1:{port}"
         else:
             print("prometheus not installed: skipped", file=sys.stderr)
@@ -195,6 +209,12 @@ def main():
         print(f"warming up {a.warmup}s ({a.targets} targets x ~{a.series} series every {a.interval})",
               file=sys.stderr)
         time.sleep(a.warmup)
+        # Idle CPU rate of every process (scraping, compaction), subtracted below.
+        all_pids = sorted({p for ps in involved.values() for p in ps})
+        c0, t0 = {p: cpu_seconds(p) for p in all_pids}, time.perf_counter()
+        time.sleep(10)
+        idle = {p: (cpu_seconds(p) - c0[p]) / (time.perf_counter() - t0) for p in all_pids}
+        cpu = {}
         order = ["vigil query (2 replicas)", "vigil query (compare)", "vigil a", "prometheus 2.42"]
         order = [s for s in order if s in systems]
         results = {}
@@ -203,7 +223,11 @@ def main():
             for s in order:
                 timed_get(query_url(systems[s], kind, qtext, window))  # warm caches
             for s in order:
+                c0, t0 = {p: cpu_seconds(p) for p in involved[s]}, time.perf_counter()
                 times = [timed_get(query_url(systems[s], kind, qtext, window)) for _ in range(a.runs)]
+                el = time.perf_counter() - t0
+                cpu[(name, s)] = sum(max(0.0, cpu_seconds(p) - c0[p] - idle[p] * el)
+                                     for p in involved[s]) / a.runs
                 times.sort()
                 results[(name, s)] = (statistics.median(times), times[int(len(times) * 0.9) - 1])
         print(f"\n{'query':<20} " + " ".join(f"{s:>28}" for s in order) + "   query/direct")
@@ -218,6 +242,9 @@ def main():
         if "prometheus 2.42" in tot:
             print(f"vigil query / prometheus 2.42 (sum of medians): "
                   f"{tot[order[0]] / tot['prometheus 2.42']:.2f}x")
+        ctot = {s: sum(cpu[(n, s)] for n, _, _, _ in QUERIES) for s in order}
+        print(f"{'CPU per query set':<20} " + " ".join(f"{ctot[s] * 1000:25.0f} ms" for s in order)
+              + f"   {ctot[order[0]] / max(ctot['vigil a'], 1e-9):5.2f}x")
         print(f"vigil query peak RSS: {peak_rss(q.pid) / 2**20:.1f} MiB")
         if cq is not None:
             c = "vigil query (compare)"
