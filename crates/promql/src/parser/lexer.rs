@@ -419,9 +419,30 @@ impl<'a> Lexer<'a> {
     /// Right after `[`: Prometheus 2 requires a duration here; we also allow the start of a
     /// duration expression (a number, `(`, `-`, `+`, a function such as `step()`).
     fn duration_start(&mut self) -> LResult {
+        // compat: Prometheus 2.42 skips spaces after `[` and then needs a duration, so input
+        // ending there is a duration error, not an unclosed bracket.
+        let after = self.src[self.pos..].trim_start_matches(is_space);
+        if after.is_empty() {
+            self.pos = self.src.len();
+            self.start = self.pos;
+            return self.err("missing unit character in duration");
+        }
         self.start = self.pos;
         match self.peek() {
-            Some(c) if c.is_ascii_digit() || c == '.' => self.number_or_duration(),
+            Some(c) if c.is_ascii_digit() || c == '.' => {
+                let start = self.pos;
+                self.number_or_duration()?;
+                // compat: a bare number ending the input (`foo[5`) is 2.42's missing unit.
+                if self.pos == self.src.len()
+                    && self.out.last().is_some_and(|t| t.tok == Tok::Number)
+                {
+                    return Err(LexError {
+                        pos: start,
+                        msg: "missing unit character in duration".into(),
+                    });
+                }
+                Ok(())
+            }
             // compat: Prometheus reports `foo[]` and `foo[x]` from its duration lexer.
             Some(']' | ':') => self.err("missing unit character in duration"),
             _ => Ok(()),
