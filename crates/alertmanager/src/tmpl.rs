@@ -185,8 +185,43 @@ fn time(s: &str) -> Value {
     }
 }
 
+/// Alertmanager's `template.Alert`: a Go struct, so `.Field` reads a field and printing it
+/// gives `{firing map[…] map[…] 2024-… +0000 UTC … url fingerprint}` (fields in declaration
+/// order), as Alertmanager 0.25 prints `{{ .Alerts.Firing }}`.
+struct AlertStruct(Vec<(&'static str, Value)>);
+
+impl template::Object for AlertStruct {
+    fn type_name(&self) -> &str {
+        "template.Alert"
+    }
+
+    fn field(&self, name: &str) -> Option<Value> {
+        self.0
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| v.clone())
+    }
+
+    fn display(&self) -> Option<String> {
+        let parts: Vec<String> = self
+            .0
+            .iter()
+            .map(|(_, v)| template::gofmt::format_v(v))
+            .collect();
+        Some(format!("{{{}}}", parts.join(" ")))
+    }
+
+    fn json(&self) -> Option<Value> {
+        Some(Value::map(self.0.iter().cloned()))
+    }
+
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+}
+
 fn alert_value(a: &TemplateAlert) -> Value {
-    Value::map([
+    Value::object(AlertStruct(vec![
         ("Status", Value::from(a.status)),
         ("Labels", kv(&a.labels)),
         ("Annotations", kv(&a.annotations)),
@@ -194,7 +229,7 @@ fn alert_value(a: &TemplateAlert) -> Value {
         ("EndsAt", time(&a.ends_at)),
         ("GeneratorURL", Value::from(a.generator_url.as_str())),
         ("Fingerprint", Value::from(a.fingerprint.as_str())),
-    ])
+    ]))
 }
 
 /// Alertmanager's `template.Data` as a template value.
@@ -363,7 +398,14 @@ mod tests {
         let text = "{{ .Alerts.Resolved | len }} {{ .CommonLabels.Names }} {{ (index .Alerts 0).StartsAt.Unix }} {{ (index .Alerts 1).EndsAt.IsZero }} {{ .GroupLabels.SortedPairs }} {{ reReplaceAll \"a(p)i\" \"$1\" \"api\" }} {{ title \"x y\" }} {{ stringSlice \"a\" \"b\" | join \",\" }} {{ match \"^D\" .CommonLabels.alertname }}";
         assert_eq!(
             t.text(text, &v).unwrap(),
-            "1 [alertname job] 1709287200 true alertname=Down, job=api p X Y a,b true"
+            "1 [alertname job] 1709287200 true [{alertname Down} {job api}] p X Y a,b true"
+        );
+        // Printed as Alertmanager 0.25 prints them (checked against Debian's build): KV as a
+        // Go map, an alert as a Go struct.
+        assert_eq!(
+            t.text("{{ .CommonLabels }} {{ index .Alerts 0 }}", &v)
+                .unwrap(),
+            "map[alertname:Down job:api] {resolved map[alertname:Down instance:a:1 job:api] map[summary:<b>x</b> & y] 2024-03-01 10:00:00.5 +0000 UTC 2024-03-01 11:00:00 +0000 UTC http://prom:9090/graph?g0.expr=up+%3D%3D+0 0123456789abcdef}"
         );
     }
 

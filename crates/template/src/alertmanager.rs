@@ -175,10 +175,6 @@ impl Object for Kv {
         Some(Value::StrMap(self.0.clone()))
     }
 
-    fn display(&self) -> Option<String> {
-        Some(self.sorted_pairs().to_string())
-    }
-
     fn json(&self) -> Option<Value> {
         self.underlying()
     }
@@ -240,10 +236,6 @@ impl Object for Pairs {
                 value: v.clone(),
             })
         })))
-    }
-
-    fn display(&self) -> Option<String> {
-        Some(self.to_string())
     }
 
     fn as_any(&self) -> &dyn Any {
