@@ -366,9 +366,21 @@ fn metric_selectors_as_prometheus_2_42_match_params() {
 #[test]
 fn input_ending_inside_a_range_as_prometheus_2_42() {
     // Errors recorded from Prometheus 2.42's /api/v1/query.
-    err("up[", "1:4: parse error: missing unit character in duration");
-    err("up[ ", "1:5: parse error: missing unit character in duration");
-    err("up[5", "1:4: parse error: missing unit character in duration");
-    err("rate(up[", "1:9: parse error: missing unit character in duration");
+    err(
+        "up[",
+        "1:4: parse error: missing unit character in duration",
+    );
+    err(
+        "up[ ",
+        "1:5: parse error: missing unit character in duration",
+    );
+    err(
+        "up[5",
+        "1:4: parse error: missing unit character in duration",
+    );
+    err(
+        "rate(up[",
+        "1:9: parse error: missing unit character in duration",
+    );
     err("up[5m", "1:6: parse error: unclosed left bracket");
 }
