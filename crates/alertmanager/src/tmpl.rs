@@ -178,10 +178,26 @@ fn kv(labels: &Labels) -> Value {
     Kv::new(m).value()
 }
 
+/// An RFC 3339 time as a template `time.Time`, in the UTC offset it was written with (Go keeps
+/// it: `2024-06-19 10:00:00 +0200 +0200`).
 fn time(s: &str) -> Value {
-    match s.parse::<jiff::Timestamp>() {
-        Ok(ts) => Time::new(ts).value(),
-        Err(_) => Time::zero().value(),
+    let Ok(ts) = s.parse::<jiff::Timestamp>() else {
+        return Time::zero().value();
+    };
+    let offset = s
+        .len()
+        .checked_sub(6)
+        .and_then(|i| s.get(i..))
+        .filter(|o| o.starts_with(['+', '-']) && o.as_bytes()[3] == b':')
+        .and_then(|o| {
+            let h: i32 = o[1..3].parse().ok()?;
+            let m: i32 = o[4..6].parse().ok()?;
+            let secs = h * 3600 + m * 60;
+            jiff::tz::Offset::from_seconds(if o.starts_with('-') { -secs } else { secs }).ok()
+        });
+    match offset {
+        Some(o) if o.seconds() != 0 => Time::with_zone(ts, jiff::tz::TimeZone::fixed(o)).value(),
+        _ => Time::new(ts).value(),
     }
 }
 

@@ -330,7 +330,13 @@ fn fields(t: &Time) -> Fields {
         nanos: z.subsec_nanosecond().into(),
         weekday: z.weekday().to_sunday_zero_offset() as usize,
         offset: info.offset().seconds().into(),
-        abbrev: info.abbreviation().to_string(),
+        // compat: Go's fixed zones without a name (times parsed with a numeric offset) print
+        // the offset as -0700 where the layout says MST.
+        abbrev: if t.tz.iana_name().is_none() && info.offset().seconds() != 0 {
+            String::new()
+        } else {
+            info.abbreviation().to_string()
+        },
     }
 }
 
@@ -554,6 +560,15 @@ mod tests {
             "Tuesday, 23-June-2015 .128 ,128 174 174",
         );
         check(&t, "15:04 MST -07:00 Z0700", "13:19 UTC +00:00 Z");
+        let fixed = Time::with_zone(
+            t.timestamp(),
+            TimeZone::fixed(jiff::tz::Offset::from_seconds(7200).unwrap()),
+        );
+        check(
+            &fixed,
+            DEFAULT_LAYOUT,
+            "2015-06-23 15:19:44.128 +0200 +0200",
+        );
         let berlin = TimeZone::get("Europe/Berlin").unwrap();
         check(
             &t.in_zone(berlin),

@@ -592,3 +592,107 @@ async fn metrics_match_alertmanager() {
     assert_eq!(series_of(&o, &families), series_of(&t, &families));
     am.stop().await;
 }
+
+/// The same templates rendered by Debian's Alertmanager 0.25 and by vigil, through a Slack and
+/// a PagerDuty receiver pointed at the sink: the request bodies are equal once each side's
+/// external URL is blanked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn templated_payloads_match_alertmanager() {
+    let Some(bin) = peer("prometheus-alertmanager") else {
+        return;
+    };
+    let sink = Sink::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let tmpl = write(
+        dir.path(),
+        "t.tmpl",
+        r#"{{ define "mytitle" }}[{{ .Status | toUpper }}{{ if eq .Status "firing" }}:{{ .Alerts.Firing | len }}{{ end }}] {{ .GroupLabels.SortedPairs.Values | join " " }} {{ if gt (len .CommonLabels) (len .GroupLabels) }}({{ with .CommonLabels.Remove .GroupLabels.Names }}{{ .Values | join " " }}{{ end }}){{ end }}{{ end }}"#,
+    );
+    let cfg = |path: &str| {
+        format!(
+            r#"
+route:
+  receiver: s
+  group_by: [alertname]
+  group_wait: 500ms
+  group_interval: 1s
+  repeat_interval: 1h
+templates: ['{tmpl}']
+receivers:
+- name: s
+  slack_configs:
+  - api_url: {slack}
+    channel: '#x'
+    title: '{{{{ template "mytitle" . }}}}'
+    text: '{{{{ range .Alerts }}}}{{{{ .Labels.alertname | toUpper }}}} {{{{ .Annotations.summary | title }}}} {{{{ .StartsAt.Format "2006-01-02" }}}} {{{{ reReplaceAll "a(.)" "<$1>" "banana" }}}} {{{{ .Labels.SortedPairs.Names | join "," }}}} {{{{ safeHtml "<b>" }}}} {{{{ printf "%05.1f|%x|%-4s|" 3.14159 255 "ab" }}}}{{{{ end }}}} {{{{ .CommonLabels }}}} {{{{ .CommonLabels.SortedPairs }}}} {{{{ .GroupLabels.Values }}}} {{{{ .Alerts.Firing }}}}'
+    fields:
+    - title: f
+      value: '{{{{ .Status | toLower }}}} {{{{ .Alerts.Firing | len }}}} {{{{ .Alerts.Resolved | len }}}}'
+  pagerduty_configs:
+  - routing_key: k
+    url: {pd}
+"#,
+            tmpl = tmpl.display(),
+            slack = sink.url(&format!("/{path}/slack")),
+            pd = sink.url(&format!("/{path}/pd")),
+        )
+    };
+    let am_cfg = write(dir.path(), "am.yml", &cfg("am"));
+    let (_peer, theirs) = start_peer(&bin, &am_cfg, &dir.path().join("am-data")).await;
+    let vigil_cfg = write(dir.path(), "vigil.yml", &cfg("vigil"));
+    let am = Am::start(&vigil_cfg, &dir.path().join("vigil-data")).await;
+    let alerts = json!([
+        {"labels": {"alertname": "S1", "instance": "i1", "job": "j"}, "annotations": {"summary": "hello world", "description": "d <b>"}, "startsAt": "2024-06-19T10:00:00Z", "generatorURL": "http://g/x?a=1&b=2"},
+        {"labels": {"alertname": "S1", "instance": "i2", "job": "j"}, "annotations": {"summary": "second one"}, "startsAt": "2024-06-19T10:00:00.5+02:00"},
+    ]);
+    assert_eq!(
+        post_json(&format!("{theirs}/api/v2/alerts"), alerts.clone())
+            .await
+            .0,
+        200
+    );
+    assert_eq!(am.post_alerts(alerts).await.0, 200);
+    let got = poll_until(Duration::from_secs(8), || {
+        let h = sink.received();
+        (h.len() >= 4).then_some(h)
+    })
+    .await
+    .expect("slack and pagerduty payloads from both");
+    let body = |path: &str, ext: &str| {
+        let h = got.iter().find(|h| h.path == path).expect(path);
+        String::from_utf8(h.body.to_vec())
+            .unwrap()
+            .replace(ext, "EXT")
+    };
+    // Each side's external URL: http://<hostname>:<port>.
+    let ext_of = |b: &str| {
+        let v: serde_json::Value = serde_json::from_str(b).unwrap();
+        let link = v["attachments"][0]["title_link"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        link.split("/#/").next().unwrap().to_string()
+    };
+    let (ta, oa) = (
+        String::from_utf8(
+            got.iter()
+                .find(|h| h.path == "/am/slack")
+                .unwrap()
+                .body
+                .to_vec(),
+        )
+        .unwrap(),
+        String::from_utf8(
+            got.iter()
+                .find(|h| h.path == "/vigil/slack")
+                .unwrap()
+                .body
+                .to_vec(),
+        )
+        .unwrap(),
+    );
+    let (te, oe) = (ext_of(&ta), ext_of(&oa));
+    assert_eq!(body("/vigil/slack", &oe), body("/am/slack", &te));
+    assert_eq!(body("/vigil/pd", &oe), body("/am/pd", &te));
+    am.stop().await;
+}
