@@ -1,5 +1,5 @@
 //! The shared vocabulary of Vigil: label sets, samples, timestamps, label matchers (with Go RE2
-//! regex semantics), Prometheus durations and relabelling rules.
+//! regex semantics), Prometheus durations, byte sizes and relabelling rules.
 //!
 //! Pure data and pure functions only: this crate never does I/O and depends on nothing of ours.
 
@@ -10,6 +10,7 @@ pub mod regex;
 pub mod relabel;
 pub mod sample;
 pub mod selector;
+pub mod size;
 
 pub use duration::{DurationError, format_duration, parse_duration};
 pub use labels::{Label, Labels, LabelsBuilder};
@@ -17,3 +18,4 @@ pub use matcher::{MatchType, Matcher, MatcherError};
 pub use regex::{GoRegex, RegexError};
 pub use sample::{STALE_NAN, STALE_NAN_BITS, Sample, Timestamp, is_stale_nan};
 pub use selector::{SelectorError, parse_selector};
+pub use size::{format_byte_size, parse_byte_size};

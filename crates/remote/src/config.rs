@@ -201,46 +201,7 @@ pub struct QueueConfigYaml {
 /// The default `max_disk_usage`: 1 GiB per destination.
 pub const DEFAULT_MAX_DISK_USAGE: u64 = 1 << 30;
 
-/// Parses a byte size as Prometheus's flags write them (`512MB`, `1GB`, base 2; plain numbers
-/// are bytes).
-pub fn parse_byte_size(s: &str) -> Result<u64, String> {
-    let t = s.trim();
-    let digits = t.bytes().take_while(|b| b.is_ascii_digit()).count();
-    if digits == 0 {
-        return Err(format!("invalid size {s:?}"));
-    }
-    let (num, unit) = t.split_at(digits);
-    let n: u64 = num.parse().map_err(|_| format!("invalid size {s:?}"))?;
-    let shift = match unit.trim() {
-        "" | "B" => 0,
-        "KB" | "KiB" => 10,
-        "MB" | "MiB" => 20,
-        "GB" | "GiB" => 30,
-        "TB" | "TiB" => 40,
-        "PB" | "PiB" => 50,
-        "EB" | "EiB" => 60,
-        _ => return Err(format!("invalid size {s:?}: unknown unit {unit:?}")),
-    };
-    n.checked_mul(1u64 << shift)
-        .ok_or_else(|| format!("size {s:?} too large"))
-}
-
-/// Formats a byte size the way [`parse_byte_size`] reads it (largest exact unit).
-pub fn format_byte_size(n: u64) -> String {
-    for (shift, unit) in [
-        (60, "EB"),
-        (50, "PB"),
-        (40, "TB"),
-        (30, "GB"),
-        (20, "MB"),
-        (10, "KB"),
-    ] {
-        if n != 0 && n.is_multiple_of(1u64 << shift) {
-            return format!("{}{unit}", n >> shift);
-        }
-    }
-    format!("{n}B")
-}
+pub use model::{format_byte_size, parse_byte_size};
 
 mod serde_bytes_size {
     use serde::{Deserialize, Deserializer, Serializer};

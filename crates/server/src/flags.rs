@@ -10,26 +10,6 @@ fn parse_dur(s: &str) -> Result<Duration, String> {
     model::parse_duration(s).map_err(|e| e.to_string())
 }
 
-/// Parses a size like Prometheus's `--storage.tsdb.retention.size` (`512MB`, `10GB`; base 2).
-pub fn parse_size(s: &str) -> Result<u64, String> {
-    let s = s.trim();
-    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
-    let (num, unit) = s.split_at(split);
-    let n: u64 = num.parse().map_err(|_| format!("invalid size {s:?}"))?;
-    let mult: u64 = match unit {
-        "" | "B" => 1,
-        "KB" => 1 << 10,
-        "MB" => 1 << 20,
-        "GB" => 1 << 30,
-        "TB" => 1 << 40,
-        "PB" => 1 << 50,
-        "EB" => 1 << 60,
-        _ => return Err(format!("invalid size unit in {s:?}")),
-    };
-    n.checked_mul(mult)
-        .ok_or_else(|| format!("size {s:?} overflows"))
-}
-
 /// Flags of `vigil server`.
 #[derive(Debug, Clone, Args)]
 pub struct ServerFlags {
@@ -91,7 +71,7 @@ pub struct ServerFlags {
 
     /// Maximum number of bytes that can be stored for blocks (units: B, KB, MB, GB, TB, PB,
     /// EB; base 2). Blocks are deleted oldest first beyond it.
-    #[arg(long = "storage.tsdb.retention.size", value_parser = parse_size)]
+    #[arg(long = "storage.tsdb.retention.size", value_parser = model::parse_byte_size)]
     pub retention_size: Option<u64>,
 
     /// Enable API endpoints for admin control actions (snapshot, delete_series,
@@ -108,7 +88,7 @@ pub struct ServerFlags {
     pub max_block_duration: Option<Duration>,
 
     /// Size of a WAL segment file.
-    #[arg(long = "storage.tsdb.wal-segment-size", default_value = "128MB", value_parser = parse_size, hide = true)]
+    #[arg(long = "storage.tsdb.wal-segment-size", default_value = "128MB", value_parser = model::parse_byte_size, hide = true)]
     pub wal_segment_size: u64,
 
     /// Do not create a lockfile in the data directory.
@@ -387,19 +367,5 @@ impl ServerFlags {
         f.listen_address = listen_address;
         f.enable_lifecycle = true;
         f
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn sizes() {
-        assert_eq!(parse_size("0B"), Ok(0));
-        assert_eq!(parse_size("512MB"), Ok(512 << 20));
-        assert_eq!(parse_size("1GB"), Ok(1 << 30));
-        assert!(parse_size("1XB").is_err());
-        assert!(parse_size("").is_err());
     }
 }
