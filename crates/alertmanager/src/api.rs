@@ -291,7 +291,7 @@ struct ReceiverName<'a> {
     name: &'a str,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, Clone)]
 pub(crate) struct AlertStatus {
     #[serde(rename = "inhibitedBy")]
     pub(crate) inhibited_by: Vec<String>,
@@ -483,10 +483,17 @@ pub async fn get_alert_groups(State(app): State<App>, RawQuery(q): RawQuery) -> 
     };
     let core = app.core();
     let now = core.clock.now();
-    let route = core.config().route.clone();
     let groups = core.runtime().dispatcher.groups();
-    type GroupData<'g> = (&'g crate::dispatch::AggrGroup, Vec<Alert>, Vec<Vec<String>>);
-    let mut data: Vec<GroupData<'_>> = Vec::new();
+    // As Alertmanager's Dispatcher.Groups: an alert's receivers are those of the groups that
+    // passed the receiver filter and hold it (passing the alert filters), sorted.
+    let rq = AlertQuery {
+        receiver: None,
+        filter: q.filter.clone(),
+        ..q
+    };
+    type Selected<'g> = (&'g crate::dispatch::AggrGroup, Vec<(Alert, AlertStatus)>);
+    let mut selected: Vec<Selected<'_>> = Vec::new();
+    let mut receivers: HashMap<u64, Vec<String>> = HashMap::new();
     for g in &groups {
         if let Some(re) = &q.receiver
             && !re.is_match(&g.route.receiver)
@@ -495,25 +502,32 @@ pub async fn get_alert_groups(State(app): State<App>, RawQuery(q): RawQuery) -> 
         }
         let mut alerts = g.alerts();
         alerts.sort_by(crate::alert::alert_order);
-        let recv = alerts
-            .iter()
-            .map(|a| receivers_of(&route, &a.labels))
-            .collect();
-        data.push((g, alerts, recv));
-    }
-    let mut out: Vec<Group<'_>> = Vec::new();
-    for (g, alerts, recv) in &data {
-        let mut list = Vec::new();
-        for (a, r) in alerts.iter().zip(recv) {
-            let names: Vec<&str> = r.iter().map(String::as_str).collect();
-            let rq = AlertQuery {
-                receiver: None,
-                filter: q.filter.clone(),
-                ..q
-            };
-            if let Some(st) = select(&app, &rq, a, &names, now) {
-                list.push(gettable(a, st, &names));
+        let mut kept = Vec::new();
+        for a in alerts {
+            if let Some(st) = select(&app, &rq, &a, &[], now) {
+                receivers
+                    .entry(a.fingerprint())
+                    .or_default()
+                    .push(g.route.receiver.clone());
+                kept.push((a, st));
             }
+        }
+        selected.push((g, kept));
+    }
+    for r in receivers.values_mut() {
+        r.sort();
+    }
+    let names_of = |a: &Alert| -> Vec<&str> {
+        receivers
+            .get(&a.fingerprint())
+            .map(|r| r.iter().map(String::as_str).collect())
+            .unwrap_or_default()
+    };
+    let mut out: Vec<Group<'_>> = Vec::new();
+    for (g, kept) in &selected {
+        let mut list = Vec::new();
+        for (a, st) in kept {
+            list.push(gettable(a, st.clone(), &names_of(a)));
         }
         if !list.is_empty() {
             out.push(Group {

@@ -293,7 +293,7 @@ async fn api_answers_match_alertmanager() {
         v1(
             "POST",
             "/api/v1/alerts",
-            r#"[{"labels":{"alertname":"V1","severity":"page","cluster":"eu"},"annotations":{"s":"<x>"},"startsAt":"2026-11-24T20:00:00.5+01:00"},{"labels":{"alertname":"V1b","team":"dbx"},"annotations":{},"generatorURL":"http://x"}]"#,
+            r#"[{"labels":{"alertname":"V1","severity":"page","cluster":"eu"},"annotations":{"s":"<x>"},"startsAt":"2026-11-24T20:00:00.5+01:00"},{"labels":{"alertname":"V1b","team":"dbx"},"annotations":{},"generatorURL":"http://x"},{"labels":{"alertname":"V1c","severity":"page","team":"dbz"},"annotations":{}}]"#,
         ),
         v1("POST", "/api/v1/alerts", "{}"),
         v1("POST", "/api/v1/alerts", "x"),
@@ -370,6 +370,13 @@ async fn api_answers_match_alertmanager() {
         v1(
             "GET",
             "/api/v1/alerts?filter=%7Balertname%3D~%22V1.*%22%7D&receiver=pager",
+            "",
+        ),
+        v1("GET", "/api/v2/alerts/groups", ""),
+        v1("GET", "/api/v2/alerts/groups?receiver=pager", ""),
+        v1(
+            "GET",
+            "/api/v2/alerts/groups?receiver=team.*&filter=team%3D~%22db.%22",
             "",
         ),
         v1("GET", "/api/v1/alerts?active=false", ""),
