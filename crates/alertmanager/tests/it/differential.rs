@@ -200,7 +200,7 @@ async fn api_answers_match_alertmanager() {
             "/api/v2/alerts?filter=b%3D%22x%22".into(),
             String::new(),
         ),
-        ("DELETE", "/api/v2/silences".into(), String::new()),
+        // (Paths with two methods list them in Go's random map order: not compared.)
         ("POST", "/api/v2/status".into(), "{}".into()),
         ("DELETE", "/api/v2/receivers".into(), String::new()),
         ("DELETE", "/api/v2/alerts/groups".into(), String::new()),
