@@ -559,10 +559,7 @@ pub async fn get_silence(State(app): State<App>, Path(id): Path<String>) -> Resp
 /// `DELETE /api/v1/silence/{id}`
 pub async fn delete_silence(State(app): State<App>, Path(id): Path<String>) -> Response {
     match app.core().silences.expire(&id) {
-        Ok(()) => success::<()>(None),
-        Err(e @ (SilenceError::NotFound | SilenceError::AlreadyExpired(_))) => {
-            bad_data(e.to_string())
-        }
+        Ok(()) | Err(SilenceError::AlreadyExpired(_)) => success::<()>(None),
         Err(e) => bad_data(e.to_string()),
     }
 }
