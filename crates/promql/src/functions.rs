@@ -6,7 +6,7 @@ use model::labels::METRIC_NAME;
 use model::{GoRegex, Labels};
 
 use crate::ast::{Call, Expr, ValueType};
-use crate::engine::{Builder, Ev, RSeries, Rng, StepWalker, Val, unwrap_parens};
+use crate::engine::{Builder, Ev, RSeries, Rng, StepWalker, Val, WinInfo, unwrap_parens};
 use crate::error::{Result, eval_err};
 
 pub(crate) mod stats;
@@ -660,7 +660,8 @@ fn range_func(ev: &mut Ev<'_>, c: &Call, r: Rng) -> Result<Vec<RSeries>> {
     let make = || {
         // One buffer for the windows' values, reused at every step (no allocation per window).
         let mut scratch: Vec<f64> = Vec::new();
-        move |k: usize, t: i64, range: i64, w: &[(i64, f64)], resets: usize| {
+        move |k: usize, t: i64, range: i64, w: &[(i64, f64)], info: WinInfo| {
+            let resets = info.resets;
             let p = |i: usize| scalars_ref[i][k];
             let buf = &mut scratch;
             Ok(match func {
@@ -680,10 +681,15 @@ fn range_func(ev: &mut Ev<'_>, c: &Call, r: Rng) -> Result<Vec<RSeries>> {
                         .filter(|x| x[1].1 != x[0].1 && !(x[1].1.is_nan() && x[0].1.is_nan()))
                         .count() as f64,
                 ),
-                RangeFn::AvgOverTime => Some(stats::mean_window(w)),
+                RangeFn::AvgOverTime => Some(match info.exact_sum {
+                    Some(s) => s / w.len() as f64,
+                    None => stats::mean_window(w),
+                }),
                 RangeFn::MinOverTime => Some(stats::min(values(buf, w))),
                 RangeFn::MaxOverTime => Some(stats::max(values(buf, w))),
-                RangeFn::SumOverTime => Some(stats::sum_window(w)),
+                RangeFn::SumOverTime => {
+                    Some(info.exact_sum.unwrap_or_else(|| stats::sum_window(w)))
+                }
                 RangeFn::CountOverTime => Some(w.len() as f64),
                 RangeFn::QuantileOverTime => {
                     if !(0.0..=1.0).contains(&p(0)) {
@@ -707,7 +713,9 @@ fn range_func(ev: &mut Ev<'_>, c: &Call, r: Rng) -> Result<Vec<RSeries>> {
             })
         }
     };
-    let out = ev.map_windows_par(range_arg, r, keep_name, make)?;
+    // sum_over_time and avg_over_time use the window's running sum when it is exact.
+    let track_sum = matches!(func, RangeFn::AvgOverTime | RangeFn::SumOverTime);
+    let out = ev.map_windows_par(range_arg, r, keep_name, track_sum, make)?;
     if warn_q.into_inner()
         && let Some(q) = scalars
             .first()

@@ -634,16 +634,16 @@ impl Ev<'_> {
     }
 
     /// Applies `f` to the window of every series of a range argument (a matrix selector or a
-    /// subquery) at every step. `f(step, window end, range, samples, resets)` returns the step's
-    /// value; `resets` counts the adjacent pairs in `samples` whose value decreases (kept up to
-    /// date as the window slides, so `rate` need not scan long windows for counter resets).
+    /// subquery) at every step. `f(step, window end, range, samples, info)` returns the step's
+    /// value; `info` ([`WinInfo`]) carries what the window keeps up to date as it slides (the
+    /// counter resets in `samples`, so `rate` need not scan long windows for them).
     /// With `keep_name` the output keeps the metric name (`last_over_time` and friends).
     pub fn map_windows(
         &mut self,
         arg: &Expr,
         r: Rng,
         keep_name: bool,
-        mut f: impl FnMut(usize, i64, i64, &[(i64, f64)], usize) -> Result<Option<f64>>,
+        mut f: impl FnMut(usize, i64, i64, &[(i64, f64)], WinInfo) -> Result<Option<f64>>,
     ) -> Result<Vec<RSeries>> {
         let mut out = Vec::new();
         match unwrap_parens(arg) {
@@ -655,7 +655,16 @@ impl Ev<'_> {
                 for s in &series {
                     self.tick()?;
                     let mut it = s.iter();
-                    let pts = windows(&mut *it, lo, r, &rt, ms.range, &mut self.budget, &mut f)?;
+                    let pts = windows(
+                        &mut *it,
+                        lo,
+                        r,
+                        &rt,
+                        ms.range,
+                        false,
+                        &mut self.budget,
+                        &mut f,
+                    )?;
                     if !pts.is_empty() {
                         out.push(RSeries {
                             labels: s.labels().clone(),
@@ -678,6 +687,7 @@ impl Ev<'_> {
                         r,
                         &rt,
                         sq.range,
+                        false,
                         &mut self.budget,
                         &mut f,
                     )?;
@@ -728,17 +738,46 @@ impl Ev<'_> {
     }
 }
 
-/// `f(step, window end, range, samples, resets)` of [`Ev::map_windows`].
-type WindowFn<'a> = dyn FnMut(usize, i64, i64, &[(i64, f64)], usize) -> Result<Option<f64>> + 'a;
+/// `f(step, window end, range, samples, info)` of [`Ev::map_windows`].
+type WindowFn<'a> = dyn FnMut(usize, i64, i64, &[(i64, f64)], WinInfo) -> Result<Option<f64>> + 'a;
+
+/// What a sliding window knows about its samples besides the samples themselves.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct WinInfo {
+    /// Adjacent pairs in the window whose value decreases.
+    pub resets: usize,
+    /// The window's sum, when the window keeps one (`track_sum` of [`windows`]) and it is
+    /// exact: every value is a multiple of 2^-16 below 2^24 in magnitude, so any sum of up to
+    /// [`EXACT_SUM_MAX`] of them is exact in any order and equals the compensated sum bit for
+    /// bit. `None` when it is zero (a running sum cannot tell -0 from 0).
+    pub exact_sum: Option<f64>,
+}
+
+/// Most values a window may hold for [`WinInfo::exact_sum`] (2^13 x 2^40 units stays below
+/// 2^53, the integers a float holds exactly).
+const EXACT_SUM_MAX: usize = 8192;
+
+/// Whether `v` takes part in an exact running sum (see [`WinInfo::exact_sum`]).
+#[inline]
+fn exact_summand(v: f64) -> bool {
+    let a = v * 65536.0;
+    // An integer check by conversion (f64::trunc is a libm call on baseline x86-64); NaN and
+    // infinities fail it.
+    a.abs() < (1u64 << 40) as f64 && (a as i64) as f64 == a
+}
 
 /// The sliding window of one series: at each step the samples in `(rt - range, rt]`, staleness
-/// markers left out.
+/// markers left out. With `track_sum` it keeps the exact sum of [`WinInfo::exact_sum`] (for
+/// `sum_over_time` and `avg_over_time`: one add and one subtract per sample instead of a
+/// compensated sum over every window).
+#[allow(clippy::too_many_arguments)]
 fn windows(
     it: &mut dyn SampleIterator,
     lo: i64,
     r: Rng,
     rt: &dyn Fn(i64) -> i64,
     range: i64,
+    mut track_sum: bool,
     budget: &mut Budget,
     f: &mut WindowFn<'_>,
 ) -> Result<Vec<(i64, f64)>> {
@@ -750,6 +789,8 @@ fn windows(
     let mut head = 0usize;
     // Adjacent pairs in the window whose value decreases.
     let mut resets = 0usize;
+    // The sum of the window's exact summands and the number of other values in it.
+    let (mut exact, mut inexact) = (0.0f64, 0usize);
     let mut out = Vec::new();
     for k in 0..r.len() {
         let ts = r.ts(k);
@@ -758,6 +799,13 @@ fn windows(
         while buf.get(head).is_some_and(|s| s.0 <= lower) {
             let gone = buf[head].1;
             head += 1;
+            if track_sum {
+                if exact_summand(gone) {
+                    exact -= gone;
+                } else {
+                    inexact -= 1;
+                }
+            }
             if buf.get(head).is_some_and(|s| s.1 < gone) {
                 resets -= 1;
             }
@@ -772,13 +820,26 @@ fn windows(
                     resets += 1;
                 }
                 buf.push(s);
+                if track_sum {
+                    if exact_summand(s.1) {
+                        exact += s.1;
+                    } else {
+                        inexact += 1;
+                    }
+                }
             }
         }
+        // Past this many values the running sum could round: stop keeping it for this series.
+        track_sum &= buf.len() - head <= EXACT_SUM_MAX;
         if buf.len() == head {
             continue;
         }
         budget.peek(buf.len() - head)?;
-        if let Some(v) = f(k, t, range, &buf[head..], resets)? {
+        let info = WinInfo {
+            resets,
+            exact_sum: (track_sum && inexact == 0 && exact != 0.0).then_some(exact),
+        };
+        if let Some(v) = f(k, t, range, &buf[head..], info)? {
             out.push((ts, v));
         }
     }

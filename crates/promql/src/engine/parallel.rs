@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use storage::Series;
 
-use super::{Budget, Ev, RSeries, Rng, unwrap_parens, windows};
+use super::{Budget, Ev, RSeries, Rng, WinInfo, unwrap_parens, windows};
 use crate::ast::Expr;
 use crate::error::{Error, Result};
 
@@ -39,10 +39,11 @@ impl Ev<'_> {
         arg: &Expr,
         r: Rng,
         keep_name: bool,
+        track_sum: bool,
         make: impl Fn() -> F + Sync,
     ) -> Result<Vec<RSeries>>
     where
-        F: FnMut(usize, i64, i64, &[(i64, f64)], usize) -> Result<Option<f64>>,
+        F: FnMut(usize, i64, i64, &[(i64, f64)], WinInfo) -> Result<Option<f64>>,
     {
         let n = threads();
         let Expr::MatrixSelector(ms) = unwrap_parens(arg) else {
@@ -53,7 +54,7 @@ impl Ev<'_> {
         let lo = rt(r.start) - ms.range + 1;
         let series = self.select(&ms.vs, lo, rt(r.end), r.step)?;
         if n < 2 || !worth_splitting(series.len(), r.len()) {
-            return self.windows_of(series, lo, r, &rt, ms.range, keep_name, make());
+            return self.windows_of(series, lo, r, &rt, (ms.range, track_sum), keep_name, make());
         }
         // Each thread checks the samples it holds against what is left of the limit; the
         // outputs are added up (and checked) once the threads are done.
@@ -85,7 +86,16 @@ impl Ev<'_> {
                                 }
                             }
                             let mut it = s.iter();
-                            let pts = windows(&mut *it, lo, r, rt, range, &mut budget, &mut f)?;
+                            let pts = windows(
+                                &mut *it,
+                                lo,
+                                r,
+                                rt,
+                                range,
+                                track_sum,
+                                &mut budget,
+                                &mut f,
+                            )?;
                             if !pts.is_empty() {
                                 out.push(RSeries {
                                     labels: s.labels().clone(),
@@ -194,15 +204,24 @@ impl Ev<'_> {
         lo: i64,
         r: Rng,
         rt: &dyn Fn(i64) -> i64,
-        range: i64,
+        (range, track_sum): (i64, bool),
         keep_name: bool,
-        mut f: impl FnMut(usize, i64, i64, &[(i64, f64)], usize) -> Result<Option<f64>>,
+        mut f: impl FnMut(usize, i64, i64, &[(i64, f64)], WinInfo) -> Result<Option<f64>>,
     ) -> Result<Vec<RSeries>> {
         let mut out = Vec::new();
         for s in &series {
             self.tick()?;
             let mut it = s.iter();
-            let pts = windows(&mut *it, lo, r, rt, range, &mut self.budget, &mut f)?;
+            let pts = windows(
+                &mut *it,
+                lo,
+                r,
+                rt,
+                range,
+                track_sum,
+                &mut self.budget,
+                &mut f,
+            )?;
             if !pts.is_empty() {
                 out.push(RSeries {
                     labels: s.labels().clone(),

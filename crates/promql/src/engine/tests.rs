@@ -615,3 +615,69 @@ fn many_series_paths_equal_single_series() {
         }
     }
 }
+
+/// `sum_over_time` and `avg_over_time` take the window's running sum when every value in it is
+/// exactly summable; each output must still be bit for bit the compensated fold over the
+/// window's values, across windows that mix in fractions, NaN, infinities, huge values, signed
+/// zeros and staleness markers.
+#[test]
+fn over_time_sums_equal_the_fold_over_each_window() {
+    let pattern = |s: usize, k: usize| -> f64 {
+        match (s, k % 23) {
+            (0, _) => (k % 7) as f64 * 0.5 - 1.5,
+            (1, 5) => 0.1,
+            (1, _) => k as f64,
+            (2, 3) => f64::NAN,
+            (2, 9) => f64::INFINITY,
+            (2, _) => 3.0,
+            (3, 4) => 1e30,
+            (3, 6) => -1e30,
+            (3, _) => 1.0,
+            (4, _) if k.is_multiple_of(2) => -0.0,
+            (4, _) => 0.0,
+            (5, 7) => STALE_NAN,
+            (5, _) => (k % 3) as f64 - 1.0,
+            (_, _) => (1u64 << 30) as f64 + k as f64,
+        }
+    };
+    let n = 200;
+    let db = Db((0..7)
+        .map(|s| {
+            series(
+                &[("__name__", "g"), ("s", &s.to_string())],
+                (0..n).map(|k| pattern(s, k)),
+            )
+        })
+        .collect());
+    let e = Engine::default();
+    for (f, fold) in [
+        (
+            "sum_over_time",
+            crate::functions::stats::sum as fn(&[f64]) -> f64,
+        ),
+        ("avg_over_time", crate::functions::stats::mean),
+    ] {
+        for range in [1, 5, 17] {
+            let q = format!("{f}(g[{range}m])");
+            let res = e
+                .range_query(&db, &q, 0, (n as i64 - 1) * MIN, MIN)
+                .unwrap();
+            let Value::Matrix(m) = res.value else {
+                panic!("matrix expected")
+            };
+            for s in &m {
+                let id: usize = s.labels.get_or_empty("s").parse().unwrap();
+                for &(t, v) in &s.points {
+                    let k = (t / MIN) as usize;
+                    let w: Vec<f64> = (k.saturating_sub(range - 1)..=k)
+                        .map(|j| pattern(id, j))
+                        .filter(|v| !model::is_stale_nan(*v))
+                        .collect();
+                    let want = fold(&w);
+                    let bits = |x: f64| if x.is_nan() { u64::MAX } else { x.to_bits() };
+                    assert_eq!(bits(v), bits(want), "{q} s={id} t={k}: {w:?}");
+                }
+            }
+        }
+    }
+}
