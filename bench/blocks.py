@@ -8,6 +8,7 @@ Usage: bench/blocks.py [--targets 10] [--series 1000] [--interval 1s] [--block 2
                        [--duration 600]
        bench/blocks.py --backfill [--targets 100] [--series 1000] [--interval 15s]
                        [--span 2h] [--block 30m] [--settle 150]
+                       [--only vigil|prometheus] [--vigil-bin PATH]
 
 With --backfill, the same demo data is not scraped in real time but written into both systems
 through their remote write receivers by `vigil loadgen --demo-targets` — the last `--span` of
