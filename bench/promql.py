@@ -25,6 +25,10 @@ minus one hour) — so it runs with no scrape config, and the slices go out in t
 same holds for vigil, and VictoriaMetrics takes anything. All three therefore hold exactly the
 same samples (checked: the script compares the sums of `count_over_time` over the whole range
 with the number of samples sent before timing). With `--hours 24` Prometheus cuts and compacts blocks while loading.
+`--data DIR` keeps the systems' data in DIR: the first run loads it and records the load in
+DIR/meta.json, later runs with the same `--series`/`--hours`/`--interval` start the three
+systems on it and go straight to the data check and the queries (the query range is the one of
+the load, so results stay comparable). `--ranges 1h` or `24h` times one table only.
 
 Queries. A fixed set (see QUERIES) as range queries over the last 1 h with a 15 s step, and
 also over 24 h with a 60 s step when `--hours` covers it; one untimed run, then `--runs` timed
@@ -41,6 +45,7 @@ loading is printed too. Prometheus and vigil run with `--query.max-samples=20000
 
 Usage: bench/promql.py [--series 10000] [--hours 1] [--interval 15] [--runs 5]
                        [--systems vigil,prometheus,victoria-metrics] [--only NAME,...] [--keep]
+                       [--data DIR] [--ranges 1h,24h]
 Needs: target/release/vigil (cargo build --release -p vigil) and the Debian packages
 prometheus and victoria-metrics (a missing peer is skipped and said so).
 """
@@ -330,6 +335,11 @@ def main():
     ap.add_argument("--systems", default="vigil,prometheus,victoria-metrics")
     ap.add_argument("--only", default="", help="comma-separated query names")
     ap.add_argument("--keep", action="store_true", help="keep the work dir (data of all systems)")
+    ap.add_argument("--data", default="",
+                    help="reusable work dir: loaded once (DIR/meta.json records the load), later"
+                         " runs with the same --series/--hours/--interval start the systems on the"
+                         " stored data and skip encoding and loading; never deleted")
+    ap.add_argument("--ranges", default="", help="comma-separated subset of 1h,24h")
     ap.add_argument("--serve", type=int, default=0,
                     help="keep the systems running this many seconds after the run (debugging)")
     a = ap.parse_args()
@@ -338,22 +348,40 @@ def main():
         sys.exit("build first: cargo build --release -p vigil")
     wanted = a.systems.split(",")
     queries = [q for q in QUERIES if not a.only or q[0] in a.only.split(",")]
-    work = tempfile.mkdtemp(prefix="vigil-bench-promql-")
+    if a.data:
+        work = os.path.abspath(a.data)
+        os.makedirs(work, exist_ok=True)
+    else:
+        work = tempfile.mkdtemp(prefix="vigil-bench-promql-")
+    meta_path = os.path.join(work, "meta.json")
+    shape = {"series": a.series, "hours": a.hours, "interval": a.interval}
+    meta = None
+    if a.data and os.path.exists(meta_path):
+        with open(meta_path) as f:
+            meta = json.load(f)
+        if meta["shape"] != shape:
+            sys.exit(f"{work} holds {meta['shape']}, not {shape}: use another --data dir")
     systems = {}
     try:
         steps = int(a.hours * 3600 + LEAD_S) // a.interval + 1
-        now = time.time()
-        # Samples 7 s after the step grid and queries 1 s after the last sample: no query or
-        # subquery step falls on a sample, so Prometheus 2.42's closed range windows and 3.x's
-        # left-open ones (which vigil follows) select the same samples.
-        t_end_ms = int(now // a.interval * a.interval - a.interval) * 1000 + 7000
-        t0 = time.time()
-        slices, n_samples = build_requests(a.series, t_end_ms, a.interval, steps,
-                                           os.path.join(work, "requests"))
-        n_series = len(slices[0]) * PER_INSTANCE
-        print(f"data: {n_series} series x {steps} samples = {n_samples:,} samples, "
-              f"{len(slices)} slices x {len(slices[0])} requests, encoded in "
-              f"{time.time() - t0:.1f}s", file=sys.stderr)
+        if meta is None:
+            now = time.time()
+            # Samples 7 s after the step grid and queries 1 s after the last sample: no query or
+            # subquery step falls on a sample, so Prometheus 2.42's closed range windows and 3.x's
+            # left-open ones (which vigil follows) select the same samples.
+            t_end_ms = int(now // a.interval * a.interval - a.interval) * 1000 + 7000
+            t0 = time.time()
+            slices, n_samples = build_requests(a.series, t_end_ms, a.interval, steps,
+                                               os.path.join(work, "requests"))
+            n_series = len(slices[0]) * PER_INSTANCE
+            print(f"data: {n_series} series x {steps} samples = {n_samples:,} samples, "
+                  f"{len(slices)} slices x {len(slices[0])} requests, encoded in "
+                  f"{time.time() - t0:.1f}s", file=sys.stderr)
+        else:
+            t_end_ms, n_samples, n_series = meta["t_end_ms"], meta["samples"], meta["n_series"]
+            slices = None
+            print(f"data: reusing {work} ({n_series} series, {n_samples:,} samples, loaded into"
+                  f" {', '.join(meta['systems'])})", file=sys.stderr)
 
         empty_cfg = os.path.join(work, "empty.yml")
         with open(empty_cfg, "w") as f:
@@ -391,11 +419,20 @@ def main():
         for s in systems.values():
             ingest.wait_http(s.url(s.ready_path))
 
-        for name, s in systems.items():
-            dt = load(s.url("/api/v1/write"), slices)
-            print(f"loaded {name} in {dt:.1f}s ({n_samples / dt / 1e6:.2f}M samples/s)",
-                  file=sys.stderr)
-        shutil.rmtree(os.path.join(work, "requests"), ignore_errors=True)
+        if meta is None:
+            for name, s in systems.items():
+                dt = load(s.url("/api/v1/write"), slices)
+                print(f"loaded {name} in {dt:.1f}s ({n_samples / dt / 1e6:.2f}M samples/s)",
+                      file=sys.stderr)
+            shutil.rmtree(os.path.join(work, "requests"), ignore_errors=True)
+            if a.data:
+                with open(meta_path, "w") as f:
+                    json.dump({"shape": shape, "t_end_ms": t_end_ms, "samples": n_samples,
+                               "n_series": n_series, "systems": sorted(systems)}, f)
+        else:
+            missing = [n for n in systems if n not in meta["systems"]]
+            if missing:
+                sys.exit(f"{work} was loaded without {', '.join(missing)}: use another --data dir")
 
         end = t_end_ms / 1000 + 1
         data_start = end - (steps - 1) * a.interval
@@ -426,6 +463,8 @@ def main():
         ranges = [("1h", 3600, 15)]
         if a.hours >= 24:
             ranges.append(("24h", 24 * 3600, 60))
+        if a.ranges:
+            ranges = [r for r in ranges if r[0] in a.ranges.split(",")]
         order = [n for n in ["vigil", "prometheus", "victoria-metrics"] if n in systems]
         results = {}
         problems = []
@@ -508,7 +547,7 @@ def main():
     finally:
         for s in systems.values():
             s.stop()
-        if not a.keep:
+        if not a.keep and not a.data:
             shutil.rmtree(work, ignore_errors=True)
 
 
