@@ -559,6 +559,58 @@ impl Ev<'_> {
             .map_err(Error::Storage)
     }
 
+    /// Streams the series of `vs` from the storage ([`Querier::select_iter`]) and hands them to
+    /// `each` in batches of at most [`SELECT_BATCH`], in the storage's order, so a selector
+    /// over many series never holds all of them at once. The querier is lent out meanwhile:
+    /// `each` must not select.
+    fn select_batches(
+        &mut self,
+        vs: &VectorSelector,
+        mint: i64,
+        maxt: i64,
+        step: i64,
+        mut each: impl FnMut(&mut Self, Vec<Box<dyn storage::Series>>) -> Result<()>,
+    ) -> Result<()> {
+        let Some(q) = self.querier.take() else {
+            return Ok(());
+        };
+        let res = self.stream_batches(&*q, vs, (mint, maxt, step), &mut each);
+        self.querier = Some(q);
+        res
+    }
+
+    fn stream_batches(
+        &mut self,
+        q: &dyn Querier,
+        vs: &VectorSelector,
+        (mint, maxt, step): (i64, i64, i64),
+        each: &mut impl FnMut(&mut Self, Vec<Box<dyn storage::Series>>) -> Result<()>,
+    ) -> Result<()> {
+        let hints = SelectHints {
+            start: mint,
+            end: maxt,
+            step,
+            ..SelectHints::default()
+        };
+        let mut set = q
+            .select_iter(false, &hints, &vs.matchers)
+            .map_err(Error::Storage)?;
+        loop {
+            let batch = set
+                .by_ref()
+                .take(SELECT_BATCH)
+                .collect::<storage::Result<Vec<_>>>()
+                .map_err(Error::Storage)?;
+            let last = batch.len() < SELECT_BATCH;
+            if !batch.is_empty() {
+                each(self, batch)?;
+            }
+            if last {
+                return Ok(());
+            }
+        }
+    }
+
     /// An instant-vector selector over `r`: at each step the latest sample within the lookback
     /// window (left-open), unless it is a staleness marker. With `want_ts` the value is the
     /// sample's timestamp in seconds (for `timestamp()`).
@@ -574,12 +626,10 @@ impl Ev<'_> {
         let fixed = self.at_time(vs.at);
         let rt = |ts: i64| fixed.unwrap_or(ts) - vs.offset;
         let lo = rt(r.start) - self.lookback + 1;
-        let series = self.select(vs, lo, rt(r.end), r.step)?;
         let lookback = self.lookback;
-        // Many series are read on several threads (`parallel.rs`), in order.
-        self.map_series_par(series, r.len(), |s, budget| {
+        let per_series = |s: &dyn storage::Series, budget: &mut Budget| {
             let mut it = s.iter();
-            let mut cur = Cursor::new(&mut *it, lo);
+            let mut cur = Cursor::new(&mut *it, lo, r.step);
             let mut points = Vec::new();
             for k in 0..r.len() {
                 let ts = r.ts(k);
@@ -597,7 +647,15 @@ impl Ev<'_> {
                 drop_name: false,
                 points,
             }))
-        })
+        };
+        // Batches of series as the storage streams them; many series are read on several
+        // threads (`parallel.rs`), in order.
+        let mut out = Vec::new();
+        self.select_batches(vs, lo, rt(r.end), r.step, |ev, batch| {
+            out.extend(ev.map_series_par(batch, r.len(), per_series)?);
+            Ok(())
+        })?;
+        Ok(out)
     }
 
     /// Evaluates a subquery's inner expression over the steps its windows need.
@@ -738,6 +796,11 @@ impl Ev<'_> {
     }
 }
 
+/// Most series a selector evaluates at once (see [`Ev::select_batches`]): enough to keep
+/// every thread of `parallel.rs` busy, few enough that the raw series of a selector over
+/// hundreds of thousands of series are not all in memory together.
+const SELECT_BATCH: usize = 4096;
+
 /// `f(step, window end, range, samples, info)` of [`Ev::map_windows`].
 type WindowFn<'a> = dyn FnMut(usize, i64, i64, &[(i64, f64)], WinInfo) -> Result<Option<f64>> + 'a;
 
@@ -781,12 +844,16 @@ fn windows(
     budget: &mut Budget,
     f: &mut WindowFn<'_>,
 ) -> Result<Vec<(i64, f64)>> {
-    let mut cur = Cursor::new(it, lo);
-    // The window is `buf[head..]`: a Vec with a moving start stays contiguous for `f` (a ring
-    // buffer would have to be rotated at almost every step once it wraps); the dead prefix is
-    // dropped when it outgrows the window.
+    // Every sample read so far that is no staleness marker, in order: the window is
+    // `buf[head..end]`, `buf[end..]` is read ahead (many steps per storage call, see
+    // `cursor::read_ahead`). A Vec with a moving start stays contiguous for `f` (a ring buffer
+    // would have to be rotated at almost every step once it wraps); the dead prefix is
+    // dropped when it outgrows the rest.
+    let ahead = cursor::read_ahead(r.step);
     let mut buf: Vec<(i64, f64)> = Vec::new();
-    let mut head = 0usize;
+    let (mut head, mut end) = (0usize, 0usize);
+    // The first sample after `buf`, read from `it`; `None` at the end.
+    let mut pending = it.seek(lo);
     // Adjacent pairs in the window whose value decreases.
     let mut resets = 0usize;
     // The sum of the window's exact summands and the number of other values in it.
@@ -796,7 +863,7 @@ fn windows(
         let ts = r.ts(k);
         let t = rt(ts);
         let lower = t - range;
-        while buf.get(head).is_some_and(|s| s.0 <= lower) {
+        while head < end && buf[head].0 <= lower {
             let gone = buf[head].1;
             head += 1;
             if track_sum {
@@ -806,20 +873,28 @@ fn windows(
                     inexact -= 1;
                 }
             }
-            if buf.get(head).is_some_and(|s| s.1 < gone) {
+            if head < end && buf[head].1 < gone {
                 resets -= 1;
             }
         }
         if head > 64 && head * 2 > buf.len() {
             buf.drain(..head);
+            end -= head;
             head = 0;
         }
-        while let Some(s) = cur.next_up_to(t) {
-            if s.0 > lower && !is_stale_nan(s.1) {
-                if buf.len() > head && buf.last().is_some_and(|b| s.1 < b.1) {
+        loop {
+            // Samples up to `t` not yet in the window; those at or before the window's start
+            // (after a gap longer than the range) are passed over.
+            while end < buf.len() && buf[end].0 <= t {
+                let s = buf[end];
+                end += 1;
+                if s.0 <= lower {
+                    head = end;
+                    continue;
+                }
+                if end - 1 > head && s.1 < buf[end - 2].1 {
                     resets += 1;
                 }
-                buf.push(s);
                 if track_sum {
                     if exact_summand(s.1) {
                         exact += s.1;
@@ -828,18 +903,38 @@ fn windows(
                     }
                 }
             }
+            if end < buf.len() {
+                break;
+            }
+            // Read on (past `t`, so at most once per step), leaving staleness markers out.
+            match pending {
+                Some(s) if s.0 <= t => {
+                    let first = buf.len();
+                    buf.push(s);
+                    pending = it.next_until(t.saturating_add(ahead), &mut buf);
+                    let mut keep = first;
+                    for j in first..buf.len() {
+                        if !is_stale_nan(buf[j].1) {
+                            buf[keep] = buf[j];
+                            keep += 1;
+                        }
+                    }
+                    buf.truncate(keep);
+                }
+                _ => break,
+            }
         }
         // Past this many values the running sum could round: stop keeping it for this series.
-        track_sum &= buf.len() - head <= EXACT_SUM_MAX;
-        if buf.len() == head {
+        track_sum &= end - head <= EXACT_SUM_MAX;
+        if end == head {
             continue;
         }
-        budget.peek(buf.len() - head)?;
+        budget.peek(end - head)?;
         let info = WinInfo {
             resets,
             exact_sum: (track_sum && inexact == 0 && exact != 0.0).then_some(exact),
         };
-        if let Some(v) = f(k, t, range, &buf[head..], info)? {
+        if let Some(v) = f(k, t, range, &buf[head..end], info)? {
             out.push((ts, v));
         }
     }

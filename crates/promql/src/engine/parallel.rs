@@ -52,9 +52,46 @@ impl Ev<'_> {
         let fixed = self.at_time(ms.vs.at);
         let rt = |ts: i64| fixed.unwrap_or(ts) - ms.vs.offset;
         let lo = rt(r.start) - ms.range + 1;
-        let series = self.select(&ms.vs, lo, rt(r.end), r.step)?;
+        // The series come from the storage in batches, so the raw series behind a range
+        // function over many series are not all held at once; each batch runs as a whole
+        // select did before (on several threads when worth it), outputs in stream order.
+        let mut out = Vec::new();
+        self.select_batches(&ms.vs, lo, rt(r.end), r.step, |ev, batch| {
+            let part = ev.windows_batch(
+                batch,
+                lo,
+                r,
+                &rt,
+                (ms.range, track_sum),
+                keep_name,
+                n,
+                &make,
+            )?;
+            out.extend(part);
+            Ok(())
+        })?;
+        Ok(out)
+    }
+
+    /// One batch of [`Ev::map_windows_par`]: the windows of `series`, on `n` threads when
+    /// worth it.
+    #[allow(clippy::too_many_arguments)]
+    fn windows_batch<F>(
+        &mut self,
+        series: Vec<Box<dyn Series>>,
+        lo: i64,
+        r: Rng,
+        rt: &(dyn Fn(i64) -> i64 + Sync),
+        (range, track_sum): (i64, bool),
+        keep_name: bool,
+        n: usize,
+        make: &(impl Fn() -> F + Sync),
+    ) -> Result<Vec<RSeries>>
+    where
+        F: FnMut(usize, i64, i64, &[(i64, f64)], WinInfo) -> Result<Option<f64>>,
+    {
         if n < 2 || !worth_splitting(series.len(), r.len()) {
-            return self.windows_of(series, lo, r, &rt, (ms.range, track_sum), keep_name, make());
+            return self.windows_of(series, lo, r, rt, (range, track_sum), keep_name, make());
         }
         // Each thread checks the samples it holds against what is left of the limit; the
         // outputs are added up (and checked) once the threads are done.
@@ -66,12 +103,10 @@ impl Ev<'_> {
         for _ in 0..n {
             shares.push(rest.by_ref().take(per).collect());
         }
-        let range = ms.range;
         let results: Vec<Result<Vec<RSeries>>> = std::thread::scope(|scope| {
             let handles: Vec<_> = shares
                 .into_iter()
                 .map(|share| {
-                    let (make, rt) = (&make, &rt);
                     scope.spawn(move || -> Result<Vec<RSeries>> {
                         let mut f = make();
                         let mut budget = Budget { cur: 0, max: left };

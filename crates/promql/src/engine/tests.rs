@@ -681,3 +681,124 @@ fn over_time_sums_equal_the_fold_over_each_window() {
         }
     }
 }
+
+#[test]
+fn selectors_over_more_series_than_one_batch() {
+    // More series than `SELECT_BATCH` (two full batches and a partial one): every batch is
+    // evaluated and the outputs are all kept, in order.
+    let n = 2 * super::SELECT_BATCH + 808;
+    let db = Db((0..n)
+        .map(|i| {
+            let id = i.to_string();
+            let per_min = (i % 3 + 1) as f64;
+            series(
+                &[("__name__", "c"), ("i", id.as_str())],
+                (0..=10).map(move |j| j as f64 * per_min),
+            )
+        })
+        .collect());
+    let third = (n / 3) as f64;
+    let cases = [
+        ("count(c)", n as f64),
+        ("sum(c)", 10.0 * 6.0 * third),
+        ("count(rate(c[2m]))", n as f64),
+        ("sum(rate(c[2m]))", 6.0 * third / 60.0),
+        ("max(rate(c[2m]))", 3.0 / 60.0),
+        ("count(last_over_time(c[1m] offset 1m))", n as f64),
+    ];
+    for (q, want) in cases {
+        let res = Engine::default()
+            .range_query(&db, q, 10 * MIN, 10 * MIN, MIN)
+            .unwrap_or_else(|e| panic!("{q}: {e}"));
+        let Value::Matrix(m) = res.value else {
+            panic!("{q}: not a matrix");
+        };
+        assert_eq!(m.len(), 1, "{q}");
+        assert_eq!(m[0].points.len(), 1, "{q}");
+        let got = m[0].points[0].1;
+        assert!(
+            (got - want).abs() <= want * 1e-12,
+            "{q}: got {got}, want {want}"
+        );
+    }
+    // Without aggregation every series comes back once.
+    let res = Engine::default()
+        .range_query(&db, "rate(c[2m])", 5 * MIN, 10 * MIN, MIN)
+        .expect("rate");
+    let Value::Matrix(m) = res.value else {
+        panic!("not a matrix");
+    };
+    assert_eq!(m.len(), n);
+    assert!(m.iter().all(|s| s.points.len() == 6));
+}
+
+#[test]
+fn sliding_windows_match_a_direct_filter() {
+    // Irregular samples with staleness markers and gaps longer than the range, read ahead
+    // over many steps: every window is exactly the non-stale samples in (t - range, t], and
+    // the counted resets are those of the window.
+    let mut samples = Vec::new();
+    let mut ts = 0i64;
+    for i in 0..3000i64 {
+        ts += 1 + (i * 7919) % 23;
+        if i % 400 == 399 {
+            ts += 700;
+        }
+        let v = if i % 97 == 5 {
+            STALE_NAN
+        } else {
+            ((i * 31) % 17) as f64
+        };
+        samples.push((ts, v));
+    }
+    let live: Vec<(i64, f64)> = samples
+        .iter()
+        .copied()
+        .filter(|s| !model::is_stale_nan(s.1))
+        .collect();
+    for (step, range) in [(1, 5), (7, 50), (60, 200), (500, 100), (5000, 3000)] {
+        let r = super::Rng {
+            start: 100,
+            end: ts + 50,
+            step,
+        };
+        let lo = r.start - range + 1;
+        let mut it = storage::SliceIter::new(&samples);
+        let mut budget = super::Budget {
+            cur: 0,
+            max: usize::MAX,
+        };
+        let mut seen = 0usize;
+        let pts = super::windows(
+            &mut it,
+            lo,
+            r,
+            &|t| t,
+            range,
+            false,
+            &mut budget,
+            &mut |k, t, _, w, info| {
+                let want: Vec<(i64, f64)> = live
+                    .iter()
+                    .copied()
+                    .filter(|s| s.0 > t - range && s.0 <= t)
+                    .collect();
+                assert_eq!(t, r.ts(k));
+                assert_eq!(w, want.as_slice(), "step {step} range {range} t {t}");
+                let resets = w.windows(2).filter(|p| p[1].1 < p[0].1).count();
+                assert_eq!(info.resets, resets, "step {step} range {range} t {t}");
+                seen += 1;
+                Ok(Some(w.len() as f64))
+            },
+        )
+        .expect("windows");
+        assert_eq!(pts.len(), seen);
+        let nonempty = (0..r.len())
+            .filter(|&k| {
+                let t = r.ts(k);
+                live.iter().any(|s| s.0 > t - range && s.0 <= t)
+            })
+            .count();
+        assert_eq!(seen, nonempty, "step {step} range {range}");
+    }
+}
