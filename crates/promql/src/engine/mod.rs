@@ -709,28 +709,30 @@ impl Ev<'_> {
                 let fixed = self.at_time(ms.vs.at);
                 let rt = |ts: i64| fixed.unwrap_or(ts) - ms.vs.offset;
                 let lo = rt(r.start) - ms.range + 1;
-                let series = self.select(&ms.vs, lo, rt(r.end), r.step)?;
-                for s in &series {
-                    self.tick()?;
-                    let mut it = s.iter();
-                    let pts = windows(
-                        &mut *it,
-                        lo,
-                        r,
-                        &rt,
-                        ms.range,
-                        false,
-                        &mut self.budget,
-                        &mut f,
-                    )?;
-                    if !pts.is_empty() {
-                        out.push(RSeries {
-                            labels: s.labels().clone(),
-                            drop_name: !keep_name,
-                            points: pts,
-                        });
+                self.select_batches(&ms.vs, lo, rt(r.end), r.step, |ev, batch| {
+                    for s in &batch {
+                        ev.tick()?;
+                        let mut it = s.iter();
+                        let pts = windows(
+                            &mut *it,
+                            lo,
+                            r,
+                            &rt,
+                            ms.range,
+                            false,
+                            &mut ev.budget,
+                            &mut f,
+                        )?;
+                        if !pts.is_empty() {
+                            out.push(RSeries {
+                                labels: s.labels().clone(),
+                                drop_name: !keep_name,
+                                points: pts,
+                            });
+                        }
                     }
-                }
+                    Ok(())
+                })?;
             }
             Expr::Subquery(sq) => {
                 let inner = self.subquery(sq, r)?;

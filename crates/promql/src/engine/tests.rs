@@ -730,6 +730,15 @@ fn selectors_over_more_series_than_one_batch() {
     };
     assert_eq!(m.len(), n);
     assert!(m.iter().all(|s| s.points.len() == 6));
+    // A range vector result (one thread, `map_windows`): every series' raw samples.
+    let res = Engine::default()
+        .instant_query(&db, "c[2m]", 10 * MIN)
+        .expect("range vector");
+    let Value::Matrix(m) = res.value else {
+        panic!("not a matrix");
+    };
+    assert_eq!(m.len(), n);
+    assert!(m.iter().all(|s| s.points.len() == 2));
 }
 
 #[test]
