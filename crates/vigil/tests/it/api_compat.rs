@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use testkit::{Behaviour, FakeTarget, peer_missing, poll_until, which};
 
-use crate::util::{Vigil, start_prometheus};
+use crate::util::{Vigil, start_prometheus, start_prometheus_with};
 
 const TARGET_BODY: &str = "# HELP compat_items Items.\n# TYPE compat_items gauge\n\
 compat_items{kind=\"a\"} 1\ncompat_items{kind=\"b\"} 2\n";
@@ -658,24 +658,12 @@ async fn remote_write_errors_match_prometheus() -> anyhow::Result<()> {
     let cfg = "global:\n  scrape_interval: 1h\n";
     let dir = tempfile::tempdir()?;
     let v = Vigil::start(dir.path(), cfg, &["--web.enable-remote-write-receiver"]).await?;
-    let pdir = dir.path().join("prom");
-    std::fs::create_dir_all(&pdir)?;
-    std::fs::write(pdir.join("prometheus.yml"), cfg)?;
-    let port = testkit::free_port();
-    let mut cmd = std::process::Command::new("prometheus");
-    cmd.arg(format!(
-        "--config.file={}",
-        pdir.join("prometheus.yml").display()
-    ))
-    .arg(format!(
-        "--storage.tsdb.path={}",
-        pdir.join("data").display()
-    ))
-    .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-    .arg("--web.enable-remote-write-receiver");
-    let mut prom = testkit::Proc::spawn("prometheus", cmd, &pdir.join("prometheus.log"))?;
-    let purl = format!("http://127.0.0.1:{port}");
-    testkit::wait_ready(&format!("{purl}/-/ready"), Duration::from_secs(30)).await?;
+    let (mut prom, purl) = start_prometheus_with(
+        &dir.path().join("prom"),
+        cfg,
+        &["--web.enable-remote-write-receiver"],
+    )
+    .await?;
     let now = jiff::Timestamp::now().as_millisecond();
     let m = [("__name__", "rw_compat"), ("a", "1")];
     let cases: Vec<(&str, Vec<u8>)> = vec![
@@ -764,24 +752,8 @@ async fn admin_api_matches_prometheus() -> anyhow::Result<()> {
     let cfg = "global:\n  scrape_interval: 1h\n";
     let dir = tempfile::tempdir()?;
     let v = Vigil::start(dir.path(), cfg, &["--web.enable-admin-api"]).await?;
-    let pdir = dir.path().join("prom");
-    std::fs::create_dir_all(&pdir)?;
-    std::fs::write(pdir.join("prometheus.yml"), cfg)?;
-    let port = testkit::free_port();
-    let mut cmd = std::process::Command::new("prometheus");
-    cmd.arg(format!(
-        "--config.file={}",
-        pdir.join("prometheus.yml").display()
-    ))
-    .arg(format!(
-        "--storage.tsdb.path={}",
-        pdir.join("data").display()
-    ))
-    .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-    .arg("--web.enable-admin-api");
-    let mut prom = testkit::Proc::spawn("prometheus", cmd, &pdir.join("prometheus.log"))?;
-    let purl = format!("http://127.0.0.1:{port}");
-    testkit::wait_ready(&format!("{purl}/-/ready"), Duration::from_secs(30)).await?;
+    let (mut prom, purl) =
+        start_prometheus_with(&dir.path().join("prom"), cfg, &["--web.enable-admin-api"]).await?;
     let cases = [
         "delete_series",
         "delete_series?match[]=",

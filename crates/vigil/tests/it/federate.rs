@@ -4,15 +4,12 @@
 //! two servers with `vigil query` giving one view.
 
 use std::collections::BTreeSet;
-use std::process::Command;
 use std::time::Duration;
 
-use testkit::{
-    Behaviour, FakeTarget, Proc, free_port, peer_missing, poll_until, wait_ready, which,
-};
+use testkit::{Behaviour, FakeTarget, peer_missing, poll_until, which};
 
 use crate::ha_query::{Query, enc, get_json, scalar};
-use crate::util::Vigil;
+use crate::util::{Vigil, start_prometheus};
 
 fn now_ms() -> i64 {
     jiff::Timestamp::now().as_millisecond()
@@ -94,23 +91,7 @@ temp{{instance=\"{addr}\",job=\"app\",dc=\"eu1\"}} 21.5"
         v.stop()?;
         return peer_missing("prometheus");
     }
-    let pdir = dir.path().join("prom");
-    std::fs::create_dir_all(&pdir)?;
-    std::fs::write(pdir.join("prometheus.yml"), &cfg)?;
-    let port = free_port();
-    let mut cmd = Command::new("prometheus");
-    cmd.arg(format!(
-        "--config.file={}",
-        pdir.join("prometheus.yml").display()
-    ))
-    .arg(format!(
-        "--storage.tsdb.path={}",
-        pdir.join("data").display()
-    ))
-    .arg(format!("--web.listen-address=127.0.0.1:{port}"));
-    let _p = Proc::spawn("prometheus", cmd, &pdir.join("log"))?;
-    let purl = format!("http://127.0.0.1:{port}");
-    wait_ready(&format!("{purl}/-/ready"), Duration::from_secs(30)).await?;
+    let (_p, purl) = start_prometheus(&dir.path().join("prom"), &cfg).await?;
     let pbody = poll_until(Duration::from_secs(20), || async {
         let (_, _, b) = text(&format!("{purl}{path}")).await.ok()?;
         (b.lines().count() >= 5).then_some(b)

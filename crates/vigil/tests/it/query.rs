@@ -3,11 +3,9 @@
 
 use std::time::Duration;
 
-use testkit::{
-    Behaviour, FakeTarget, Proc, free_port, peer_missing, poll_until, wait_ready, which,
-};
+use testkit::{Behaviour, FakeTarget, peer_missing, poll_until, which};
 
-use crate::util::Vigil;
+use crate::util::{Vigil, start_prometheus};
 
 const BODY: &str = "# TYPE x gauge\nx{a=\"1\",b=\"p\"} 1\nx{a=\"2\",b=\"p\"} 2\nx{a=\"3\",b=\"q\"} 3.5\n\
 # TYPE y gauge\ny{a=\"1\"} 10\ny{a=\"2\"} 20\n# TYPE c counter\nc_total 7\n";
@@ -115,23 +113,7 @@ async fn query_api_matches_prometheus() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let cfg = config(&t);
     let v = Vigil::start(dir.path(), &cfg, &[]).await?;
-    let pdir = dir.path().join("prom");
-    std::fs::create_dir_all(&pdir)?;
-    std::fs::write(pdir.join("prometheus.yml"), &cfg)?;
-    let pport = free_port();
-    let mut cmd = std::process::Command::new("prometheus");
-    cmd.arg(format!(
-        "--config.file={}",
-        pdir.join("prometheus.yml").display()
-    ))
-    .arg(format!(
-        "--storage.tsdb.path={}",
-        pdir.join("data").display()
-    ))
-    .arg(format!("--web.listen-address=127.0.0.1:{pport}"));
-    let _prom = Proc::spawn("prometheus", cmd, &pdir.join("prometheus.log"))?;
-    let purl = format!("http://127.0.0.1:{pport}");
-    wait_ready(&format!("{purl}/-/ready"), Duration::from_secs(30)).await?;
+    let (_prom, purl) = start_prometheus(&dir.path().join("prom"), &cfg).await?;
     // Both have stored the target's samples for a while.
     for base in [v.url(""), purl.clone()] {
         poll_until(Duration::from_secs(30), || {

@@ -86,6 +86,15 @@ impl Vigil {
 /// Starts Debian's `prometheus` on a free port with `config` (YAML text) written to
 /// `dir/prometheus.yml` and its data in `dir/data`; returns it and its base URL once ready.
 pub async fn start_prometheus(dir: &Path, config: &str) -> anyhow::Result<(Proc, String)> {
+    start_prometheus_with(dir, config, &[]).await
+}
+
+/// [`start_prometheus`] with more command-line flags (`--web.enable-admin-api`, …).
+pub async fn start_prometheus_with(
+    dir: &Path,
+    config: &str,
+    args: &[&str],
+) -> anyhow::Result<(Proc, String)> {
     std::fs::create_dir_all(dir)?;
     let cfg = dir.join("prometheus.yml");
     std::fs::write(&cfg, config)?;
@@ -96,7 +105,8 @@ pub async fn start_prometheus(dir: &Path, config: &str) -> anyhow::Result<(Proc,
             "--storage.tsdb.path={}",
             dir.join("data").display()
         ))
-        .arg(format!("--web.listen-address=127.0.0.1:{port}"));
+        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+        .args(args);
     let p = Proc::spawn("prometheus", cmd, &dir.join("prometheus.log"))?;
     let url = format!("http://127.0.0.1:{port}");
     wait_ready(&format!("{url}/-/ready"), Duration::from_secs(30)).await?;
