@@ -6,8 +6,8 @@ use std::collections::HashMap;
 use model::Labels;
 use model::labels::METRIC_NAME;
 
-use super::{Builder, Ev, RSeries, Rng, StepWalker, Val};
-use crate::ast::{AggOp, Aggregate, Grouping};
+use super::{Builder, Ev, RSeries, Rng, StepWalker, Val, unwrap_parens};
+use crate::ast::{AggOp, Aggregate, Expr, Grouping};
 use crate::error::{Result, eval_err};
 use crate::functions::{format_go_float, quantile, stats};
 
@@ -41,7 +41,27 @@ impl Ev<'_> {
         {
             return eval_err(format!("invalid label name {l:?}"));
         }
-        let input = self.eval_vector(&a.expr, r)?;
+        // `sum(rate(x[5m]))` and the like: the range function folds each batch of its output
+        // into the groups' per-step state as it is produced, in the same series order, so the
+        // rate series of a large select are never all held at once. The result is what
+        // `fold_by_series` (or `simple`, which computes the same values) gives over the whole
+        // input.
+        if param_free_fold(a.op) && a.param.is_none() && fusable_arg(&a.expr) {
+            self.fold = Some(Box::new(Fold::new(a.op, a.grouping.clone(), r)));
+        }
+        let input = self.eval_vector(&a.expr, r);
+        let fold = self.fold.take();
+        let input = input?;
+        if let Some(f) = fold
+            && f.used
+        {
+            #[cfg(test)]
+            FUSED.with(|c| c.set(c.get() + 1));
+            self.release(&input);
+            let out = f.finish();
+            self.budget.add(super::points_in(&out))?;
+            return Ok(Val::Vector(out));
+        }
         // Group membership is per series, so it is computed once, not per step.
         let mut index: HashMap<Labels, usize> = HashMap::new();
         let mut groups: Vec<(Labels, bool)> = Vec::new();
@@ -279,6 +299,153 @@ impl Ev<'_> {
             }
         }
         Ok(out.out)
+    }
+}
+
+/// Whether `op` folds series by series ([`Acc`]).
+fn param_free_fold(op: AggOp) -> bool {
+    matches!(
+        op,
+        AggOp::Sum
+            | AggOp::Avg
+            | AggOp::Count
+            | AggOp::Group
+            | AggOp::Min
+            | AggOp::Max
+            | AggOp::Stddev
+            | AggOp::Stdvar
+    )
+}
+
+#[cfg(test)]
+thread_local! {
+    /// Turns the streamed fold off, so tests can compare it with the materialised path.
+    pub(crate) static NO_FUSE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    /// Aggregations evaluated with the streamed fold on this thread.
+    pub(crate) static FUSED: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+/// Whether an aggregation over `e` can take its input batch by batch: a one-argument range
+/// function (no scalar parameter) over a plain matrix selector, whose output
+/// [`Ev::map_windows_par`] produces in the storage's series order.
+fn fusable_arg(e: &Expr) -> bool {
+    #[cfg(test)]
+    if NO_FUSE.with(|c| c.get()) {
+        return false;
+    }
+    let Expr::Call(c) = unwrap_parens(e) else {
+        return false;
+    };
+    let [arg] = c.args.as_slice() else {
+        return false;
+    };
+    matches!(
+        c.func.as_str(),
+        "rate"
+            | "increase"
+            | "delta"
+            | "irate"
+            | "idelta"
+            | "deriv"
+            | "resets"
+            | "changes"
+            | "avg_over_time"
+            | "min_over_time"
+            | "max_over_time"
+            | "sum_over_time"
+            | "count_over_time"
+            | "stddev_over_time"
+            | "stdvar_over_time"
+            | "last_over_time"
+            | "present_over_time"
+    ) && matches!(unwrap_parens(arg), Expr::MatrixSelector(ms) if ms.vs.modifier.is_none())
+}
+
+/// [`Ev::fold_by_series`] fed one series at a time: groups are found as series arrive, so the
+/// input need not be held. Gives the same groups, order and values as `fold_by_series` over
+/// the same series in the same order.
+pub(crate) struct Fold {
+    op: AggOp,
+    grouping: Grouping,
+    r: Rng,
+    index: HashMap<Labels, usize>,
+    groups: Vec<(Labels, bool)>,
+    accs: Vec<Vec<Acc>>,
+    first: Vec<(usize, usize)>,
+    /// Series added so far (the input index of the next one).
+    seen: usize,
+    /// Whether a range function fed this fold (so its own output is empty).
+    pub used: bool,
+}
+
+impl Fold {
+    fn new(op: AggOp, grouping: Grouping, r: Rng) -> Self {
+        Fold {
+            op,
+            grouping,
+            r,
+            index: HashMap::new(),
+            groups: Vec::new(),
+            accs: Vec::new(),
+            first: Vec::new(),
+            seen: 0,
+            used: false,
+        }
+    }
+
+    pub fn add(&mut self, s: &RSeries) -> Result<()> {
+        let i = self.seen;
+        self.seen += 1;
+        let key = group_labels(&s.labels, &self.grouping);
+        let g = match self.index.get(&key) {
+            Some(&g) => g,
+            None => {
+                self.index.insert(key.clone(), self.groups.len());
+                self.groups.push((key, false));
+                self.accs.push(Vec::new());
+                self.first.push((usize::MAX, usize::MAX));
+                self.groups.len() - 1
+            }
+        };
+        self.groups[g].1 |= s.drop_name;
+        let n = self.r.len();
+        let acc = &mut self.accs[g];
+        if acc.is_empty() {
+            acc.resize(n, Acc::Empty);
+        }
+        for &(t, v) in &s.points {
+            let k = self.r.index(t);
+            let Some(cell) = acc.get_mut(k) else {
+                return eval_err("internal error: aggregation input off the evaluation steps");
+            };
+            if k < self.first[g].0 {
+                self.first[g] = (k, i);
+            }
+            cell.add(self.op, v);
+        }
+        Ok(())
+    }
+
+    fn finish(mut self) -> Vec<RSeries> {
+        let mut order: Vec<usize> = (0..self.groups.len())
+            .filter(|&g| self.first[g].0 != usize::MAX)
+            .collect();
+        order.sort_unstable_by_key(|&g| self.first[g]);
+        let mut out = Vec::with_capacity(order.len());
+        for g in order {
+            let acc = std::mem::take(&mut self.accs[g]);
+            let points = acc
+                .iter()
+                .enumerate()
+                .filter_map(|(k, a)| a.value(self.op).map(|v| (self.r.ts(k), v)))
+                .collect();
+            out.push(RSeries {
+                labels: self.groups[g].0.clone(),
+                drop_name: self.groups[g].1,
+                points,
+            });
+        }
+        out
     }
 }
 

@@ -203,6 +203,7 @@ impl Engine {
             ticks: 0,
             warnings: Vec::new(),
             infos: Vec::new(),
+            fold: None,
         };
         if let Some((mint, maxt)) = ev.bounds(expr, r) {
             ev.querier = Some(q.querier(mint, maxt).map_err(Error::Storage)?);
@@ -381,6 +382,10 @@ pub(crate) struct Ev<'q> {
     ticks: u32,
     pub warnings: Vec<String>,
     pub infos: Vec<String>,
+    /// Set by an aggregation whose argument is a range function over a matrix selector
+    /// ([`aggregate::Fold`]): the range function folds each batch of output series into it
+    /// instead of returning them.
+    pub(crate) fold: Option<Box<aggregate::Fold>>,
 }
 
 impl Ev<'_> {
@@ -560,21 +565,21 @@ impl Ev<'_> {
     }
 
     /// Streams the series of `vs` from the storage ([`Querier::select_iter`]) and hands them to
-    /// `each` in batches of at most [`SELECT_BATCH`], in the storage's order, so a selector
+    /// `each` in batches of at most `size` series ([`SELECT_BATCH`], or [`FOLD_BATCH`] when
+    /// an aggregation folds the output as it comes), in the storage's order, so a selector
     /// over many series never holds all of them at once. The querier is lent out meanwhile:
     /// `each` must not select.
     fn select_batches(
         &mut self,
         vs: &VectorSelector,
-        mint: i64,
-        maxt: i64,
-        step: i64,
+        (mint, maxt, step): (i64, i64, i64),
+        size: usize,
         mut each: impl FnMut(&mut Self, Vec<Box<dyn storage::Series>>) -> Result<()>,
     ) -> Result<()> {
         let Some(q) = self.querier.take() else {
             return Ok(());
         };
-        let res = self.stream_batches(&*q, vs, (mint, maxt, step), &mut each);
+        let res = self.stream_batches(&*q, vs, (mint, maxt, step), size, &mut each);
         self.querier = Some(q);
         res
     }
@@ -584,6 +589,7 @@ impl Ev<'_> {
         q: &dyn Querier,
         vs: &VectorSelector,
         (mint, maxt, step): (i64, i64, i64),
+        size: usize,
         each: &mut impl FnMut(&mut Self, Vec<Box<dyn storage::Series>>) -> Result<()>,
     ) -> Result<()> {
         let hints = SelectHints {
@@ -598,10 +604,10 @@ impl Ev<'_> {
         loop {
             let batch = set
                 .by_ref()
-                .take(SELECT_BATCH)
+                .take(size)
                 .collect::<storage::Result<Vec<_>>>()
                 .map_err(Error::Storage)?;
-            let last = batch.len() < SELECT_BATCH;
+            let last = batch.len() < size;
             if !batch.is_empty() {
                 each(self, batch)?;
             }
@@ -651,7 +657,7 @@ impl Ev<'_> {
         // Batches of series as the storage streams them; many series are read on several
         // threads (`parallel.rs`), in order.
         let mut out = Vec::new();
-        self.select_batches(vs, lo, rt(r.end), r.step, |ev, batch| {
+        self.select_batches(vs, (lo, rt(r.end), r.step), SELECT_BATCH, |ev, batch| {
             out.extend(ev.map_series_par(batch, r.len(), per_series)?);
             Ok(())
         })?;
@@ -709,7 +715,8 @@ impl Ev<'_> {
                 let fixed = self.at_time(ms.vs.at);
                 let rt = |ts: i64| fixed.unwrap_or(ts) - ms.vs.offset;
                 let lo = rt(r.start) - ms.range + 1;
-                self.select_batches(&ms.vs, lo, rt(r.end), r.step, |ev, batch| {
+                let span = (lo, rt(r.end), r.step);
+                self.select_batches(&ms.vs, span, SELECT_BATCH, |ev, batch| {
                     for s in &batch {
                         ev.tick()?;
                         let mut it = s.iter();
@@ -802,6 +809,11 @@ impl Ev<'_> {
 /// every thread of `parallel.rs` busy, few enough that the raw series of a selector over
 /// hundreds of thousands of series are not all in memory together.
 const SELECT_BATCH: usize = 4096;
+
+/// Series per batch when an aggregation folds a range function's output batch by batch
+/// (`sum(rate(x[5m]))`): the outputs of one batch are all that is held, so a smaller batch
+/// holds less, and still gives each thread of `parallel.rs` hundreds of series.
+const FOLD_BATCH: usize = 512;
 
 /// `f(step, window end, range, samples, info)` of [`Ev::map_windows`].
 type WindowFn<'a> = dyn FnMut(usize, i64, i64, &[(i64, f64)], WinInfo) -> Result<Option<f64>> + 'a;

@@ -46,6 +46,9 @@ impl Ev<'_> {
         F: FnMut(usize, i64, i64, &[(i64, f64)], WinInfo) -> Result<Option<f64>>,
     {
         let n = threads();
+        // An aggregation waiting for this function's output (`sum(rate(x[5m]))`) takes each
+        // batch's series as they come; only a matrix selector's batches are handed over.
+        let mut fold = self.fold.take();
         let Expr::MatrixSelector(ms) = unwrap_parens(arg) else {
             return self.map_windows(arg, r, keep_name, make());
         };
@@ -56,7 +59,12 @@ impl Ev<'_> {
         // function over many series are not all held at once; each batch runs as a whole
         // select did before (on several threads when worth it), outputs in stream order.
         let mut out = Vec::new();
-        self.select_batches(&ms.vs, lo, rt(r.end), r.step, |ev, batch| {
+        let size = if fold.is_some() {
+            super::FOLD_BATCH
+        } else {
+            super::SELECT_BATCH
+        };
+        self.select_batches(&ms.vs, (lo, rt(r.end), r.step), size, |ev, batch| {
             let part = ev.windows_batch(
                 batch,
                 lo,
@@ -67,9 +75,22 @@ impl Ev<'_> {
                 n,
                 &make,
             )?;
-            out.extend(part);
+            match fold.as_mut() {
+                Some(f) => {
+                    for s in &part {
+                        ev.tick()?;
+                        f.add(s)?;
+                    }
+                    ev.release(&part);
+                }
+                None => out.extend(part),
+            }
             Ok(())
         })?;
+        if let Some(mut f) = fold {
+            f.used = true;
+            self.fold = Some(f);
+        }
         Ok(out)
     }
 
