@@ -58,6 +58,7 @@ impl Ev<'_> {
             #[cfg(test)]
             FUSED.with(|c| c.set(c.get() + 1));
             self.release(&input);
+            self.budget.release(f.held);
             let out = f.finish();
             self.budget.add(super::points_in(&out))?;
             return Ok(Val::Vector(out));
@@ -376,6 +377,11 @@ pub(crate) struct Fold {
     seen: usize,
     /// Whether a range function fed this fold (so its own output is empty).
     pub used: bool,
+    /// Points of the range function's output folded so far. They stay counted against the
+    /// query's sample limit until the aggregation is done, as if they had been held (Prometheus
+    /// counts a range function's whole output), so folding batch by batch never lets a query
+    /// pass the limit that the materialised evaluation would have hit.
+    pub held: usize,
 }
 
 impl Fold {
@@ -390,6 +396,7 @@ impl Fold {
             first: Vec::new(),
             seen: 0,
             used: false,
+            held: 0,
         }
     }
 

@@ -81,7 +81,9 @@ impl Ev<'_> {
                         ev.tick()?;
                         f.add(s)?;
                     }
-                    ev.release(&part);
+                    // Still counted against the sample limit (released when the
+                    // aggregation finishes), only no longer held.
+                    f.held += super::points_in(&part);
                 }
                 None => out.extend(part),
             }

@@ -950,3 +950,50 @@ fn streamed_aggregation_of_range_functions_equals_the_materialised_one() {
         assert!(!fused, "{q}");
     }
 }
+
+/// A range function folded batch by batch into an aggregation still counts its whole output
+/// against the sample limit (as Prometheus counts it), so `sum(rate(x[5m]))` fails exactly where
+/// the materialised evaluation fails.
+#[test]
+fn streamed_aggregation_keeps_the_sample_limit() {
+    use super::aggregate::{FUSED, NO_FUSE};
+    let db = Db((0..(super::FOLD_BATCH * 3))
+        .map(|i| {
+            let inst = format!("i{i}");
+            series(
+                &[("__name__", "x"), ("instance", inst.as_str())],
+                (0..=30).map(|j| j as f64),
+            )
+        })
+        .collect());
+    let q = "sum(rate(x[5m]))";
+    for max_samples in [100_000, 60_000, 40_000, 10_000, 1_000] {
+        let e = Engine::new(EngineOptions {
+            max_samples,
+            ..EngineOptions::default()
+        });
+        let mut answers = Vec::new();
+        for fuse in [false, true] {
+            NO_FUSE.with(|c| c.set(!fuse));
+            let before = FUSED.with(|c| c.get());
+            let r = e.range_query(&db, q, 0, 30 * MIN, MIN);
+            let fused = FUSED.with(|c| c.get()) > before;
+            NO_FUSE.with(|c| c.set(false));
+            if fuse && r.is_ok() {
+                assert!(fused, "{q}: not streamed");
+            }
+            answers.push(match r {
+                Ok(r) => exact(&r.value),
+                Err(e) => format!("error: {e}"),
+            });
+        }
+        assert_eq!(answers[1], answers[0], "max_samples {max_samples}");
+        if max_samples <= 40_000 {
+            assert!(
+                answers[0].starts_with("error"),
+                "{max_samples}: {}",
+                answers[0]
+            );
+        }
+    }
+}
