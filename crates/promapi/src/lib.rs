@@ -5,7 +5,6 @@
 //! Shared by the roles that answer PromQL over HTTP (`vigil server`, `vigil query`); it owns no
 //! routes and no state of its own.
 
-pub mod format;
 pub mod params;
 pub mod query;
 

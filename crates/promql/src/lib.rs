@@ -9,6 +9,7 @@ mod engine;
 pub mod error;
 mod functions;
 pub mod parser;
+pub mod printer;
 pub mod value;
 
 pub use engine::{Engine, EngineOptions, QueryOpts};

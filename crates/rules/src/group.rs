@@ -112,7 +112,7 @@ impl Group {
                 if r.record.is_empty() {
                     Rule::Alerting(AlertingRule {
                         name: r.alert.clone(),
-                        expr_text: crate::printer::print(e),
+                        expr_text: promql::printer::print(e),
                         expr: e.clone(),
                         hold: r.for_.unwrap_or_default(),
                         keep_firing_for: r.keep_firing_for.unwrap_or_default(),
@@ -126,7 +126,7 @@ impl Group {
                 } else {
                     Rule::Recording(RecordingRule {
                         name: r.record.clone(),
-                        expr_text: crate::printer::print(e),
+                        expr_text: promql::printer::print(e),
                         expr: e.clone(),
                         labels: r.labels.clone(),
                     })

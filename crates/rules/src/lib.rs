@@ -15,7 +15,6 @@ pub mod manager;
 pub mod memstore;
 mod metrics;
 pub mod notifier;
-pub mod printer;
 pub mod rule;
 pub mod rulefmt;
 pub mod templating;

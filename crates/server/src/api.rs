@@ -440,7 +440,7 @@ pub async fn format_query(RawQuery(q): RawQuery, FormBody(body): FormBody) -> Ap
     let p = Params::parse(q.as_deref(), &body);
     let expr = promql::parse(p.get("query").unwrap_or(""))
         .map_err(|e| ApiError::bad_data(format!("invalid parameter \"query\": {e}")))?;
-    ok(promapi::format::format_expr(&expr))
+    ok(promql::printer::print(&expr))
 }
 
 #[cfg(test)]

@@ -1,13 +1,15 @@
-//! Prints a parsed PromQL expression the way Prometheus's `Expr.String()` does, so rule
-//! queries in `/api/v1/rules` and alerts' `generatorURL` read exactly like Prometheus's:
-//! `sum by (job) (rate(x{a="b"}[5m]))`, `a > on (x) group_left () b`, sorted matchers.
+//! Prints a parsed PromQL expression the way Prometheus's `Expr.String()` does — for rule
+//! queries in `/api/v1/rules`, alerts' `generatorURL` and `/api/v1/format_query`:
+//! `sum by (job) (rate(x{a="b"}[5m]))`, `a > on (x) group_left () b`, sorted matchers, Go
+//! number formatting. Prometheus's `format_query` breaks expressions longer than 100
+//! characters over several lines; this prints them on one.
 
 use std::fmt::Write;
 use std::time::Duration;
 
+use crate::ast::*;
 use model::labels::{METRIC_NAME, quote_go};
 use model::{MatchType, Matcher};
-use promql::ast::*;
 
 /// `expr` in Prometheus's canonical form.
 pub fn print(expr: &Expr) -> String {
@@ -20,9 +22,25 @@ fn dur(ms: i64) -> String {
     model::format_duration(Duration::from_millis(ms.unsigned_abs()))
 }
 
-/// compat: Go's `fmt.Sprint(float64)`: shortest digits, exponent below 1e-4 and from 1e21.
-fn number(v: f64) -> String {
-    template::gofmt::sprint(&[template::Value::Float(v)])
+/// compat: Go's `fmt.Sprint(float64)`: shortest digits, `%e` form below 1e-4 and from 1e6.
+pub fn go_float(v: f64) -> String {
+    if v.is_nan() {
+        return "NaN".into();
+    }
+    if v.is_infinite() {
+        return if v > 0.0 { "+Inf" } else { "-Inf" }.into();
+    }
+    if v == 0.0 {
+        return if v.is_sign_negative() { "-0" } else { "0" }.into();
+    }
+    let e = format!("{v:e}");
+    let (mant, exp) = e.split_once('e').unwrap_or((&e, "0"));
+    let exp: i32 = exp.parse().unwrap_or(0);
+    if !(-4..6).contains(&exp) {
+        let sign = if exp < 0 { '-' } else { '+' };
+        return format!("{mant}e{sign}{:02}", exp.abs());
+    }
+    format!("{v}")
 }
 
 fn at_offset(out: &mut String, at: Option<At>, offset: i64, offset_expr: Option<&DurationExpr>) {
@@ -80,7 +98,7 @@ fn matcher(m: &Matcher) -> String {
 
 fn write_expr(out: &mut String, e: &Expr) {
     match e {
-        Expr::NumberLiteral(v) => out.push_str(&number(*v)),
+        Expr::NumberLiteral(v) => out.push_str(&go_float(*v)),
         Expr::StringLiteral(s) => out.push_str(&quote_go(s)),
         Expr::VectorSelector(vs) => {
             selector_body(out, vs);
@@ -162,7 +180,7 @@ fn write_expr(out: &mut String, e: &Expr) {
             }
             for (name, v) in [("fill_left", b.fill_left), ("fill_right", b.fill_right)] {
                 if let Some(v) = v {
-                    let _ = write!(out, " {name}({})", number(v));
+                    let _ = write!(out, " {name}({})", go_float(v));
                 }
             }
             out.push(' ');
@@ -265,10 +283,33 @@ mod tests {
     #[test]
     fn prints_like_prometheus() {
         for (input, want) in CASES {
-            let e = promql::parse(input).unwrap();
+            let e = crate::parse(input).unwrap();
             assert_eq!(print(&e), *want, "{input}");
             // And the printed form is a fixed point.
-            assert_eq!(print(&promql::parse(want).unwrap()), *want);
+            assert_eq!(print(&crate::parse(want).unwrap()), *want);
         }
+    }
+
+    #[test]
+    fn format_query_like_prometheus_2_42() {
+        // Answers of Prometheus 2.42's /api/v1/format_query.
+        let f = |q: &str| print(&crate::parse(q).unwrap());
+        assert_eq!(
+            f("topk(5, x @ start()) + count_values(\"v\", y) + 0.5 + 1.5e-7 + Inf + 0x10 + NaN"),
+            "topk(5, x @ start()) + count_values(\"v\", y) + 0.5 + 1.5e-07 + +Inf + 16 + NaN"
+        );
+        assert_eq!(f("sum(up)by(job)"), "sum by (job) (up)");
+    }
+
+    #[test]
+    fn go_floats() {
+        assert_eq!(go_float(1e6), "1e+06");
+        assert_eq!(go_float(123456.0), "123456");
+        assert_eq!(go_float(1234567.0), "1.234567e+06");
+        assert_eq!(go_float(0.0001), "0.0001");
+        assert_eq!(go_float(0.00001), "1e-05");
+        assert_eq!(go_float(-2.5), "-2.5");
+        assert_eq!(go_float(-0.0), "-0");
+        assert_eq!(go_float(f64::NEG_INFINITY), "-Inf");
     }
 }
