@@ -45,7 +45,7 @@ loading is printed too. Prometheus and vigil run with `--query.max-samples=20000
 
 Usage: bench/promql.py [--series 10000] [--hours 1] [--interval 15] [--runs 5]
                        [--systems vigil,prometheus,victoria-metrics] [--only NAME,...] [--keep]
-                       [--data DIR] [--ranges 1h,24h]
+                       [--data DIR] [--ranges 1h,24h] [--vigil-bin PATH]
 Needs: target/release/vigil (cargo build --release -p vigil) and the Debian packages
 prometheus and victoria-metrics (a missing peer is skipped and said so).
 """
@@ -342,10 +342,12 @@ def main():
     ap.add_argument("--ranges", default="", help="comma-separated subset of 1h,24h")
     ap.add_argument("--serve", type=int, default=0,
                     help="keep the systems running this many seconds after the run (debugging)")
+    ap.add_argument("--vigil-bin", default=os.path.join(ROOT, "target", "release", "vigil"),
+                    help="the vigil binary to measure (default target/release/vigil)")
     a = ap.parse_args()
-    vigil = os.path.join(ROOT, "target", "release", "vigil")
+    vigil = os.path.abspath(a.vigil_bin)
     if not os.path.exists(vigil):
-        sys.exit("build first: cargo build --release -p vigil")
+        sys.exit("build first: cargo build --release -p vigil (or pass --vigil-bin)")
     wanted = a.systems.split(",")
     queries = [q for q in QUERIES if not a.only or q[0] in a.only.split(",")]
     if a.data:
