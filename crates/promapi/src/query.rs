@@ -4,12 +4,12 @@
 use std::fmt::Write;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use promql::ast::{Expr, ValueType};
-use promql::{QueryOpts, QueryResult, Value};
+use promql::{QueryOpts, QueryResult, QueryStats, StatsLevel, Value};
 use web::api::{ApiError, ErrorType};
 
 use crate::params::{Params, parse_time};
@@ -95,6 +95,7 @@ pub struct InstantQuery {
     pub time: i64,
     pub timeout: Option<Duration>,
     pub lookback: Option<Duration>,
+    pub stats: StatsLevel,
 }
 
 /// A parsed `/api/v1/query_range` request.
@@ -105,6 +106,17 @@ pub struct RangeQuery {
     pub step: i64,
     pub timeout: Option<Duration>,
     pub lookback: Option<Duration>,
+    pub stats: StatsLevel,
+}
+
+/// The `stats` parameter: compat: Prometheus returns statistics for any non-empty value and
+/// adds the per-step samples for `all`.
+pub fn parse_stats(p: &Params) -> StatsLevel {
+    match p.get("stats") {
+        None | Some("") => StatsLevel::Off,
+        Some("all") => StatsLevel::PerStep,
+        Some(_) => StatsLevel::Summary,
+    }
 }
 
 fn parse_expr(p: &Params) -> Result<Expr, ApiError> {
@@ -155,6 +167,7 @@ pub fn parse_instant(p: &Params) -> Result<InstantQuery, ApiError> {
         time,
         timeout,
         lookback,
+        stats: parse_stats(p),
     })
 }
 
@@ -188,6 +201,7 @@ pub fn parse_range(p: &Params) -> Result<RangeQuery, ApiError> {
         step,
         timeout,
         lookback,
+        stats: parse_stats(p),
     })
 }
 
@@ -201,6 +215,7 @@ impl InstantQuery {
     ) -> Result<QueryResult, promql::Error> {
         o.timeout = self.timeout;
         o.lookback_delta = self.lookback.or(o.lookback_delta);
+        o.stats = self.stats;
         engine.eval_instant(q, &self.expr, self.time, o)
     }
 }
@@ -215,12 +230,14 @@ impl RangeQuery {
     ) -> Result<QueryResult, promql::Error> {
         o.timeout = self.timeout;
         o.lookback_delta = self.lookback.or(o.lookback_delta);
+        o.stats = self.stats;
         engine.eval_range(q, &self.expr, self.start, self.end, self.step, o)
     }
 }
 
 /// Runs one evaluation over `queryable` on the blocking pool under the concurrency limit
-/// `sem`; the evaluation is cancelled when the returned future is dropped.
+/// `sem`; the evaluation is cancelled when the returned future is dropped. Statistics the
+/// evaluation returns get the queue wait and the whole execution time.
 pub async fn run_query<F>(
     sem: Arc<tokio::sync::Semaphore>,
     queryable: Arc<dyn storage::Queryable>,
@@ -231,13 +248,15 @@ where
         + Send
         + 'static,
 {
+    let queued = Instant::now();
     let _permit = sem
         .acquire_owned()
         .await
         .map_err(|_| ApiError::unavailable("server is shutting down"))?;
+    let waited = queued.elapsed();
     let cancel = Arc::new(AtomicBool::new(false));
     let _guard = CancelOnDrop(cancel.clone());
-    tokio::task::spawn_blocking(move || {
+    let mut res = tokio::task::spawn_blocking(move || {
         let opts = QueryOpts {
             cancel: Some(&cancel),
             ..Default::default()
@@ -246,7 +265,12 @@ where
     })
     .await
     .map_err(|e| ApiError::internal(e.to_string()))?
-    .map_err(|e| api_error(&e))
+    .map_err(|e| api_error(&e))?;
+    if let Some(s) = &mut res.stats {
+        s.timings.exec_queue = waited;
+        s.timings.exec_total = queued.elapsed();
+    }
+    Ok(res)
 }
 
 fn required_time(p: &Params, key: &str) -> Result<i64, ApiError> {
@@ -342,7 +366,61 @@ fn write_metric(out: &mut String, l: &model::Labels) {
     out.push('}');
 }
 
-/// The success envelope with `resultType`/`result`, warnings and infos.
+/// A float as Go's `encoding/json` writes it: the shortest text that reads back the same,
+/// in exponent form below 1e-6 and from 1e21 on.
+fn write_json_float(out: &mut String, v: f64) {
+    let a = v.abs();
+    if a != 0.0 && !(1e-6..1e21).contains(&a) {
+        let _ = write!(out, "{v:e}");
+    } else {
+        let _ = write!(out, "{v}");
+    }
+}
+
+/// `,"stats":{...}` inside `data`, with Prometheus 2.42's keys in its order
+/// (`util/stats.BuiltinStats`): timings in seconds, then the samples, whose per-step
+/// counts are `[seconds, count]` pairs, present only for `stats=all`.
+fn write_stats(out: &mut String, s: &QueryStats) {
+    let t = &s.timings;
+    out.push_str(",\"stats\":{\"timings\":{");
+    for (i, (key, d)) in [
+        ("evalTotalTime", t.eval_total),
+        ("resultSortTime", t.result_sort),
+        ("queryPreparationTime", t.query_preparation),
+        ("innerEvalTime", t.inner_eval),
+        ("execQueueTime", t.exec_queue),
+        ("execTotalTime", t.exec_total),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        if i > 0 {
+            out.push(',');
+        }
+        let _ = write!(out, "\"{key}\":");
+        write_json_float(out, d.as_secs_f64());
+    }
+    out.push_str("},\"samples\":{");
+    if let Some(steps) = s.samples.per_step.as_ref().filter(|p| !p.is_empty()) {
+        out.push_str("\"totalQueryableSamplesPerStep\":[");
+        for (i, (t, n)) in steps.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            out.push('[');
+            write_json_float(out, *t as f64 / 1000.0);
+            let _ = write!(out, ",{n}]");
+        }
+        out.push_str("],");
+    }
+    let _ = write!(
+        out,
+        "\"totalQueryableSamples\":{},\"peakSamples\":{}}}}}",
+        s.samples.total, s.samples.peak
+    );
+}
+
+/// The success envelope with `resultType`/`result`, `stats`, warnings and infos.
 pub fn encode_result(r: &QueryResult) -> String {
     // Points take ~30 bytes each; reserving up front saves copying a large body while it grows.
     let points: usize = match &r.value {
@@ -394,6 +472,9 @@ pub fn encode_result(r: &QueryResult) -> String {
             }
             out.push(']');
         }
+    }
+    if let Some(s) = &r.stats {
+        write_stats(&mut out, s);
     }
     out.push('}');
     for (key, list) in [("warnings", &r.warnings), ("infos", &r.infos)] {
@@ -507,6 +588,7 @@ mod tests {
             }]),
             warnings: vec![],
             infos: vec![],
+            stats: None,
         };
         assert_eq!(
             encode_result(&r),
@@ -519,6 +601,7 @@ mod tests {
             },
             warnings: vec!["w".into()],
             infos: vec![],
+            stats: None,
         };
         assert_eq!(
             encode_result(&s),

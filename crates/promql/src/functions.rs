@@ -599,10 +599,18 @@ fn absent(ev: &mut Ev<'_>, c: &Call, r: Rng) -> Result<Val> {
 fn absent_over_time(ev: &mut Ev<'_>, c: &Call, r: Rng) -> Result<Val> {
     let a = arg(c, 0)?;
     let mut present = vec![false; r.len()];
-    let v = ev.map_windows(a, r, false, |k, _, _, _, _| {
+    let mark = |k: usize, _: i64, _: i64, _: &[(i64, f64)], _: WinInfo| {
         present[k] = true;
         Ok(None)
-    })?;
+    };
+    let v = match ev.stats.as_ref().map(|c| c.windows(r)) {
+        None => ev.map_windows(a, r, false, mark)?,
+        Some(counts) => {
+            let v = ev.map_windows(a, r, false, counts.wrap(mark))?;
+            ev.count_windows(counts);
+            v
+        }
+    };
     ev.release(&v);
     let points = absent_points(&present, r);
     if points.is_empty() {
@@ -715,7 +723,16 @@ fn range_func(ev: &mut Ev<'_>, c: &Call, r: Rng) -> Result<Vec<RSeries>> {
     };
     // sum_over_time and avg_over_time use the window's running sum when it is exact.
     let track_sum = matches!(func, RangeFn::AvgOverTime | RangeFn::SumOverTime);
-    let out = ev.map_windows_par(range_arg, r, keep_name, track_sum, make)?;
+    // With statistics on, each window's samples are counted (`engine/stats.rs`).
+    let out = match ev.stats.as_ref().map(|c| c.windows(r)) {
+        None => ev.map_windows_par(range_arg, r, keep_name, track_sum, make)?,
+        Some(counts) => {
+            let wrapped = || counts.wrap(make());
+            let out = ev.map_windows_par(range_arg, r, keep_name, track_sum, wrapped)?;
+            ev.count_windows(counts);
+            out
+        }
+    };
     if warn_q.into_inner()
         && let Some(q) = scalars
             .first()

@@ -12,7 +12,7 @@ pub mod parser;
 pub mod printer;
 pub mod value;
 
-pub use engine::{Engine, EngineOptions, QueryOpts};
+pub use engine::{Engine, EngineOptions, QueryOpts, QueryStats, SampleStats, StatsLevel, Timings};
 pub use error::Error;
 pub use functions::{format_go_float, parse_go_float, write_go_float};
 pub use parser::{ParseError, parse, parse_metric_selector};

@@ -56,4 +56,6 @@ pub struct QueryResult {
     pub warnings: Vec<String>,
     /// `PromQL info: ...` annotations.
     pub infos: Vec<String>,
+    /// Statistics, when the query asked for them ([`crate::QueryOpts::stats`]).
+    pub stats: Option<Box<crate::QueryStats>>,
 }

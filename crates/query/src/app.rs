@@ -78,6 +78,8 @@ impl App {
             max_samples: flags.query_max_samples as usize,
             timeout: flags.query_timeout,
             no_step_subquery_interval: std::time::Duration::from_secs(60),
+            // `stats=all` always gets the per-step samples here (no feature flag to ask).
+            per_step_stats: true,
         });
         let sem = Arc::new(tokio::sync::Semaphore::new(
             flags.query_max_concurrency.max(1) as usize,

@@ -144,7 +144,7 @@ impl App {
             tracing::info!("running in agent mode: scrape, WAL and remote write only");
         }
         for f in &flags.enable_feature {
-            if f.trim() != "agent" {
+            if !matches!(f.trim(), "agent" | "promql-per-step-stats") {
                 tracing::warn!(feature = %f, "unknown option for --enable-feature, ignored");
             }
         }
@@ -196,6 +196,7 @@ impl App {
             max_samples: flags.query_max_samples as usize,
             timeout: flags.query_timeout,
             no_step_subquery_interval: config.global.evaluation_interval,
+            per_step_stats: flags.has_feature("promql-per-step-stats"),
         });
         let query_sem = Arc::new(tokio::sync::Semaphore::new(
             flags.query_max_concurrency.max(1) as usize,

@@ -176,6 +176,11 @@ pub struct ServerFlags {
 }
 
 impl ServerFlags {
+    /// Whether `--enable-feature` lists `name`.
+    pub fn has_feature(&self, name: &str) -> bool {
+        self.enable_feature.iter().any(|f| f.trim() == name)
+    }
+
     /// Whether the server runs as an agent (`--agent` or `--enable-feature=agent`).
     pub fn agent_mode(&self) -> bool {
         self.agent || self.enable_feature.iter().any(|f| f.trim() == "agent")

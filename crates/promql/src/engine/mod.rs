@@ -14,6 +14,7 @@ mod fill;
 mod info;
 mod limit;
 mod parallel;
+mod stats;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -27,6 +28,7 @@ use crate::error::{Error, Result, eval_err};
 use crate::value::{QueryResult, Sample, Series, Value};
 
 pub(crate) use cursor::Cursor;
+pub use stats::{QueryStats, SampleStats, StatsLevel, Timings};
 
 /// Engine settings; the defaults are Prometheus's.
 #[derive(Debug, Clone)]
@@ -40,6 +42,9 @@ pub struct EngineOptions {
     /// Step of subqueries written without one (`x[10m:]`); Prometheus uses the global
     /// evaluation interval, 1m by default.
     pub no_step_subquery_interval: Duration,
+    /// Whether `stats=all` gets the samples per step (Prometheus's
+    /// `--enable-feature=promql-per-step-stats`; off by default there too).
+    pub per_step_stats: bool,
 }
 
 impl Default for EngineOptions {
@@ -49,6 +54,7 @@ impl Default for EngineOptions {
             max_samples: 50_000_000,
             timeout: Duration::from_secs(120),
             no_step_subquery_interval: Duration::from_secs(60),
+            per_step_stats: false,
         }
     }
 }
@@ -69,6 +75,8 @@ pub struct QueryOpts<'a> {
     /// A shorter wall-clock limit for this query (the API's `timeout` parameter); the
     /// engine's own timeout still applies when it is shorter.
     pub timeout: Option<Duration>,
+    /// Statistics to gather and return in [`QueryResult::stats`].
+    pub stats: StatsLevel,
 }
 
 impl Engine {
@@ -113,10 +121,12 @@ impl Engine {
             end: t,
             step: 1,
         };
+        let clock = stats::Clock::start(o.stats);
         let resolved = durations::resolve(expr, 0, 0)?;
         let expr = resolved.as_ref().unwrap_or(expr);
         let mut ev = self.evaluator(q, expr, r, o)?;
         ev.qstep = 0;
+        let clock = clock.prepared();
         let value = match unwrap_parens(expr) {
             e @ (Expr::MatrixSelector(_) | Expr::Subquery(_)) => {
                 Value::Matrix(ev.range_vector_at(e, t)?)
@@ -127,7 +137,8 @@ impl Engine {
                 Val::Vector(v) => Value::Vector(finish_instant(v, t)?),
             },
         };
-        Ok(ev.result(value))
+        let clock = clock.evaluated();
+        Ok(ev.result(value, clock))
     }
 
     /// Evaluates `expr` over `[start, end]` every `step` ms; the result is a matrix sorted by
@@ -159,11 +170,15 @@ impl Engine {
             }
         }
         let r = Rng { start, end, step };
+        let clock = stats::Clock::start(o.stats);
         let resolved = durations::resolve(expr, step, end - start)?;
         let expr = resolved.as_ref().unwrap_or(expr);
         let mut ev = self.evaluator(q, expr, r, o)?;
         ev.qstep = step;
-        let value = match ev.eval(expr, r)? {
+        let clock = clock.prepared();
+        let value = ev.eval(expr, r)?;
+        let clock = clock.evaluated();
+        let value = match value {
             Val::Scalar(v) => Value::Matrix(vec![Series {
                 labels: Labels::empty(),
                 points: (0..r.len()).map(|k| (r.ts(k), v[k])).collect(),
@@ -171,7 +186,7 @@ impl Engine {
             Val::Vector(v) => Value::Matrix(finish_range(v)?),
             Val::Str(_) => return eval_err("invalid expression type \"string\" for range query"),
         };
-        Ok(ev.result(value))
+        Ok(ev.result(value, clock.sorted()))
     }
 
     fn evaluator<'q>(
@@ -204,6 +219,12 @@ impl Engine {
             warnings: Vec::new(),
             infos: Vec::new(),
             fold: None,
+            stats: (o.stats != StatsLevel::Off).then(|| {
+                stats::Counter::new(
+                    r,
+                    o.stats == StatsLevel::PerStep && self.opts.per_step_stats,
+                )
+            }),
         };
         if let Some((mint, maxt)) = ev.bounds(expr, r) {
             ev.querier = Some(q.querier(mint, maxt).map_err(Error::Storage)?);
@@ -386,18 +407,25 @@ pub(crate) struct Ev<'q> {
     /// ([`aggregate::Fold`]): the range function folds each batch of output series into it
     /// instead of returning them.
     pub(crate) fold: Option<Box<aggregate::Fold>>,
+    /// Sample statistics, when the query asked for them.
+    pub(crate) stats: Option<Box<stats::Counter>>,
 }
 
 impl Ev<'_> {
-    fn result(self, value: Value) -> QueryResult {
+    fn result(self, value: Value, clock: stats::Clock) -> QueryResult {
         let mut warnings = self.warnings;
         let mut infos = self.infos;
         warnings.dedup();
         infos.dedup();
+        let stats = self.stats.map(|mut c| {
+            c.held(self.budget.cur);
+            Box::new(c.finish(clock.timings()))
+        });
         QueryResult {
             value,
             warnings,
             infos,
+            stats,
         }
     }
 
@@ -540,7 +568,17 @@ impl Ev<'_> {
         }
     }
 
+    /// Adds a range function's window counts to the statistics (see `stats.rs`).
+    pub(crate) fn count_windows(&mut self, counts: stats::WindowCounts) {
+        if let Some(c) = &mut self.stats {
+            c.add_windows(counts);
+        }
+    }
+
     pub fn release(&mut self, v: &[RSeries]) {
+        if let Some(c) = &mut self.stats {
+            c.held(self.budget.cur);
+        }
         self.budget.release(points_in(v));
     }
 
@@ -661,6 +699,9 @@ impl Ev<'_> {
             out.extend(ev.map_series_par(batch, r.len(), per_series)?);
             Ok(())
         })?;
+        if let Some(c) = &mut self.stats {
+            c.add_points(&out);
+        }
         Ok(out)
     }
 
@@ -683,7 +724,12 @@ impl Ev<'_> {
             end: e,
             step,
         };
-        match self.eval(&sq.expr, inner)? {
+        let saved = self.stats.as_mut().map(|c| c.enter_subquery());
+        let res = self.eval(&sq.expr, inner);
+        if let (Some(c), Some(saved)) = (&mut self.stats, saved) {
+            c.leave_subquery(saved);
+        }
+        match res? {
             Val::Vector(v) => Ok(v),
             Val::Scalar(v) => {
                 let points: Vec<_> = (0..inner.len()).map(|k| (inner.ts(k), v[k])).collect();
@@ -782,10 +828,34 @@ impl Ev<'_> {
             step: 1,
         };
         let mut windows_out: Vec<Vec<(i64, f64)>> = Vec::new();
-        let v = self.map_windows(e, r, true, |_, _, _, w, _| {
+        let keep = |_: usize, _: i64, _: i64, w: &[(i64, f64)], _: WinInfo| {
             windows_out.push(w.to_vec());
             Ok(Some(windows_out.len() as f64 - 1.0))
-        })?;
+        };
+        // compat: Prometheus counts a matrix selector's windows, and for a subquery what its
+        // inner expression counted.
+        let v = match (self.stats.as_ref(), unwrap_parens(e)) {
+            (Some(c), Expr::MatrixSelector(_)) => {
+                let counts = c.windows(r);
+                let v = self.map_windows(e, r, true, counts.wrap(keep))?;
+                if let Some(c) = &mut self.stats {
+                    c.add_windows(counts);
+                }
+                v
+            }
+            _ => {
+                let v = self.map_windows(e, r, true, keep)?;
+                if let Some(c) = &mut self.stats {
+                    let n = c.last_subquery;
+                    c.add(t, n);
+                }
+                v
+            }
+        };
+        // The raw samples are the result and are held as such (each window was counted as
+        // one output point), as Prometheus counts them against its sample limit.
+        let raw: usize = windows_out.iter().map(Vec::len).sum();
+        self.budget.add(raw.saturating_sub(v.len()))?;
         let mut out: Vec<Series> = v
             .into_iter()
             .map(|s| {

@@ -997,3 +997,70 @@ fn streamed_aggregation_keeps_the_sample_limit() {
         }
     }
 }
+
+/// `stats`: samples counted as Prometheus 2.42 counts `totalQueryableSamples` (selector
+/// points, window sizes at their steps, a subquery's inner count only when it is the
+/// result), the peak held, and nothing at all when not asked for.
+#[test]
+fn query_stats_count_samples() {
+    use crate::{QueryOpts, StatsLevel};
+    let e = Engine::new(EngineOptions {
+        per_step_stats: true,
+        ..EngineOptions::default()
+    });
+    let per_step = QueryOpts {
+        stats: StatsLevel::PerStep,
+        ..Default::default()
+    };
+    let instant = |q: &str, o: QueryOpts<'_>| {
+        let expr = crate::parse(q).unwrap();
+        let r = e.eval_instant(&db(), &expr, 10 * MIN, o).unwrap();
+        r.stats.map(|s| s.samples)
+    };
+    let s = instant("up", per_step).unwrap();
+    assert_eq!((s.total, s.peak), (3, 3));
+    assert_eq!(s.per_step, Some(vec![(10 * MIN, 3)]));
+    // (5m, 10m] holds 5 samples.
+    assert_eq!(instant("rate(c_total[5m])", per_step).unwrap().total, 5);
+    // A range vector result holds its raw samples.
+    let s = instant("up[2m]", per_step).unwrap();
+    assert_eq!((s.total, s.peak), (6, 6));
+    // A function's subquery: the windows over its output (3 steps x 3 series), not its
+    // inner selector; a subquery as the result: its inner count (2 samples x 4 windows: the
+    // inner steps start at the window's start, 7m, which the window then leaves out).
+    assert_eq!(
+        instant("max_over_time(up[3m:1m])", per_step).unwrap().total,
+        9
+    );
+    assert_eq!(
+        instant("rate(c_total[2m])[3m:1m]", per_step).unwrap().total,
+        8
+    );
+    assert_eq!(
+        instant("absent_over_time(up[1m])", per_step).unwrap().total,
+        3
+    );
+    assert!(instant("up", QueryOpts::default()).is_none());
+    let summary = QueryOpts {
+        stats: StatsLevel::Summary,
+        ..Default::default()
+    };
+    assert_eq!(instant("up", summary).unwrap().per_step, None);
+
+    let expr =
+        crate::parse("rate(c_total[2m]) + on() group_left up{inst=\"1\",job=\"a\"}").unwrap();
+    let r = e
+        .eval_range(&db(), &expr, 8 * MIN, 10 * MIN, MIN, per_step)
+        .unwrap();
+    let s = r.stats.unwrap();
+    assert_eq!(
+        s.samples.per_step,
+        Some(vec![(8 * MIN, 3), (9 * MIN, 3), (10 * MIN, 3)])
+    );
+    assert_eq!(s.samples.total, 9);
+    assert!(s.timings.eval_total >= s.timings.inner_eval);
+    // Without the engine's per-step option, `stats=all` gives the summary only.
+    let r = Engine::default().eval_range(&db(), &expr, 8 * MIN, 10 * MIN, MIN, per_step);
+    let s = r.unwrap().stats.unwrap().samples;
+    assert_eq!((s.total, s.per_step), (9, None));
+}

@@ -887,3 +887,233 @@ async fn promtool_query_works_as_against_prometheus() -> anyhow::Result<()> {
     v.stop()?;
     Ok(())
 }
+
+/// The JSON of `v` with every number replaced by `#`: keys, their order and nesting only.
+fn shape(v: &str) -> String {
+    let mut out = String::new();
+    let mut in_str = false;
+    let mut prev = ' ';
+    let mut num = false;
+    for c in v.chars() {
+        if in_str {
+            out.push(c);
+            if c == '"' && prev != '\\' {
+                in_str = false;
+            }
+        } else if c == '"' {
+            in_str = true;
+            num = false;
+            out.push(c);
+        } else if c.is_ascii_digit()
+            || (num && matches!(c, '.' | 'e' | 'E' | '+' | '-'))
+            || c == '-'
+        {
+            if !num {
+                out.push('#');
+            }
+            num = true;
+        } else {
+            num = false;
+            out.push(c);
+        }
+        prev = c;
+    }
+    out
+}
+
+/// `GET base/api/v1/{path}?{query}`: status and body.
+async fn get_text(base: &str, path: &str, query: &str) -> anyhow::Result<(u16, String)> {
+    let r = reqwest::get(format!("{base}/api/v1/{path}?{query}")).await?;
+    Ok((r.status().as_u16(), r.text().await?))
+}
+
+/// Writes the same series into vigil and Prometheus: `stats_m{i="0".."2"}` every 10 s at
+/// 5 s past the ten seconds (never on a window edge of the queries below), the last at `end`.
+async fn load_stats_data(bases: [&str; 2], end: i64) -> anyhow::Result<()> {
+    for i in 0..3 {
+        let i_s = i.to_string();
+        let labels = [("__name__", "stats_m"), ("i", i_s.as_str())];
+        // Series 2 stops 4 minutes early, so steps hold different numbers of samples.
+        let last = if i == 2 { end - 240_000 } else { end };
+        let samples: Vec<(i64, f64)> = (0..90)
+            .map(|j| (last - j * 10_000, (j * (i + 1)) as f64))
+            .rev()
+            .collect();
+        for base in bases {
+            let (code, text) = remote_write(base, write_request(&labels, &samples)).await?;
+            anyhow::ensure!(code == 204, "remote write to {base}: {code} {text}");
+        }
+    }
+    Ok(())
+}
+
+/// `stats` of `/api/v1/query` and `/api/v1/query_range`: the same keys in the same order
+/// as Prometheus 2.42 (with `--enable-feature=promql-per-step-stats` on both), the same
+/// parameter values turning it on, and the same sample counts over the same data; timings
+/// are checked for presence and type only.
+#[tokio::test]
+async fn query_stats_match_prometheus() -> anyhow::Result<()> {
+    if which("prometheus").is_none() {
+        return peer_missing("prometheus");
+    }
+    let cfg = "global:\n  scrape_interval: 1h\n";
+    let flags = [
+        "--web.enable-remote-write-receiver",
+        "--enable-feature=promql-per-step-stats",
+    ];
+    let dir = tempfile::tempdir()?;
+    let v = Vigil::start(dir.path(), cfg, &flags).await?;
+    let (mut prom, purl) = start_prometheus_with(&dir.path().join("prom"), cfg, &flags).await?;
+    let vurl = v.url("");
+    // Samples at ...5 s; queries at ...0.007 s, so no sample sits on a window's edge
+    // (Prometheus 2.42 closes windows on the left, vigil follows 3.x and does not).
+    let end = jiff::Timestamp::now().as_millisecond() / 10_000 * 10_000 - 60_000 + 5_000;
+    load_stats_data([&vurl, &purl], end).await?;
+    let t = |ms: i64| format!("{}.{:03}", ms / 1000, ms % 1000);
+    let at = t(end - 60_000 + 2 + 5);
+    let (start, stop) = (t(end - 600_000 + 2), t(end - 60_000 + 2));
+    let enc = enc_value;
+    // (query, whether peakSamples is compared: where both engines hold exactly the
+    // selected samples; elsewhere their intermediate buffers differ)
+    let queries = [
+        ("stats_m", true),
+        ("stats_m[2m]", true),
+        ("stats_m[2m:30s]", false),
+        ("rate(stats_m[1m])", false),
+        ("sum by(i)(rate(stats_m[2m])) + stats_m", false),
+        ("max_over_time(stats_m[3m:30s])", false),
+        ("count_over_time(stats_m[5m] offset 1m)", false),
+        ("absent_over_time(stats_m[1m])", false),
+        ("timestamp(stats_m) - 1", false),
+        ("sum(stats_m @ end())", false),
+        ("vector(1)", false),
+    ];
+    let mut compared = 0;
+    for (q, peak) in queries {
+        let mut reqs = vec![("query", format!("query={}&time={at}", enc(q)))];
+        if !q.contains('[') || q.contains('(') {
+            reqs.push((
+                "query_range",
+                format!("query={}&start={start}&end={stop}&step=60", enc(q)),
+            ));
+        }
+        for (path, params) in reqs {
+            for stats in ["all", "1"] {
+                let p = format!("{params}&stats={stats}");
+                let (oc, ours) = get_text(&vurl, path, &p).await?;
+                let (tc, theirs) = get_text(&purl, path, &p).await?;
+                let ctx = format!("{path}?{p}\nvigil: {ours}\nprometheus: {theirs}");
+                assert_eq!((oc, tc), (200, 200), "{ctx}");
+                let ours_s = ours.find(",\"stats\":").map(|i| &ours[i..]);
+                let theirs_s = theirs.find(",\"stats\":").map(|i| &theirs[i..]);
+                assert_eq!(ours_s.map(shape), theirs_s.map(shape), "shape of {ctx}");
+                let (o, th): (serde_json::Value, serde_json::Value) =
+                    (serde_json::from_str(&ours)?, serde_json::from_str(&theirs)?);
+                assert_eq!(o["data"]["result"], th["data"]["result"], "{ctx}");
+                let (os, ts) = (
+                    &o["data"]["stats"]["samples"],
+                    &th["data"]["stats"]["samples"],
+                );
+                for key in ["totalQueryableSamples", "totalQueryableSamplesPerStep"] {
+                    assert_eq!(os[key], ts[key], "{key} of {ctx}");
+                }
+                if peak {
+                    assert_eq!(os["peakSamples"], ts["peakSamples"], "peakSamples of {ctx}");
+                }
+                assert!(os["peakSamples"].as_u64().is_some(), "{ctx}");
+                let timings = o["data"]["stats"]["timings"]
+                    .as_object()
+                    .ok_or_else(|| anyhow::anyhow!("no timings: {ctx}"))?;
+                assert_eq!(timings.len(), 6, "{ctx}");
+                assert!(
+                    timings
+                        .values()
+                        .all(|x| x.as_f64().is_some_and(|f| f >= 0.0))
+                );
+                compared += 1;
+            }
+        }
+    }
+    assert!(compared >= 30, "{compared}");
+    // Which values turn statistics on: any non-empty one; per-step counts only for `all`.
+    for stats in ["", "0", "false", "true", "ALL", "all"] {
+        let p = format!("query=stats_m&time={at}&stats={stats}");
+        let (_, ours) = get_text(&vurl, "query", &p).await?;
+        let (_, theirs) = get_text(&purl, "query", &p).await?;
+        let has = |b: &str, k: &str| b.contains(&format!("\"{k}\":"));
+        for key in ["stats", "totalQueryableSamplesPerStep"] {
+            assert_eq!(
+                has(&ours, key),
+                has(&theirs, key),
+                "{key} for stats={stats:?}"
+            );
+        }
+        assert_eq!(has(&ours, "stats"), !stats.is_empty());
+    }
+    // POST form bodies carry it too.
+    let body = format!("query=stats_m&time={at}&stats=all");
+    let post = |base: String| {
+        let body = body.clone();
+        async move {
+            let text = reqwest::Client::new()
+                .post(format!("{base}/api/v1/query"))
+                .header("Content-Type", "application/x-www-form-urlencoded")
+                .body(body)
+                .send()
+                .await?
+                .text()
+                .await?;
+            anyhow::Ok(serde_json::from_str::<serde_json::Value>(&text)?)
+        }
+    };
+    let (o, th) = (post(vurl.clone()).await?, post(purl.clone()).await?);
+    assert_eq!(
+        o["data"]["stats"]["samples"],
+        th["data"]["stats"]["samples"]
+    );
+    assert!(o["data"]["stats"]["samples"]["totalQueryableSamplesPerStep"].is_array());
+    prom.kill9();
+    v.stop()?;
+    Ok(())
+}
+
+/// Without `--enable-feature=promql-per-step-stats`, `stats=all` gives the same statistics
+/// as any other value, in vigil as in Prometheus 2.42.
+#[tokio::test]
+async fn query_stats_all_needs_the_feature_flag() -> anyhow::Result<()> {
+    if which("prometheus").is_none() {
+        return peer_missing("prometheus");
+    }
+    let cfg = "global:\n  scrape_interval: 1h\n";
+    let flags = ["--web.enable-remote-write-receiver"];
+    let dir = tempfile::tempdir()?;
+    let v = Vigil::start(dir.path(), cfg, &flags).await?;
+    let (mut prom, purl) = start_prometheus_with(&dir.path().join("prom"), cfg, &flags).await?;
+    let vurl = v.url("");
+    let end = jiff::Timestamp::now().as_millisecond() / 10_000 * 10_000 - 60_000 + 5_000;
+    load_stats_data([&vurl, &purl], end).await?;
+    // Off the samples' times, as in query_stats_match_prometheus.
+    let p = format!(
+        "query=rate(stats_m[1m])&start={}.007&end={}.007&step=30&stats=all",
+        (end - 300_000) / 1000,
+        end / 1000
+    );
+    let (_, ours) = get_text(&vurl, "query_range", &p).await?;
+    let (_, theirs) = get_text(&purl, "query_range", &p).await?;
+    let cut = |b: &str| b.find(",\"stats\":").map(|i| shape(&b[i..]));
+    assert_eq!(
+        cut(&ours),
+        cut(&theirs),
+        "vigil: {ours}\nprometheus: {theirs}"
+    );
+    assert!(!ours.contains("PerStep"), "{ours}");
+    let (o, th): (serde_json::Value, serde_json::Value) =
+        (serde_json::from_str(&ours)?, serde_json::from_str(&theirs)?);
+    assert_eq!(
+        o["data"]["stats"]["samples"]["totalQueryableSamples"],
+        th["data"]["stats"]["samples"]["totalQueryableSamples"]
+    );
+    prom.kill9();
+    v.stop()?;
+    Ok(())
+}
