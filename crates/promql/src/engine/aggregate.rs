@@ -400,37 +400,67 @@ impl Fold {
         }
     }
 
-    pub fn add(&mut self, s: &RSeries) -> Result<()> {
-        let i = self.seen;
-        self.seen += 1;
-        let key = group_labels(&s.labels, &self.grouping);
+    /// The group of a series with labels `labels` (created, with a state for every step, at
+    /// the first series of the group); `drop_name` is whether the series' name goes.
+    pub fn group_of(&mut self, labels: &Labels, drop_name: bool) -> usize {
+        let key = group_labels(labels, &self.grouping);
         let g = match self.index.get(&key) {
             Some(&g) => g,
             None => {
                 self.index.insert(key.clone(), self.groups.len());
                 self.groups.push((key, false));
-                self.accs.push(Vec::new());
+                self.accs.push(vec![Acc::Empty; self.r.len()]);
                 self.first.push((usize::MAX, usize::MAX));
                 self.groups.len() - 1
             }
         };
-        self.groups[g].1 |= s.drop_name;
-        let n = self.r.len();
-        let acc = &mut self.accs[g];
-        if acc.is_empty() {
-            acc.resize(n, Acc::Empty);
-        }
-        for &(t, v) in &s.points {
-            let k = self.r.index(t);
-            let Some(cell) = acc.get_mut(k) else {
-                return eval_err("internal error: aggregation input off the evaluation steps");
-            };
-            if k < self.first[g].0 {
-                self.first[g] = (k, i);
+        self.groups[g].1 |= drop_name;
+        g
+    }
+
+    /// Numbers the next `n` input series: returns the first one's index.
+    pub fn take_indices(&mut self, n: usize) -> usize {
+        let i = self.seen;
+        self.seen += n;
+        i
+    }
+
+    pub fn op(&self) -> AggOp {
+        self.op
+    }
+
+    pub fn groups_len(&self) -> usize {
+        self.groups.len()
+    }
+
+    /// Every group's states split into the step ranges `ranges` (contiguous, from step 0):
+    /// `out[j][g]` is group `g`'s states at the steps of `ranges[j]`, so each range can be
+    /// folded on its own thread. Folding a step's values in input order gives the same
+    /// result whichever thread folds which step.
+    pub fn step_shares(&mut self, ranges: &[std::ops::Range<usize>]) -> Vec<Vec<&mut [Acc]>> {
+        let mut out: Vec<Vec<&mut [Acc]>> = ranges
+            .iter()
+            .map(|_| Vec::with_capacity(self.accs.len()))
+            .collect();
+        for acc in &mut self.accs {
+            let mut rest: &mut [Acc] = acc;
+            for (j, ks) in ranges.iter().enumerate() {
+                let (part, tail) = rest.split_at_mut(ks.len().min(rest.len()));
+                out[j].push(part);
+                rest = tail;
             }
-            cell.add(self.op, v);
         }
-        Ok(())
+        out
+    }
+
+    /// Records that input series `i` of group `g` has a value at step `k`: groups come out
+    /// ordered by their first step with a value, then by the first input series there.
+    pub fn note_first(&mut self, g: usize, first: (usize, usize)) {
+        if let Some(f) = self.first.get_mut(g)
+            && first < *f
+        {
+            *f = first;
+        }
     }
 
     fn finish(mut self) -> Vec<RSeries> {
@@ -459,7 +489,7 @@ impl Fold {
 /// One group's state at one step in [`Ev::fold_by_series`]; the same arithmetic, in the same
 /// order, as [`aggregate_values`] over the step's values.
 #[derive(Debug, Clone, Copy)]
-enum Acc {
+pub(crate) enum Acc {
     Empty,
     Sum(f64, f64),
     Mean(stats::MeanAcc),
@@ -469,7 +499,8 @@ enum Acc {
 }
 
 impl Acc {
-    fn add(&mut self, op: AggOp, v: f64) {
+    #[inline]
+    pub(crate) fn add(&mut self, op: AggOp, v: f64) {
         match self {
             Acc::Empty => {
                 *self = match op {

@@ -885,9 +885,6 @@ const SELECT_BATCH: usize = 4096;
 /// holds less, and still gives each thread of `parallel.rs` hundreds of series.
 const FOLD_BATCH: usize = 512;
 
-/// `f(step, window end, range, samples, info)` of [`Ev::map_windows`].
-type WindowFn<'a> = dyn FnMut(usize, i64, i64, &[(i64, f64)], WinInfo) -> Result<Option<f64>> + 'a;
-
 /// What a sliding window knows about its samples besides the samples themselves.
 #[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct WinInfo {
@@ -914,20 +911,60 @@ fn exact_summand(v: f64) -> bool {
 }
 
 /// The sliding window of one series: at each step the samples in `(rt - range, rt]`, staleness
-/// markers left out. With `track_sum` it keeps the exact sum of [`WinInfo::exact_sum`] (for
-/// `sum_over_time` and `avg_over_time`: one add and one subtract per sample instead of a
-/// compensated sum over every window).
+/// markers left out, as the points `(step time, value)` of `f`'s non-empty results (counted
+/// against `budget`). See [`slide`].
 #[allow(clippy::too_many_arguments)]
-fn windows(
+fn windows<F>(
     it: &mut dyn SampleIterator,
     lo: i64,
     r: Rng,
     rt: &dyn Fn(i64) -> i64,
     range: i64,
-    mut track_sum: bool,
+    track_sum: bool,
     budget: &mut Budget,
-    f: &mut WindowFn<'_>,
-) -> Result<Vec<(i64, f64)>> {
+    f: &mut F,
+) -> Result<Vec<(i64, f64)>>
+where
+    F: FnMut(usize, i64, i64, &[(i64, f64)], WinInfo) -> Result<Option<f64>> + ?Sized,
+{
+    let mut out = Vec::new();
+    let steps = 0..r.len();
+    slide(
+        it,
+        lo,
+        (r, steps),
+        rt,
+        (range, track_sum),
+        budget,
+        f,
+        |k, v| out.push((r.ts(k), v)),
+    )?;
+    budget.add(out.len())?;
+    Ok(out)
+}
+
+/// Slides the window of one series over steps `ks` of `r` (the iterator positioned at or
+/// before `lo`, the first window's start): at step `k` the samples in `(rt - range, rt]`,
+/// staleness markers left out, go to `f`, and a value it returns goes to `sink(k, value)`.
+/// Each window is checked against `budget` (its samples are held while `f` looks at them).
+/// With `track_sum` the window keeps the exact sum of [`WinInfo::exact_sum`] (for
+/// `sum_over_time` and `avg_over_time`: one add and one subtract per sample instead of a
+/// compensated sum over every window).
+#[allow(clippy::too_many_arguments)]
+fn slide<F, S>(
+    it: &mut dyn SampleIterator,
+    lo: i64,
+    (r, ks): (Rng, std::ops::Range<usize>),
+    rt: &dyn Fn(i64) -> i64,
+    (range, mut track_sum): (i64, bool),
+    budget: &Budget,
+    f: &mut F,
+    mut sink: S,
+) -> Result<()>
+where
+    F: FnMut(usize, i64, i64, &[(i64, f64)], WinInfo) -> Result<Option<f64>> + ?Sized,
+    S: FnMut(usize, f64),
+{
     // Every sample read so far that is no staleness marker, in order: the window is
     // `buf[head..end]`, `buf[end..]` is read ahead (many steps per storage call, see
     // `cursor::read_ahead`). A Vec with a moving start stays contiguous for `f` (a ring buffer
@@ -942,8 +979,7 @@ fn windows(
     let mut resets = 0usize;
     // The sum of the window's exact summands and the number of other values in it.
     let (mut exact, mut inexact) = (0.0f64, 0usize);
-    let mut out = Vec::new();
-    for k in 0..r.len() {
+    for k in ks {
         let ts = r.ts(k);
         let t = rt(ts);
         let lower = t - range;
@@ -1019,11 +1055,10 @@ fn windows(
             exact_sum: (track_sum && inexact == 0 && exact != 0.0).then_some(exact),
         };
         if let Some(v) = f(k, t, range, &buf[head..end], info)? {
-            out.push((ts, v));
+            sink(k, v);
         }
     }
-    budget.add(out.len())?;
-    Ok(out)
+    Ok(())
 }
 
 /// Removes names marked for removal and checks the instant vector has no duplicate label sets.

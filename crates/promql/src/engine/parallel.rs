@@ -6,9 +6,13 @@
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
-use storage::Series;
+use std::ops::Range;
 
-use super::{Budget, Ev, RSeries, Rng, WinInfo, unwrap_parens, windows};
+use storage::{SampleIterator, Series};
+
+use super::aggregate::{Acc, Fold};
+use super::{Budget, Ev, RSeries, Rng, WinInfo, slide, unwrap_parens, windows};
+use crate::ast::AggOp;
 use crate::ast::Expr;
 use crate::error::{Error, Result};
 
@@ -65,6 +69,9 @@ impl Ev<'_> {
             super::SELECT_BATCH
         };
         self.select_batches(&ms.vs, (lo, rt(r.end), r.step), size, |ev, batch| {
+            if let Some(f) = fold.as_mut() {
+                return ev.fold_batch(batch, r, &rt, (ms.range, track_sum), keep_name, n, &make, f);
+            }
             let part = ev.windows_batch(
                 batch,
                 lo,
@@ -75,18 +82,7 @@ impl Ev<'_> {
                 n,
                 &make,
             )?;
-            match fold.as_mut() {
-                Some(f) => {
-                    for s in &part {
-                        ev.tick()?;
-                        f.add(s)?;
-                    }
-                    // Still counted against the sample limit (released when the
-                    // aggregation finishes), only no longer held.
-                    f.held += super::points_in(&part);
-                }
-                None => out.extend(part),
-            }
+            out.extend(part);
             Ok(())
         })?;
         if let Some(mut f) = fold {
@@ -94,6 +90,109 @@ impl Ev<'_> {
             self.fold = Some(f);
         }
         Ok(out)
+    }
+
+    /// One batch of [`Ev::map_windows_par`] folded straight into the aggregation `fold`: the
+    /// window function's value at each step goes into its group's state at that step, with
+    /// no output series in between. Many cells are split by steps, not by series: each of the
+    /// `n` threads slides every series' window over its own share of the steps, in input
+    /// order, so each step's values are folded in the same order (and with the same
+    /// arithmetic) as one thread folds them.
+    #[allow(clippy::too_many_arguments)]
+    fn fold_batch<F>(
+        &mut self,
+        series: Vec<Box<dyn Series>>,
+        r: Rng,
+        rt: &(dyn Fn(i64) -> i64 + Sync),
+        (range, track_sum): (i64, bool),
+        keep_name: bool,
+        n: usize,
+        make: &(impl Fn() -> F + Sync),
+        fold: &mut Fold,
+    ) -> Result<()>
+    where
+        F: FnMut(usize, i64, i64, &[(i64, f64)], WinInfo) -> Result<Option<f64>>,
+    {
+        self.tick()?;
+        let member: Vec<usize> = series
+            .iter()
+            .map(|s| fold.group_of(s.labels(), !keep_name))
+            .collect();
+        let base = fold.take_indices(series.len());
+        let steps = r.len();
+        let n = if n >= 2 && worth_splitting(series.len(), steps) {
+            n.min(steps)
+        } else {
+            1
+        };
+        let per = steps.div_ceil(n);
+        let ranges: Vec<Range<usize>> = (0..n)
+            .map(|j| (j * per).min(steps)..((j + 1) * per).min(steps))
+            .filter(|ks| !ks.is_empty())
+            .collect();
+        // Each share checks what it holds against what is left of the limit; the outputs
+        // are added up (and checked) once the shares are done.
+        let left = self.budget.max.saturating_sub(self.budget.cur);
+        let stop = (self.deadline, self.cancel);
+        let op = fold.op();
+        let ngroups = fold.groups_len();
+        let shares = fold.step_shares(&ranges);
+        let job = FoldJob {
+            member: &member,
+            base,
+            ngroups,
+            op,
+            r,
+            rt,
+            range,
+            track_sum,
+            left,
+            stop,
+        };
+        let results: Vec<Result<FoldOut>> = if ranges.len() == 1 {
+            let accs = shares.into_iter().next().unwrap_or_default();
+            let its = series.iter().map(|s| s.iter());
+            vec![job.run(its, ranges[0].clone(), accs, &mut make())]
+        } else {
+            // The iterators are made here (a series is not shared between threads; its
+            // iterators are) and each thread drops one as soon as it is done with it.
+            let its: Vec<Vec<Box<dyn storage::SampleIterator + '_>>> = ranges
+                .iter()
+                .map(|_| series.iter().map(|s| s.iter()).collect())
+                .collect();
+            let job = &job;
+            std::thread::scope(|scope| {
+                let handles: Vec<_> = its
+                    .into_iter()
+                    .zip(shares)
+                    .zip(ranges.iter().cloned())
+                    .map(|((its, accs), ks)| {
+                        scope.spawn(move || job.run(its.into_iter(), ks, accs, &mut make()))
+                    })
+                    .collect();
+                handles
+                    .into_iter()
+                    .map(|h| {
+                        h.join().unwrap_or_else(|_| {
+                            crate::error::eval_err("a query worker thread panicked")
+                        })
+                    })
+                    .collect()
+            })
+        };
+        let mut points = 0;
+        for res in results {
+            let o = res?;
+            points += o.points;
+            for (g, first) in o.first.into_iter().enumerate() {
+                fold.note_first(g, first);
+            }
+        }
+        // Still counted against the sample limit (released when the aggregation finishes),
+        // as if the range function's output were held.
+        self.budget.add(points)?;
+        fold.held += points;
+        Ok(())
     }
 
     /// One batch of [`Ev::map_windows_par`]: the windows of `series`, on `n` threads when
@@ -289,6 +388,98 @@ impl Ev<'_> {
             }
         }
         Ok(out)
+    }
+}
+
+/// What every share of [`Ev::fold_batch`] needs to know.
+struct FoldJob<'a> {
+    /// The group of each series of the batch.
+    member: &'a [usize],
+    /// The input index of the batch's first series.
+    base: usize,
+    ngroups: usize,
+    op: AggOp,
+    r: Rng,
+    rt: &'a (dyn Fn(i64) -> i64 + Sync),
+    range: i64,
+    track_sum: bool,
+    /// What is left of the query's sample limit.
+    left: usize,
+    stop: (Instant, Option<&'a std::sync::atomic::AtomicBool>),
+}
+
+/// What one share of [`Ev::fold_batch`] produced.
+struct FoldOut {
+    /// Values folded (the range function's output points).
+    points: usize,
+    /// Per group, the first `(step, input series)` with a value in this share.
+    first: Vec<(usize, usize)>,
+}
+
+impl FoldJob<'_> {
+    /// Slides the window of every series (`its`, in input order) over steps `ks` and folds
+    /// each value into `accs[group][k - ks.start]`.
+    fn run<'s, F>(
+        &self,
+        its: impl Iterator<Item = Box<dyn SampleIterator + 's>>,
+        ks: Range<usize>,
+        mut accs: Vec<&mut [Acc]>,
+        f: &mut F,
+    ) -> Result<FoldOut>
+    where
+        F: FnMut(usize, i64, i64, &[(i64, f64)], WinInfo) -> Result<Option<f64>>,
+    {
+        let mut budget = Budget {
+            cur: 0,
+            max: self.left,
+        };
+        let mut first = vec![(usize::MAX, usize::MAX); self.ngroups];
+        let lo = (self.rt)(self.r.ts(ks.start)) - self.range + 1;
+        let (deadline, cancel) = self.stop;
+        let op = self.op;
+        for (i, mut it) in its.enumerate() {
+            if i % 64 == 0 {
+                if cancel.is_some_and(|c| c.load(Ordering::Relaxed)) {
+                    return Err(Error::Canceled);
+                }
+                if Instant::now() > deadline {
+                    return Err(Error::Timeout);
+                }
+            }
+            let g = self.member[i];
+            let Some(acc) = accs.get_mut(g) else {
+                return crate::error::eval_err("internal error: aggregation group out of range");
+            };
+            let (mut count, mut k0) = (0usize, usize::MAX);
+            let start = ks.start;
+            slide(
+                &mut *it,
+                lo,
+                (self.r, ks.clone()),
+                self.rt,
+                (self.range, self.track_sum),
+                &budget,
+                f,
+                |k, v| {
+                    if let Some(cell) = acc.get_mut(k - start) {
+                        cell.add(op, v);
+                    }
+                    k0 = k0.min(k);
+                    count += 1;
+                },
+            )?;
+            budget.add(count)?;
+            if k0 != usize::MAX {
+                let at = (k0, self.base + i);
+                if at < first[g] {
+                    first[g] = at;
+                }
+            }
+        }
+        Ok(FoldOut {
+            points: budget.cur,
+            first,
+        })
     }
 }
 
