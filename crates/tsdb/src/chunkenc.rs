@@ -13,6 +13,10 @@
 //! XOR with a leading/trailing-zero window (`0` same value; `10` reuse the window; `11` + 5 bits
 //! leading + 6 bits significant-bit count + the bits).
 
+mod decode;
+
+pub use decode::decode_xor;
+
 /// The chunk encodings Prometheus defines; only [`Encoding::Xor`] is produced here.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u8)]

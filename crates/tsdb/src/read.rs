@@ -1,8 +1,8 @@
 //! Sample iterators shared by the block and head readers.
 //!
 //! [`ChunkSeqIter`] reads a series' chunks one at a time, opening each only when reached, and
-//! decodes a whole XOR chunk per step into a small buffer (one tight loop per chunk instead of
-//! a decoder call per sample; a seek inside a chunk is a binary search). [`ChainIter`] reads the
+//! decodes a whole XOR chunk per step into a small buffer ([`decode_xor`]: one tight loop per
+//! chunk instead of a decoder call per sample; a seek inside a chunk is a binary search). [`ChainIter`] reads the
 //! parts of one series from non-overlapping sources (blocks in time order, then the head) one
 //! after the other, without a per-sample merge. [`QueryLive`] counts what a query holds
 //! (series and open iterators), so tests can check that reading many blocks stays bounded.
@@ -14,7 +14,7 @@ use model::Timestamp;
 use storage::SampleIterator;
 
 use crate::block::tombstones::is_deleted;
-use crate::chunkenc::XorIterator;
+use crate::chunkenc::{ChunkError, decode_xor};
 
 /// Live query objects of one database: selected series not yet dropped, and sample iterators
 /// not yet dropped.
@@ -125,37 +125,41 @@ impl<'a, L: ChunkList<'a>> ChunkSeqIter<'a, L> {
             let Some(bytes) = self.list.bytes(i) else {
                 continue;
             };
-            let mut it = match XorIterator::new(bytes) {
-                Ok(it) => it,
-                Err(e) => {
+            // A damaged chunk keeps the samples before the damage, as a sample iterator would.
+            match decode_xor(bytes, &mut self.buf) {
+                Ok(()) => {}
+                Err(e @ ChunkError::TooShort) => {
                     tracing::error!(error = %e, "skipping undecodable chunk");
-                    continue;
                 }
-            };
-            self.buf.reserve(usize::from(it.num_samples()));
-            let (mint, maxt, deleted) = (self.mint, self.maxt, self.deleted);
-            for (t, v) in it.by_ref() {
-                if t < mint {
-                    continue;
-                }
-                if t > maxt {
-                    self.done = true;
-                    break;
-                }
-                if !deleted.is_empty() && is_deleted(deleted, t) {
-                    continue;
-                }
-                self.buf.push((t, v));
+                Err(e) => tracing::error!(error = %e, "chunk ended early"),
             }
-            if let Some(e) = it.err() {
-                tracing::error!(error = %e, "chunk ended early");
-            }
+            self.trim();
             if !self.buf.is_empty() {
                 return true;
             }
         }
         self.done = true;
         false
+    }
+
+    /// Drops the decoded samples outside `[mint, maxt]` and in deleted intervals; a sample
+    /// after `maxt` means no later chunk is needed. Chunks wholly inside the range (all but
+    /// the first and last of a query) cost two comparisons.
+    fn trim(&mut self) {
+        let (mint, maxt) = (self.mint, self.maxt);
+        if self.buf.last().is_some_and(|s| s.0 > maxt) {
+            let keep = self.buf.partition_point(|s| s.0 <= maxt);
+            self.buf.truncate(keep);
+            self.done = true;
+        }
+        if self.buf.first().is_some_and(|s| s.0 < mint) {
+            let skip = self.buf.partition_point(|s| s.0 < mint);
+            self.buf.drain(..skip);
+        }
+        if !self.deleted.is_empty() {
+            let deleted = self.deleted;
+            self.buf.retain(|s| !is_deleted(deleted, s.0));
+        }
     }
 }
 
