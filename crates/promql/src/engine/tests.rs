@@ -1064,3 +1064,78 @@ fn query_stats_count_samples() {
     let s = r.unwrap().stats.unwrap().samples;
     assert_eq!((s.total, s.per_step), (9, None));
 }
+
+/// The streamed fold over many steps and few series is split across threads by steps (each
+/// thread slides every series' window over its share of the steps): the result must be bit for
+/// bit the materialised one over irregular samples with counter resets, NaN, staleness markers,
+/// gaps longer than the range, windows of 0, 1 and 2 samples, offsets and `@`.
+#[test]
+fn fold_split_by_steps_equals_the_materialised_one() {
+    use super::aggregate::{FUSED, NO_FUSE};
+    const SEC: i64 = 1000;
+    let db = Db((0..60)
+        .map(|i: i64| {
+            let job = format!("j{}", i % 4);
+            let inst = format!("i{i}");
+            let mut samples = Vec::new();
+            let (mut t, mut v) = (i * 7 * SEC, (i * 3) as f64);
+            for j in 0..3000i64 {
+                // Uneven scrape gaps; every 500th sample a gap longer than any range.
+                t += (10 + (j * 7 + i) % 13) * SEC + if j % 500 == 499 { 1800 * SEC } else { 0 };
+                v = match (j + i) % 211 {
+                    0 => 0.0,            // counter reset
+                    17 => v / 2.0 + 0.1, // a reset to a fraction
+                    _ => v + ((j * i) % 5) as f64 * 0.25,
+                };
+                let val = match (j * 31 + i) % 401 {
+                    3 => f64::NAN,
+                    7 => STALE_NAN,
+                    11 if i % 5 == 0 => -0.0,
+                    _ => v,
+                };
+                // Sparse series: windows with 0, 1 and 2 samples.
+                if i % 6 == 5 && j % 9 != 0 {
+                    continue;
+                }
+                samples.push((t, val));
+            }
+            VecSeries {
+                labels: Labels::from_pairs([("__name__", "x"), ("job", &job), ("inst", &inst)]),
+                samples,
+            }
+        })
+        .collect());
+    let run = |q: &str, fuse: bool| {
+        NO_FUSE.with(|c| c.set(!fuse));
+        let before = FUSED.with(|c| c.get());
+        let got = match Engine::default().range_query(&db, q, 600 * SEC, 30_000 * SEC, 17 * SEC) {
+            Ok(r) => exact(&r.value),
+            Err(e) => format!("error: {e}"),
+        };
+        let fused = FUSED.with(|c| c.get()) > before;
+        NO_FUSE.with(|c| c.set(false));
+        (got, fused)
+    };
+    for q in [
+        "sum by (job) (rate(x[1m]))",
+        "sum(increase(x[5m] offset 3m))",
+        "avg by (job) (avg_over_time(x[2m]))",
+        "sum by (inst) (sum_over_time(x[45s]))",
+        "max by (job) (resets(x[10m]))",
+        "stddev (delta(x[30s]))",
+        "min by (job) (irate(x[2m] @ 20000))",
+        "count by (job) (count_over_time(x[20s]))",
+        "group by (job) (last_over_time(x[1m]))",
+        "stdvar by (job) (deriv(x[3m]))",
+    ] {
+        let (want, fused) = run(q, false);
+        assert!(!fused, "{q}");
+        assert!(
+            !want.is_empty() && !want.starts_with("error"),
+            "{q}: {want}"
+        );
+        let (got, fused) = run(q, true);
+        assert!(fused, "{q}: not streamed");
+        assert_eq!(got, want, "{q}");
+    }
+}
