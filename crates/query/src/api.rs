@@ -12,13 +12,14 @@ use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use promapi::{Params, parse_instant, parse_range, respond, run_query};
+use promapi::{InstantQuery, Params, RangeQuery, parse_instant, parse_range, respond, run_query};
 use serde_json::{Value, json};
 use storage::SelectHints;
 use web::api::{ApiError, ApiResult, ApiSuccess, ok};
 
 use crate::app::App;
 use crate::fanout::{DedupMode, Fanout};
+use crate::pushdown;
 
 fn dedup_mode(p: &Params) -> Result<DedupMode, ApiError> {
     match p.get("dedup") {
@@ -82,10 +83,48 @@ pub async fn query(State(app): State<App>, RawQuery(q): RawQuery, body: Bytes) -
     let p = Params::parse(q.as_deref(), &body);
     let res = async {
         let req = parse_instant(&p)?;
-        eval(&app, &p, move |e, q, o| req.eval(e, q, o)).await
+        let fwd = forward_instant(&app, &p, &req);
+        if let Some(r) = pushdown::try_forward(&app, &p, fwd).await {
+            return Ok(Err(r));
+        }
+        eval(&app, &p, move |e, q, o| req.eval(e, q, o))
+            .await
+            .map(Ok)
     }
     .await;
-    respond(res)
+    answer(res)
+}
+
+/// What to forward of an instant query (`pushdown::try_forward`).
+fn forward_instant(app: &App, p: &Params, req: &InstantQuery) -> pushdown::Forward {
+    let lookback = lookback_ms(app, req.lookback);
+    let window = pushdown::window(|q| req.eval(app.engine(), q, Default::default()));
+    pushdown::Forward::instant(p, req.time, lookback).reading(
+        window,
+        &req.expr,
+        app.replica_labels(),
+    )
+}
+
+/// What to forward of a range query (`pushdown::try_forward`).
+fn forward_range(app: &App, p: &Params, req: &RangeQuery) -> pushdown::Forward {
+    let lookback = lookback_ms(app, req.lookback);
+    let window = pushdown::window(|q| req.eval(app.engine(), q, Default::default()));
+    pushdown::Forward::range(p, lookback).reading(window, &req.expr, app.replica_labels())
+}
+
+/// The lookback a query evaluates with: its `lookback_delta`, else the flag's.
+fn lookback_ms(app: &App, given: Option<std::time::Duration>) -> i64 {
+    given.unwrap_or(app.flags().lookback_delta).as_millis() as i64
+}
+
+/// A merged evaluation's result, or a replica's answer passed through.
+fn answer(res: Result<Result<promql::QueryResult, Response>, ApiError>) -> Response {
+    match res {
+        Ok(Err(forwarded)) => forwarded,
+        Ok(Ok(r)) => respond(Ok(r)),
+        Err(e) => respond(Err(e)),
+    }
 }
 
 /// `GET|POST /api/v1/query_range` (extra parameters: `dedup`, `partial_response`).
@@ -93,10 +132,16 @@ pub async fn query_range(State(app): State<App>, RawQuery(q): RawQuery, body: By
     let p = Params::parse(q.as_deref(), &body);
     let res = async {
         let req = parse_range(&p)?;
-        eval(&app, &p, move |e, q, o| req.eval(e, q, o)).await
+        let fwd = forward_range(&app, &p, &req);
+        if let Some(r) = pushdown::try_forward(&app, &p, fwd).await {
+            return Ok(Err(r));
+        }
+        eval(&app, &p, move |e, q, o| req.eval(e, q, o))
+            .await
+            .map(Ok)
     }
     .await;
-    respond(res)
+    answer(res)
 }
 
 /// The query string forwarded to endpoints: the listed keys, all their values.
@@ -565,6 +610,11 @@ pub async fn metrics(State(app): State<App>) -> Response {
             "vigil_query_failed_queries_total",
             "Queries that failed.",
             &c.failed_queries,
+        ),
+        (
+            "vigil_query_pushed_down_queries_total",
+            "Queries answered by one replica whose data was complete for them.",
+            &c.pushed_down,
         ),
     ] {
         let _ = writeln!(

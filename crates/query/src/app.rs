@@ -30,12 +30,17 @@ pub enum QueryError {
     Serve(#[source] std::io::Error),
 }
 
+/// The default subquery step (Prometheus's default evaluation interval).
+const SUBQUERY_INTERVAL: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// Counters for `/metrics`.
 #[derive(Default)]
 pub struct Counters {
     pub queries: AtomicU64,
     pub partial_responses: AtomicU64,
     pub failed_queries: AtomicU64,
+    /// Queries answered by one replica (`crate::pushdown`).
+    pub pushed_down: AtomicU64,
 }
 
 struct Inner {
@@ -77,7 +82,7 @@ impl App {
             lookback_delta: flags.lookback_delta,
             max_samples: flags.query_max_samples as usize,
             timeout: flags.query_timeout,
-            no_step_subquery_interval: std::time::Duration::from_secs(60),
+            no_step_subquery_interval: SUBQUERY_INTERVAL,
             // `stats=all` always gets the per-step samples here (no feature flag to ask).
             per_step_stats: true,
         });
@@ -206,6 +211,12 @@ impl App {
 
     pub fn engine(&self) -> &promql::Engine {
         &self.inner.engine
+    }
+
+    /// The engine's default subquery step in ms (a replica must use the same to be pushed
+    /// down to).
+    pub fn engine_subquery_interval_ms(&self) -> i64 {
+        SUBQUERY_INTERVAL.as_millis() as i64
     }
 
     pub fn query_semaphore(&self) -> Arc<tokio::sync::Semaphore> {

@@ -6,7 +6,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
 
 use arc_swap::ArcSwap;
@@ -82,6 +82,8 @@ pub struct Endpoint {
     last_error: Mutex<String>,
     /// Unix ms of the last health check.
     last_check: AtomicU64,
+    /// Unix ms until which the endpoint is not asked for push-down (it lacks the API).
+    no_pushdown_until: AtomicI64,
 }
 
 impl Endpoint {
@@ -98,6 +100,7 @@ impl Endpoint {
             up: AtomicBool::new(true),
             last_error: Mutex::new(String::new()),
             last_check: AtomicU64::new(0),
+            no_pushdown_until: AtomicI64::new(0),
         })
     }
 
@@ -111,6 +114,15 @@ impl Endpoint {
 
     pub fn last_check_ms(&self) -> u64 {
         self.last_check.load(Ordering::Relaxed)
+    }
+
+    /// Unix ms until which push-down skips this endpoint.
+    pub fn no_pushdown_until(&self) -> i64 {
+        self.no_pushdown_until.load(Ordering::Relaxed)
+    }
+
+    pub fn set_no_pushdown_until(&self, ms: i64) {
+        self.no_pushdown_until.store(ms, Ordering::Relaxed);
     }
 
     /// Marks the endpoint down after a failed request; the health check brings it back.

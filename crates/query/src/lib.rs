@@ -11,6 +11,7 @@ mod app;
 pub mod endpoints;
 pub mod fanout;
 pub mod flags;
+pub mod pushdown;
 
 pub use app::{App, QueryError};
 pub use flags::QueryFlags;

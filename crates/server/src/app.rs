@@ -371,6 +371,16 @@ impl App {
             .route("/rules", get(crate::alerting::rules_api))
             .route("/alerts", get(crate::alerting::alerts_api))
             .route("/alertmanagers", get(crate::alerting::alertmanagers_api))
+            // For `vigil query`'s push-down (crates/server/src/pushdown.rs).
+            .route("/vigil/coverage", get(crate::pushdown::coverage_api))
+            .route(
+                "/vigil/query",
+                get(crate::pushdown::query).post(crate::pushdown::query),
+            )
+            .route(
+                "/vigil/query_range",
+                get(crate::pushdown::query_range).post(crate::pushdown::query_range),
+            )
             .fallback(crate::http_compat::not_found)
             // compat: a form body over 10 MB is ignored rather than refused (see Params).
             .layer(axum::extract::DefaultBodyLimit::max(

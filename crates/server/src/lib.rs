@@ -15,6 +15,7 @@ mod http_compat;
 mod metrics;
 mod metrics_components;
 mod params;
+mod pushdown;
 mod query_api;
 mod remote_write;
 

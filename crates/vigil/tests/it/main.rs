@@ -8,6 +8,7 @@ mod blocks;
 mod config_check;
 mod crash;
 mod federate;
+mod ha_pushdown;
 mod ha_query;
 mod layering;
 mod node_exporter;

@@ -1,0 +1,441 @@
+//! Push-down: when one replica's data is known complete for everything a query reads, the
+//! whole query goes to that replica (`/api/v1/vigil/query[_range]` of a vigil server, which
+//! evaluates over its storage with the labels remote read gives: external labels attached,
+//! replica labels removed) instead of every replica shipping its samples to be merged here.
+//!
+//! The window a query reads comes from the engine itself (a probe storage records the range
+//! of the one querier the engine asks for). Each vigil server reports its coverage of that
+//! window (`/api/v1/vigil/coverage`, from its `up` series, which hold failed scrapes as 0 and
+//! downtime as missing samples, across restarts). A replica is chosen when every target of it
+//! was scraped at every interval since `cleanSince`, and that is no later than the window's
+//! start or than the first scrape (less one interval) of every other replica — so no other
+//! replica holds data in the window that the chosen one lacks. Anything else (a stock
+//! Prometheus without these endpoints, an endpoint down, different targets or non-replica
+//! external labels, a remote-write receiver, a matcher on a replica label, `dedup=false`, an
+//! error) takes the merge path.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::Ordering;
+
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use model::Timestamp;
+use parking_lot::Mutex;
+use promapi::Params;
+use promql::ast::Expr;
+use serde::Deserialize;
+use storage::{Querier, Queryable, StorageError};
+
+use crate::app::App;
+use crate::endpoints::Endpoint;
+
+/// One endpoint's answer of `/api/v1/vigil/coverage`.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Coverage {
+    #[serde(default)]
+    pub external_labels: BTreeMap<String, String>,
+    pub first: Option<Timestamp>,
+    pub clean_since: Option<Timestamp>,
+    #[serde(default)]
+    pub interval_ms: i64,
+    #[serde(default)]
+    pub targets: usize,
+    #[serde(default)]
+    pub fingerprint: String,
+    #[serde(default)]
+    pub receiver: bool,
+    #[serde(default)]
+    pub no_step_subquery_interval_ms: i64,
+}
+
+/// The replica whose data alone answers a query reading `[window_start, …]` exactly as the
+/// merge of all of them would, or why there is none.
+pub fn choose(
+    covs: &[Coverage],
+    window_start: Timestamp,
+    replica_labels: &[String],
+    subquery_interval_ms: i64,
+) -> Result<usize, &'static str> {
+    let first = covs.first().ok_or("no endpoints")?;
+    fn shared<'a>(c: &'a Coverage, replica_labels: &[String]) -> Vec<(&'a String, &'a String)> {
+        c.external_labels
+            .iter()
+            .filter(|(k, _)| !replica_labels.contains(k))
+            .collect()
+    }
+    for c in covs {
+        if c.receiver {
+            return Err("an endpoint receives remote write");
+        }
+        if c.fingerprint != first.fingerprint || c.targets != first.targets {
+            return Err("endpoints scrape different targets");
+        }
+        if shared(c, replica_labels) != shared(first, replica_labels) {
+            return Err("endpoints differ in non-replica external labels");
+        }
+        if c.no_step_subquery_interval_ms != subquery_interval_ms {
+            return Err("endpoints differ in the default subquery step");
+        }
+    }
+    let (best, clean) = covs
+        .iter()
+        .enumerate()
+        .filter_map(|(i, c)| c.clean_since.map(|t| (i, t)))
+        .min_by_key(|&(i, t)| (t, i))
+        .ok_or("no endpoint scraped every target at every interval")?;
+    if clean <= window_start {
+        return Ok(best);
+    }
+    // It started (or recovered) inside the window: only fine when no other replica has data
+    // from before (one interval of scrape phase allowed).
+    let slack = covs[best].interval_ms;
+    let others_later = covs
+        .iter()
+        .enumerate()
+        .filter(|&(i, _)| i != best)
+        .all(|(_, c)| c.first.is_none_or(|f| f + slack >= clean));
+    if others_later {
+        Ok(best)
+    } else {
+        Err("every endpoint has a gap in the window that another can fill")
+    }
+}
+
+/// Whether any selector of `expr` has a matcher on one of `names`.
+pub fn matches_label(expr: &Expr, names: &[String]) -> bool {
+    let mut found = false;
+    expr.walk(&mut |e| {
+        let vs = match e {
+            Expr::VectorSelector(vs) => vs,
+            Expr::MatrixSelector(m) => &m.vs,
+            _ => return,
+        };
+        if vs.matchers.iter().any(|m| names.contains(&m.name)) {
+            found = true;
+        }
+    });
+    found
+}
+
+/// A storage that records the range the engine asks for, then stops the evaluation.
+#[derive(Default)]
+struct Probe {
+    range: Mutex<Option<(Timestamp, Timestamp)>>,
+}
+
+impl Queryable for Probe {
+    fn querier(&self, mint: Timestamp, maxt: Timestamp) -> storage::Result<Box<dyn Querier>> {
+        *self.range.lock() = Some((mint, maxt));
+        Err(StorageError::io(
+            "probe",
+            std::io::Error::other("window recorded"),
+        ))
+    }
+}
+
+/// The time range the evaluation `f` reads, or `None` when it reads no data.
+pub fn window<F>(f: F) -> Option<(Timestamp, Timestamp)>
+where
+    F: FnOnce(&dyn Queryable) -> Result<promql::QueryResult, promql::Error>,
+{
+    let probe = Probe::default();
+    let _ = f(&probe);
+    probe.range.into_inner()
+}
+
+/// What to forward: the query's kind and its parameters, pinned (`time` of an instant query,
+/// the lookback) so the replica evaluates exactly what the merge path would.
+pub struct Forward {
+    pub path: &'static str,
+    pub form: Vec<(String, String)>,
+    /// What the query reads ([`window`]).
+    pub window: Option<(Timestamp, Timestamp)>,
+    /// A selector matches on a replica label ([`matches_label`]).
+    pub selects_replicas: bool,
+}
+
+fn secs(ms: i64) -> String {
+    format!("{}.{:03}", ms.div_euclid(1000), ms.rem_euclid(1000))
+}
+
+impl Forward {
+    pub fn instant(p: &Params, time: Timestamp, lookback_ms: i64) -> Forward {
+        let mut form = vec![("time".to_string(), secs(time))];
+        Self::common(p, &mut form, lookback_ms);
+        Forward {
+            path: "/api/v1/vigil/query",
+            form,
+            window: None,
+            selects_replicas: false,
+        }
+    }
+
+    /// Adds what the forwarding decision needs to know about the query.
+    pub fn reading(
+        mut self,
+        window: Option<(Timestamp, Timestamp)>,
+        expr: &Expr,
+        replica_labels: &[String],
+    ) -> Forward {
+        self.window = window;
+        self.selects_replicas = matches_label(expr, replica_labels);
+        self
+    }
+
+    pub fn range(p: &Params, lookback_ms: i64) -> Forward {
+        let mut form = Vec::new();
+        for k in ["start", "end", "step"] {
+            if let Some(v) = p.get(k) {
+                form.push((k.to_string(), v.to_string()));
+            }
+        }
+        Self::common(p, &mut form, lookback_ms);
+        Forward {
+            path: "/api/v1/vigil/query_range",
+            form,
+            window: None,
+            selects_replicas: false,
+        }
+    }
+
+    fn common(p: &Params, form: &mut Vec<(String, String)>, lookback_ms: i64) {
+        for k in ["query", "timeout", "stats"] {
+            if let Some(v) = p.get(k) {
+                form.push((k.to_string(), v.to_string()));
+            }
+        }
+        form.push(("lookback_delta".into(), secs(lookback_ms)));
+    }
+}
+
+/// Response header naming the endpoint that answered a pushed-down query.
+pub const ANSWERED_BY: &str = "x-vigil-answered-by";
+
+/// How long an endpoint without the push-down API is not asked again.
+const UNSUPPORTED_FOR_MS: i64 = 60_000;
+
+fn now_ms() -> i64 {
+    jiff::Timestamp::now().as_millisecond()
+}
+
+async fn coverage_of(
+    app: &App,
+    e: &Endpoint,
+    (start, end): (Timestamp, Timestamp),
+) -> Result<Coverage, String> {
+    let url = format!(
+        "{}/api/v1/vigil/coverage?start={}&end={}",
+        e.url,
+        secs(start),
+        secs(end)
+    );
+    let r = app
+        .endpoints()
+        .http()
+        .get(&url)
+        .send()
+        .await
+        .map_err(|err| format!("{url}: {err}"))?;
+    if matches!(
+        r.status(),
+        StatusCode::NOT_FOUND | StatusCode::METHOD_NOT_ALLOWED
+    ) {
+        e.set_no_pushdown_until(now_ms() + UNSUPPORTED_FOR_MS);
+        return Err(format!("{url}: no push-down API"));
+    }
+    if !r.status().is_success() {
+        return Err(format!("{url}: HTTP {}", r.status()));
+    }
+    #[derive(Deserialize)]
+    struct Answer {
+        data: Coverage,
+    }
+    let bytes = r.bytes().await.map_err(|err| format!("{url}: {err}"))?;
+    serde_json::from_slice::<Answer>(&bytes)
+        .map(|a| a.data)
+        .map_err(|err| format!("{url}: {err}"))
+}
+
+/// Answers the query from one replica when that is safe (see the module doc); `None` means
+/// take the merge path.
+pub async fn try_forward(app: &App, p: &Params, fwd: Forward) -> Option<Response> {
+    // dedup=false shows raw replicas; a matcher on a replica label selects replicas.
+    if !matches!(p.get("dedup"), None | Some("" | "true" | "1")) || fwd.selects_replicas {
+        return None;
+    }
+    let window = fwd.window?;
+    let list = app.endpoints().list();
+    let now = now_ms();
+    if list.is_empty()
+        || list
+            .iter()
+            .any(|e| !e.is_up() || e.no_pushdown_until() > now)
+    {
+        return None;
+    }
+    let chosen = if list.len() == 1 {
+        // One endpoint: its data is all the merge would have.
+        list[0].clone()
+    } else {
+        let calls = list.iter().map(|e| coverage_of(app, e, window));
+        let mut covs = Vec::with_capacity(list.len());
+        for r in futures_util::future::join_all(calls).await {
+            match r {
+                Ok(c) => covs.push(c),
+                Err(msg) => {
+                    tracing::debug!(%msg, "push-down: coverage unknown, merging");
+                    return None;
+                }
+            }
+        }
+        let subq = app.engine_subquery_interval_ms();
+        match choose(&covs, window.0, app.replica_labels(), subq) {
+            Ok(i) => list[i].clone(),
+            Err(why) => {
+                tracing::debug!(why, "push-down: merging");
+                return None;
+            }
+        }
+    };
+    let mut form: Vec<(String, String)> = fwd.form;
+    for r in app.replica_labels() {
+        form.push(("drop_label".into(), r.clone()));
+    }
+    let url = format!("{}{}", chosen.url, fwd.path);
+    let body = form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(&form)
+        .finish();
+    let r = app
+        .endpoints()
+        .http()
+        .post(&url)
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body(body)
+        .send()
+        .await;
+    let r = match r {
+        Ok(r) => r,
+        Err(err) => {
+            tracing::debug!(%url, %err, "push-down failed, merging");
+            return None;
+        }
+    };
+    if r.status() == StatusCode::NOT_FOUND {
+        chosen.set_no_pushdown_until(now_ms() + UNSUPPORTED_FOR_MS);
+        return None;
+    }
+    // Errors (limits, timeouts) are left to the merge path to report in its own words.
+    if !r.status().is_success() {
+        return None;
+    }
+    let body = r.bytes().await.ok()?;
+    app.counters().queries.fetch_add(1, Ordering::Relaxed);
+    app.counters().pushed_down.fetch_add(1, Ordering::Relaxed);
+    let by = header::HeaderValue::from_str(&chosen.url).ok()?;
+    Some(
+        (
+            [
+                (
+                    header::CONTENT_TYPE,
+                    header::HeaderValue::from_static("application/json"),
+                ),
+                (header::HeaderName::from_static(ANSWERED_BY), by),
+            ],
+            body,
+        )
+            .into_response(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cov(first: i64, clean: Option<i64>) -> Coverage {
+        Coverage {
+            external_labels: BTreeMap::from([("replica".into(), "a".into())]),
+            first: Some(first),
+            clean_since: clean,
+            interval_ms: 1000,
+            targets: 3,
+            fingerprint: "f".into(),
+            receiver: false,
+            no_step_subquery_interval_ms: 60_000,
+        }
+    }
+
+    fn pick(covs: &[Coverage], start: i64) -> Result<usize, &'static str> {
+        choose(covs, start, &["replica".to_string()], 60_000)
+    }
+
+    #[test]
+    fn both_complete_picks_the_earliest() {
+        let covs = [cov(1_000, Some(1_500)), cov(900, Some(1_200))];
+        assert_eq!(pick(&covs, 0), Ok(1));
+        // Both clean over the whole window: the first listed.
+        let covs = [cov(0, Some(100)), cov(0, Some(100))];
+        assert_eq!(pick(&covs, 5_000), Ok(0));
+    }
+
+    #[test]
+    fn a_gap_in_the_window_is_never_chosen() {
+        // a was down and recovered at 70 s; b scraped throughout.
+        let covs = [cov(0, Some(70_000)), cov(0, Some(200))];
+        assert_eq!(pick(&covs, 10_000), Ok(1));
+        // Both have gaps another can fill: merge.
+        let covs = [cov(0, Some(70_000)), cov(0, Some(40_000))];
+        assert!(pick(&covs, 10_000).is_err());
+        // A window after a's recovery may use a.
+        let covs = [cov(0, Some(70_000)), cov(0, None)];
+        assert_eq!(pick(&covs, 80_000), Ok(0));
+        assert!(pick(&covs, 60_000).is_err());
+    }
+
+    #[test]
+    fn differences_between_replicas_merge() {
+        let mut b = cov(0, Some(0));
+        b.fingerprint = "g".into();
+        assert!(pick(&[cov(0, Some(0)), b], 10).is_err());
+        let mut b = cov(0, Some(0));
+        b.external_labels.insert("region".into(), "eu".into());
+        assert!(pick(&[cov(0, Some(0)), b.clone()], 10).is_err());
+        let mut a = cov(0, Some(0));
+        a.external_labels.insert("region".into(), "eu".into());
+        a.external_labels.insert("replica".into(), "b".into());
+        assert_eq!(pick(&[a, b], 10), Ok(0));
+        let mut b = cov(0, Some(0));
+        b.receiver = true;
+        assert!(pick(&[cov(0, Some(0)), b], 10).is_err());
+    }
+
+    #[test]
+    fn replica_matchers_are_found() {
+        let names = ["replica".to_string()];
+        for (q, want) in [
+            ("x", false),
+            ("sum(rate(x{replica=\"a\"}[1m]))", true),
+            ("x{replica=~\".+\"} + y", true),
+            ("max_over_time(y{job=\"a\"}[5m:1m])", false),
+        ] {
+            let e = promql::parse(q).unwrap();
+            assert_eq!(matches_label(&e, &names), want, "{q}");
+        }
+    }
+
+    #[test]
+    fn probe_records_the_window() {
+        let engine = promql::Engine::new(promql::EngineOptions {
+            lookback_delta: std::time::Duration::from_secs(300),
+            ..Default::default()
+        });
+        let e = promql::parse("rate(x[1m])").unwrap();
+        let w = window(|q| engine.eval_instant(q, &e, 1_000_000, Default::default()));
+        assert_eq!(w, Some((1_000_000 - 60_000 + 1, 1_000_000)));
+        let e = promql::parse("1 + 1").unwrap();
+        assert_eq!(
+            window(|q| engine.eval_instant(q, &e, 1_000_000, Default::default())),
+            None
+        );
+    }
+}

@@ -1,0 +1,430 @@
+//! What `vigil query` needs to push a whole PromQL query down to one replica instead of
+//! merging every replica's samples:
+//!
+//! - `GET /api/v1/vigil/coverage?start=&end=`: how complete this server's data is over a
+//!   window, read from its own `up` series (a failed scrape writes `up` 0; a server that was
+//!   down, or had not started yet, wrote no `up` at all, and the WAL keeps that across
+//!   restarts): since when every target has been scraped successfully at every interval
+//!   (`cleanSince`), its first scrape in the window (`first`), a fingerprint of the targets, the
+//!   external labels, and the engine settings that change results.
+//! - `GET|POST /api/v1/vigil/query` and `/api/v1/vigil/query_range`: the usual query API, but
+//!   evaluated over the local storage as remote read serves it (external labels attached,
+//!   equality matchers on them dropped), with the `drop_label` labels removed — the labels
+//!   `vigil query` gives merged series. Remote-read endpoints of the server's own config are
+//!   not read (they are not part of what it serves over remote read either).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use axum::extract::{RawQuery, State};
+use axum::response::Response;
+use model::{Labels, MatchType, Matcher, Timestamp};
+use promapi::{Params, parse_instant, parse_range, respond, run_query};
+use serde_json::{Value, json};
+use storage::{Querier, Queryable, SampleIterator, SelectHints, Series, SeriesSet};
+use web::api::{ApiError, ApiResult, ok};
+
+use crate::app::App;
+use crate::http_compat::FormBody;
+
+/// How far before the window `up` is read, to see whether the window starts inside a gap.
+const BEFORE_WINDOW_MS: i64 = 5 * 60_000;
+
+/// The local storage with external labels attached and some labels removed.
+struct ExternalView {
+    db: Arc<dyn Queryable>,
+    external: Labels,
+    drop: Vec<String>,
+}
+
+impl Queryable for ExternalView {
+    fn querier(&self, mint: Timestamp, maxt: Timestamp) -> storage::Result<Box<dyn Querier>> {
+        Ok(Box::new(ExternalQuerier {
+            inner: self.db.querier(mint, maxt)?,
+            external: self.external.clone(),
+            drop: self.drop.clone(),
+        }))
+    }
+}
+
+struct ExternalQuerier {
+    inner: Box<dyn Querier>,
+    external: Labels,
+    drop: Vec<String>,
+}
+
+impl ExternalQuerier {
+    /// Remote read's rule: equality matchers on external labels that hold are dropped
+    /// (stored series do not carry them); the others apply to the stored labels.
+    fn matchers(&self, ms: &[Matcher]) -> Vec<Matcher> {
+        ms.iter()
+            .filter(|m| {
+                !(m.kind == MatchType::Equal
+                    && self.external.get(&m.name) == Some(m.value.as_str()))
+            })
+            .cloned()
+            .collect()
+    }
+
+    /// Whether series labels change at all (no external label to add, none to drop).
+    fn identity(&self) -> bool {
+        self.external.is_empty() && self.drop.is_empty()
+    }
+
+    fn relabel(&self, l: &Labels) -> Labels {
+        let mut b = l.builder();
+        for e in self.external.iter() {
+            if !l.contains(e.name) {
+                b.set(e.name, e.value);
+            }
+        }
+        for d in &self.drop {
+            b.del(d);
+        }
+        b.labels()
+    }
+
+    fn wrap(&self, s: Box<dyn Series>) -> Box<dyn Series> {
+        let labels = self.relabel(s.labels());
+        Box::new(Relabelled { inner: s, labels })
+    }
+}
+
+/// A stored series under the labels remote read would give it.
+struct Relabelled {
+    inner: Box<dyn Series>,
+    labels: Labels,
+}
+
+impl Series for Relabelled {
+    fn labels(&self) -> &Labels {
+        &self.labels
+    }
+
+    fn iter(&self) -> Box<dyn SampleIterator + '_> {
+        self.inner.iter()
+    }
+
+    fn raw_chunks(&self) -> Option<Vec<storage::RawChunk<'_>>> {
+        self.inner.raw_chunks()
+    }
+}
+
+impl Querier for ExternalQuerier {
+    fn select(
+        &self,
+        sorted: bool,
+        hints: &SelectHints,
+        matchers: &[Matcher],
+    ) -> storage::Result<Vec<Box<dyn Series>>> {
+        let ms = self.matchers(matchers);
+        if ms.is_empty() {
+            return Ok(Vec::new());
+        }
+        let series = self.inner.select(sorted, hints, &ms)?;
+        if self.identity() {
+            return Ok(series);
+        }
+        let mut out: Vec<Box<dyn Series>> = series.into_iter().map(|s| self.wrap(s)).collect();
+        // Added labels can change the order (`{a="1"}` sorts after `{}` but before `{e="x"}`).
+        if sorted {
+            out.sort_by(|a, b| a.labels().cmp(b.labels()));
+        }
+        Ok(out)
+    }
+
+    fn select_iter(
+        &self,
+        sorted: bool,
+        hints: &SelectHints,
+        matchers: &[Matcher],
+    ) -> storage::Result<SeriesSet<'_>> {
+        if self.identity() {
+            return self.inner.select_iter(sorted, hints, matchers);
+        }
+        Ok(Box::new(
+            self.select(sorted, hints, matchers)?.into_iter().map(Ok),
+        ))
+    }
+
+    fn label_values(&self, name: &str, matchers: &[Matcher]) -> storage::Result<Vec<String>> {
+        if self.drop.iter().any(|d| d == name) {
+            return Ok(Vec::new());
+        }
+        let mut v = self.inner.label_values(name, &self.matchers(matchers))?;
+        if let Some(e) = self.external.get(name)
+            && !v.iter().any(|x| x == e)
+        {
+            v.push(e.to_string());
+            v.sort();
+        }
+        Ok(v)
+    }
+
+    fn label_names(&self, matchers: &[Matcher]) -> storage::Result<Vec<String>> {
+        let mut v = self.inner.label_names(&self.matchers(matchers))?;
+        v.extend(self.external.iter().map(|l| l.name.to_string()));
+        v.retain(|n| !self.drop.iter().any(|d| d == n));
+        v.sort();
+        v.dedup();
+        Ok(v)
+    }
+}
+
+fn view(app: &App, p: &Params) -> Arc<dyn Queryable> {
+    Arc::new(ExternalView {
+        db: app.db().clone(),
+        external: app.config().external_labels(),
+        drop: p.all("drop_label").into_iter().map(String::from).collect(),
+    })
+}
+
+fn refuse_agent(app: &App) -> Result<(), ApiError> {
+    if app.flags().agent_mode() {
+        return Err(ApiError::new(
+            web::api::ErrorType::Unavailable,
+            "unavailable with Prometheus Agent",
+        ));
+    }
+    Ok(())
+}
+
+/// `GET|POST /api/v1/vigil/query`: `/api/v1/query` as `vigil query` would answer it from
+/// this server's remote read alone (external labels attached, `drop_label`s removed).
+pub async fn query(
+    State(app): State<App>,
+    RawQuery(q): RawQuery,
+    FormBody(body): FormBody,
+) -> Response {
+    let p = Params::parse(q.as_deref(), &body);
+    let res = async {
+        refuse_agent(&app)?;
+        let req = parse_instant(&p)?;
+        let engine = app.engine().clone();
+        run_query(app.query_semaphore(), view(&app, &p), move |qb, o| {
+            req.eval(&engine, qb, o)
+        })
+        .await
+    }
+    .await;
+    respond(res)
+}
+
+/// `GET|POST /api/v1/vigil/query_range`: like [`query`] for `/api/v1/query_range`.
+pub async fn query_range(
+    State(app): State<App>,
+    RawQuery(q): RawQuery,
+    FormBody(body): FormBody,
+) -> Response {
+    let p = Params::parse(q.as_deref(), &body);
+    let res = async {
+        refuse_agent(&app)?;
+        let req = parse_range(&p)?;
+        let engine = app.engine().clone();
+        run_query(app.query_semaphore(), view(&app, &p), move |qb, o| {
+            req.eval(&engine, qb, o)
+        })
+        .await
+    }
+    .await;
+    respond(res)
+}
+
+/// Completeness of the scrapes over one window, from the `up` series.
+#[derive(Debug, Default, PartialEq)]
+pub struct Coverage {
+    /// The first `up` sample (any target) from shortly before the window on.
+    pub first: Option<Timestamp>,
+    /// Every target was scraped successfully at every interval from here to the window's end;
+    /// `None` when that does not hold at the end either (or nothing is scraped).
+    pub clean_since: Option<Timestamp>,
+    /// The largest scrape interval seen.
+    pub interval: i64,
+    pub targets: usize,
+    /// Order-independent hash of the targets' `up` label sets.
+    pub fingerprint: u64,
+}
+
+/// One target's `up` samples up to `end` in time order → (first, clean since, interval).
+/// `now` tells how much of the end may still be in flight.
+fn target_coverage(
+    samples: &[(Timestamp, f64)],
+    end: Timestamp,
+    now: Timestamp,
+) -> Option<(i64, Option<i64>, i64)> {
+    let first = samples.first()?.0;
+    // Its scrape interval: the smallest spacing (a missed scrape doubles one, jitter
+    // shortens none by much).
+    let ival = samples
+        .windows(2)
+        .map(|w| w[1].0 - w[0].0)
+        .filter(|&d| d > 0)
+        .min()?;
+    let gap = ival * 3 / 2;
+    let mut clean = Some(first);
+    for (i, &(t, v)) in samples.iter().enumerate() {
+        if v != 1.0 {
+            clean = None;
+        } else if clean.is_none() || (i > 0 && t - samples[i - 1].0 > gap) {
+            clean = Some(t);
+        }
+    }
+    let last = samples.last()?.0;
+    // A scrape's `up` is written when it ends, so up to one more interval before `now` may
+    // still be in flight; before that the samples are all there.
+    let in_flight = (end - (now - ival)).clamp(0, ival);
+    if end - last > gap + in_flight {
+        clean = None;
+    }
+    Some((first, clean, ival))
+}
+
+/// Reads `up` over `[start - BEFORE_WINDOW_MS, end]`.
+pub fn coverage(
+    db: &dyn Queryable,
+    start: Timestamp,
+    end: Timestamp,
+    now: Timestamp,
+) -> storage::Result<Coverage> {
+    let from = start.saturating_sub(BEFORE_WINDOW_MS);
+    let q = db.querier(from, end)?;
+    let hints = SelectHints {
+        start: from,
+        end,
+        ..Default::default()
+    };
+    let m = Matcher::new(MatchType::Equal, "__name__", "up").map_err(|e| {
+        storage::StorageError::io("up matcher", std::io::Error::other(e.to_string()))
+    })?;
+    let mut cov = Coverage::default();
+    let mut all_clean = true;
+    let mut hashes = Vec::new();
+    let mut samples = Vec::new();
+    for s in q.select(true, &hints, &[m])? {
+        samples.clear();
+        let mut it = s.iter();
+        let mut cur = it.seek(from);
+        while let Some((t, v)) = cur {
+            if t > end {
+                break;
+            }
+            samples.push((t, v));
+            cur = it.next();
+        }
+        if samples.is_empty() {
+            continue;
+        }
+        cov.targets += 1;
+        hashes.push(s.labels().stable_hash());
+        match target_coverage(&samples, end, now) {
+            Some((first, clean, ival)) => {
+                cov.first = Some(cov.first.map_or(first, |f: i64| f.min(first)));
+                cov.interval = cov.interval.max(ival);
+                match clean {
+                    Some(c) => cov.clean_since = Some(cov.clean_since.map_or(c, |x: i64| x.max(c))),
+                    None => all_clean = false,
+                }
+            }
+            // One sample: the interval is unknown, so completeness is too.
+            None => {
+                cov.first = Some(cov.first.map_or(samples[0].0, |f: i64| f.min(samples[0].0)));
+                all_clean = false;
+            }
+        }
+    }
+    if !all_clean || cov.targets == 0 {
+        cov.clean_since = None;
+    }
+    hashes.sort_unstable();
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for x in hashes {
+        h = (h ^ x).wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    cov.fingerprint = h;
+    Ok(cov)
+}
+
+/// `GET /api/v1/vigil/coverage?start=…&end=…` (see the module doc).
+pub async fn coverage_api(State(app): State<App>, RawQuery(q): RawQuery) -> ApiResult<Value> {
+    refuse_agent(&app)?;
+    let p = Params::parse(q.as_deref(), b"");
+    let now = jiff::Timestamp::now().as_millisecond();
+    let end = p.time("end", now)?.min(now);
+    let start = p.time("start", end)?;
+    let db: Arc<dyn Queryable> = app.db().clone();
+    let cov = tokio::task::spawn_blocking(move || coverage(db.as_ref(), start, end, now))
+        .await
+        .map_err(|e| ApiError::internal(e.to_string()))?
+        .map_err(|e| ApiError::internal(e.to_string()))?;
+    let ext: BTreeMap<String, String> = app
+        .config()
+        .external_labels()
+        .iter()
+        .map(|l| (l.name.to_string(), l.value.to_string()))
+        .collect();
+    ok(json!({
+        "externalLabels": ext,
+        "first": cov.first,
+        "cleanSince": cov.clean_since,
+        "intervalMs": cov.interval,
+        "targets": cov.targets,
+        "fingerprint": format!("{:016x}", cov.fingerprint),
+        // Samples that arrive by remote write have no `up` to tell their completeness.
+        "receiver": app.flags().enable_remote_write_receiver,
+        "lookbackDeltaMs": app.flags().lookback_delta.as_millis() as i64,
+        "noStepSubqueryIntervalMs": app.config().global.evaluation_interval.as_millis() as i64,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn up(ts: &[(i64, f64)]) -> Vec<(i64, f64)> {
+        ts.to_vec()
+    }
+
+    #[test]
+    fn clean_target() {
+        let s = up(&[(1000, 1.0), (2000, 1.0), (3010, 1.0), (4000, 1.0)]);
+        assert_eq!(
+            target_coverage(&s, 4500, 9000),
+            Some((1000, Some(1000), 990))
+        );
+        // Not settled yet: the next scrape may be in flight.
+        assert_eq!(
+            target_coverage(&s, 5800, 5800),
+            Some((1000, Some(1000), 990))
+        );
+        assert_eq!(target_coverage(&s, 5800, 9000), Some((1000, None, 990)));
+    }
+
+    #[test]
+    fn failed_scrape_moves_clean_since() {
+        let s = up(&[(1000, 1.0), (2000, 0.0), (3000, 1.0), (4000, 1.0)]);
+        assert_eq!(
+            target_coverage(&s, 4000, 4000),
+            Some((1000, Some(3000), 1000))
+        );
+    }
+
+    #[test]
+    fn missing_scrapes_move_clean_since() {
+        let s = up(&[(1000, 1.0), (2000, 1.0), (62000, 1.0), (63000, 1.0)]);
+        assert_eq!(
+            target_coverage(&s, 63000, 63000),
+            Some((1000, Some(62000), 1000))
+        );
+    }
+
+    #[test]
+    fn stopped_scraping_is_not_clean() {
+        let s = up(&[(1000, 1.0), (2000, 1.0), (3000, 1.0)]);
+        assert_eq!(target_coverage(&s, 9000, 9000), Some((1000, None, 1000)));
+        // A replica that stopped 1.6 intervals before a settled window's end has a gap.
+        assert_eq!(target_coverage(&s, 4600, 9000), Some((1000, None, 1000)));
+        let s = up(&[(1000, 1.0), (2000, 1.0), (3000, 0.0)]);
+        assert_eq!(target_coverage(&s, 3000, 3000), Some((1000, None, 1000)));
+        assert_eq!(target_coverage(&up(&[(1000, 1.0)]), 1000, 1000), None);
+    }
+}

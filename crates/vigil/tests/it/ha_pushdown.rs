@@ -1,0 +1,231 @@
+//! `vigil query` pushes a whole query down to one replica only when that replica's data is
+//! complete for everything the query reads: both replicas healthy → one answers (the response
+//! names it); a replica that was down for a while is never chosen for a window covering its
+//! gap; when every replica has such a gap the merge answers. Results equal the merge path's
+//! (non-replica external labels kept, replica label removed).
+
+use std::time::Duration;
+
+use testkit::poll_until;
+
+use crate::ha_query::{App, IVAL_MS, Query, enc};
+use crate::util::Vigil;
+
+const ANSWERED_BY: &str = "x-vigil-answered-by";
+
+fn config(replica: &str, target: &testkit::FakeTarget) -> String {
+    format!(
+        "global:\n  scrape_interval: {IVAL_MS}ms\n  scrape_timeout: 150ms\n  external_labels:\n    replica: {replica}\n    region: eu\n\
+scrape_configs:\n  - job_name: app\n    static_configs:\n      - targets: ['{}']\n    relabel_configs:\n      - target_label: instance\n        replacement: app-0\n",
+        target.addr
+    )
+}
+
+fn now_ms() -> i64 {
+    jiff::Timestamp::now().as_millisecond()
+}
+
+fn secs(ms: i64) -> String {
+    format!("{:.3}", ms as f64 / 1000.0)
+}
+
+/// A query through `vigil query`: the replica that answered it alone (if any) and the data.
+async fn ask(
+    q: &Query,
+    path_and_query: &str,
+) -> anyhow::Result<(Option<String>, serde_json::Value)> {
+    let url = q.url(path_and_query);
+    let r = reqwest::get(&url).await?;
+    let by = r
+        .headers()
+        .get(ANSWERED_BY)
+        .and_then(|v| v.to_str().ok())
+        .map(String::from);
+    let st = r.status();
+    let v: serde_json::Value = serde_json::from_str(&r.text().await?)?;
+    anyhow::ensure!(st == 200 && v["status"] == "success", "{url}: {st} {v}");
+    Ok((by, v["data"].clone()))
+}
+
+fn instant(expr: &str, t: i64) -> String {
+    format!("/api/v1/query?query={}&time={}", enc(expr), secs(t))
+}
+
+fn range(expr: &str, start: i64, end: i64) -> String {
+    format!(
+        "/api/v1/query_range?query={}&start={}&end={}&step={}&lookback_delta={}",
+        enc(expr),
+        secs(start),
+        secs(end),
+        secs(IVAL_MS / 2),
+        secs(IVAL_MS * 7 / 4)
+    )
+}
+
+/// The merge path's answer of the same query: a matcher on the replica label (that every
+/// series passes) is never pushed down.
+fn merged(expr: &str) -> String {
+    if expr == "g" {
+        return "g{replica=~\".*\"}".into();
+    }
+    expr.replace("c_total", "c_total{replica=~\".*\"}")
+}
+
+fn value(d: &serde_json::Value) -> f64 {
+    d["result"][0]["value"][1]
+        .as_str()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(f64::NAN)
+}
+
+async fn sleep_ms(ms: i64) {
+    tokio::time::sleep(Duration::from_millis(ms as u64)).await;
+}
+
+/// Restarts replica `i` after `down_ms` away.
+async fn bounce(
+    r: &mut [Option<Vigil>; 2],
+    dirs: &[std::path::PathBuf; 2],
+    i: usize,
+    down_ms: i64,
+) -> anyhow::Result<()> {
+    let v = r[i].take().unwrap();
+    let (port, cfg) = (v.port, v.config.clone());
+    v.stop()?;
+    sleep_ms(down_ms).await;
+    r[i] = Some(Vigil::start_with(&dirs[i], &cfg, port, &[]).await?);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ha_pushdown_only_when_complete() -> anyhow::Result<()> {
+    let app = App::start().await?;
+    let dir = tempfile::tempdir()?;
+    let dirs = [dir.path().join("a"), dir.path().join("b")];
+    for d in &dirs {
+        std::fs::create_dir_all(d)?;
+    }
+    let mut r = [
+        Some(Vigil::start(&dirs[0], &config("a", &app.a), &[]).await?),
+        Some(Vigil::start(&dirs[1], &config("b", &app.b), &[]).await?),
+    ];
+    let urls: Vec<String> = r.iter().flatten().map(|v| v.url("")).collect();
+    let q = Query::start(dir.path(), &urls, &[]).await?;
+    let start = now_ms() + 500;
+    sleep_ms(2500).await;
+
+    // Both complete: pushed down, and the answer equals the merge's.
+    let pushed = poll_until(Duration::from_secs(10), || async {
+        let (by, _) = ask(&q, &instant("count(c_total)", now_ms() - 300))
+            .await
+            .ok()?;
+        by
+    })
+    .await;
+    assert!(pushed.is_ok(), "both replicas complete, yet no push-down");
+    let t = now_ms() - 300;
+    let (by, d) = ask(&q, &instant("g", t)).await?;
+    let (mby, m) = ask(&q, &instant(&merged("g"), t)).await?;
+    assert!(
+        mby.is_none(),
+        "a replica-label matcher takes the merge path"
+    );
+    assert_eq!(d["result"].as_array().map(Vec::len), Some(1), "{d}");
+    assert_eq!(
+        d["result"][0]["metric"], m["result"][0]["metric"],
+        "{d} vs {m}"
+    );
+    assert_eq!(
+        d["result"][0]["metric"],
+        serde_json::json!({"__name__": "g", "instance": "app-0", "job": "app", "region": "eu"}),
+        "non-replica external labels kept, replica dropped (answered by {by:?})"
+    );
+    assert_eq!(value(&d), value(&m));
+    for expr in ["count(c_total)", "sum(rate(c_total[2s]))"] {
+        let t = now_ms() - 300;
+        let (_, d) = ask(&q, &instant(expr, t)).await?;
+        let (_, m) = ask(&q, &instant(&merged(expr), t)).await?;
+        assert!(
+            (value(&d) - value(&m)).abs() <= value(&m).abs() * 0.01,
+            "{expr}: pushed {d} vs merged {m}"
+        );
+    }
+    // dedup=false shows raw replicas: never one replica.
+    let (by, d) = ask(
+        &q,
+        &format!("{}&dedup=false", instant("count(g)", now_ms() - 300)),
+    )
+    .await?;
+    assert!(by.is_none(), "dedup=false pushed down to {by:?}");
+    assert_eq!(value(&d), 2.0, "{d}");
+
+    // Replica a goes away for 10 intervals: a window covering its gap never goes to a.
+    bounce(&mut r, &dirs, 0, IVAL_MS * 10).await?;
+    sleep_ms(1500).await;
+    let end = now_ms() - 300;
+    for path in [
+        range("s_total", start, end),
+        instant("count_over_time(s_total[10s])", end),
+    ] {
+        let (by, d) = ask(&q, &path).await?;
+        assert!(
+            by.as_deref() != Some(urls[0].as_str()),
+            "{path}: answered by the replica with a gap"
+        );
+        assert_eq!(d["result"].as_array().map(Vec::len), Some(1), "{d}");
+        assert!(d["result"][0]["metric"].get("replica").is_none(), "{d}");
+    }
+    // A window after a's recovery may go to either (both complete there).
+    let recovered = poll_until(Duration::from_secs(10), || async {
+        let (by, _) = ask(&q, &instant("g", now_ms() - 300)).await.ok()?;
+        by
+    })
+    .await;
+    assert!(
+        recovered.is_ok(),
+        "no push-down for a window after the recovery"
+    );
+
+    // Now b goes away too: a window covering both gaps has no complete replica → merge.
+    bounce(&mut r, &dirs, 1, IVAL_MS * 10).await?;
+    sleep_ms(1500).await;
+    let end = now_ms() - 300;
+    let (by, d) = ask(&q, &range("s_total", start, end)).await?;
+    assert!(
+        by.is_none(),
+        "both replicas have gaps, yet pushed down to {by:?}"
+    );
+    assert_eq!(d["result"].as_array().map(Vec::len), Some(1), "{d}");
+    let (by, d) = ask(&q, &instant("count_over_time(s_total[20s])", end)).await?;
+    assert!(
+        by.is_none(),
+        "both replicas have gaps, yet pushed down to {by:?}"
+    );
+    let n = value(&d);
+    // The merge fills each replica's gap from the other: about one sample per interval.
+    let want = (20_000.min(end - start) / IVAL_MS) as f64;
+    assert!(
+        n >= want * 0.8,
+        "merged count_over_time {n}, want about {want}"
+    );
+    for v in r.into_iter().flatten() {
+        v.stop()?;
+    }
+    Ok(())
+}
+
+/// One endpoint: its data is all the merge would have, so every query goes to it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ha_pushdown_single_endpoint() -> anyhow::Result<()> {
+    let app = App::start().await?;
+    let dir = tempfile::tempdir()?;
+    let v = Vigil::start(dir.path(), &config("a", &app.a), &[]).await?;
+    let q = Query::start(dir.path(), &[v.url("")], &[]).await?;
+    sleep_ms(1000).await;
+    let (by, d) = ask(&q, &instant("g", now_ms() - 300)).await?;
+    assert_eq!(by.as_deref(), Some(v.url("").as_str()), "{d}");
+    assert_eq!(d["result"][0]["metric"]["region"], "eu", "{d}");
+    assert!(d["result"][0]["metric"].get("replica").is_none(), "{d}");
+    v.stop()?;
+    Ok(())
+}
