@@ -494,82 +494,22 @@ impl Config {
 /// field as `yaml: unmarshal errors:` lines naming Go's type, else the bare message of a value's
 /// own check (`not a valid duration string: "x"`), else `yaml: line N: …`.
 fn go_yaml_error(text: &str, first: &str) -> String {
-    fn unknown(err: &str) -> Option<(usize, &str, &str)> {
-        let rest = err.lines().next()?.strip_prefix("error: line ")?;
-        let (line, rest) = rest.split_once(" column ")?;
-        let (_, rest) = rest.split_once(": unknown field `")?;
-        let (field, expected) = rest.split_once('`')?;
-        Some((line.parse().ok()?, field, expected))
-    }
-    let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
-    let mut found: Vec<(usize, String)> = Vec::new();
-    let mut err = first.to_string();
-    for _ in 0..100 {
-        let Some((line, field, expected)) = unknown(&err) else {
-            break;
-        };
-        let ty = if expected.contains("start_time") {
+    let reparse = |t: &str| {
+        serde_saphyr::from_str::<RawConfig>(t)
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    };
+    let type_of = |expected: &str| {
+        if expected.contains("start_time") {
             "timeinterval.yamlTimeRange"
         } else if expected.contains("weekdays") {
             "timeinterval.TimeInterval"
         } else {
             "config.plain"
-        };
-        found.push((line, format!("field {field} not found in type {ty}")));
-        // Blank the key (and what is nested under it), keeping line numbers, and decode again.
-        let Some(key_line) = lines.get(line - 1).cloned() else {
-            break;
-        };
-        let mut indent = key_line.len() - key_line.trim_start().len();
-        if key_line.trim_start().starts_with("- ") {
-            // The first key of a list item: keep the item (with its other keys, if any).
-            lines[line - 1] = format!("{}- {{}}", " ".repeat(indent));
-            indent += 2;
-            let rest = lines
-                .iter()
-                .skip(line)
-                .find(|l| !l.trim().is_empty() && l.len() - l.trim_start().len() <= indent);
-            if rest.is_some_and(|l| l.len() - l.trim_start().len() == indent) {
-                lines[line - 1] = format!("{}-", " ".repeat(indent - 2));
-            }
-        } else {
-            lines[line - 1] = String::new();
         }
-        for l in lines.iter_mut().skip(line) {
-            let ind = l.len() - l.trim_start().len();
-            if l.trim().is_empty() || ind > indent {
-                l.clear();
-            } else {
-                break;
-            }
-        }
-        match serde_saphyr::from_str::<RawConfig>(&lines.join("\n")) {
-            Ok(_) => break,
-            Err(e) => err = e.to_string(),
-        }
-    }
-    if !found.is_empty() {
-        found.sort();
-        let mut msg = "yaml: unmarshal errors:".to_string();
-        for (line, m) in found {
-            msg.push_str(&format!("\n  line {line}: {m}"));
-        }
-        return msg;
-    }
-    let head = first.lines().next().unwrap_or_default();
-    let parsed = head.strip_prefix("error: line ").and_then(|r| {
-        let (l, rest) = r.split_once(" column ")?;
-        let (_, m) = rest.split_once(": ")?;
-        Some((l.parse::<usize>().ok()?, m))
-    });
-    match parsed {
-        Some((line, m)) if m.starts_with("while parsing") || m.starts_with("did not find") => {
-            let m = m.split_once(", ").map_or(m, |(_, m)| m);
-            format!("yaml: line {line}: {m}")
-        }
-        Some((_, m)) => m.to_string(),
-        None => head.to_string(),
-    }
+    };
+    model::yaml::unmarshal_errors(text, first, reparse, type_of)
+        .unwrap_or_else(|| model::yaml::go_error(first).0)
 }
 
 /// Go's yaml.v2 quotes a scalar that cannot be plain with single quotes unless it needs escapes;

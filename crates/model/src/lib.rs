@@ -1,5 +1,6 @@
 //! The shared vocabulary of Vigil: label sets, samples, timestamps, label matchers (with Go RE2
-//! regex semantics), Prometheus durations, byte sizes and relabelling rules.
+//! regex semantics), Prometheus durations, byte sizes, relabelling rules, and Go yaml.v2's
+//! wording of config decoding errors.
 //!
 //! Pure data and pure functions only: this crate never does I/O and depends on nothing of ours.
 
@@ -11,6 +12,7 @@ pub mod relabel;
 pub mod sample;
 pub mod selector;
 pub mod size;
+pub mod yaml;
 
 pub use duration::{DurationError, format_duration, parse_duration};
 pub use labels::{Label, Labels, LabelsBuilder};

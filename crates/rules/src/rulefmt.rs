@@ -227,85 +227,15 @@ pub(crate) fn yaml_errors_with(
     reparse: impl Fn(&str) -> Result<(), String>,
     type_of: impl Fn(&str) -> &'static str,
 ) -> Vec<String> {
-    let mut unknown: Vec<(usize, String)> = Vec::new();
-    let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
-    let mut err = first.to_string();
-    for _ in 0..100 {
-        let Some((line, field, expected)) = unknown_field(&err) else {
-            break;
-        };
-        let ty = type_of(expected);
-        unknown.push((line, format!("field {field} not found in type {ty}")));
-        // Blank the key and its nested lines, keeping line numbers, and decode again.
-        let Some(key_line) = lines.get(line - 1) else {
-            break;
-        };
-        let mut indent = key_line.len() - key_line.trim_start().len();
-        if key_line.trim_start().starts_with("- ") {
-            // The first key of a list item: keep the item (with its other keys, if any).
-            lines[line - 1] = format!("{}- {{}}", " ".repeat(indent));
-            indent += 2;
-            let rest = lines
-                .iter()
-                .skip(line)
-                .find(|l| !l.trim().is_empty() && l.len() - l.trim_start().len() <= indent);
-            if rest.is_some_and(|l| l.len() - l.trim_start().len() == indent) {
-                lines[line - 1] = format!("{}-", " ".repeat(indent - 2));
-            }
-        } else {
-            lines[line - 1] = String::new();
-        }
-        let mut j = line;
-        while j < lines.len() {
-            let l = &lines[j];
-            let ind = l.len() - l.trim_start().len();
-            if l.trim().is_empty() || ind > indent {
-                lines[j] = String::new();
-                j += 1;
-            } else {
-                break;
-            }
-        }
-        match reparse(&lines.join("\n")) {
-            Ok(()) => break,
-            Err(e) => err = e,
-        }
-    }
-    if !unknown.is_empty() {
-        unknown.sort();
-        let mut msg = "yaml: unmarshal errors:".to_string();
-        for (line, m) in unknown {
-            msg.push_str(&format!("\n  line {line}: {m}"));
-        }
+    let first = first.to_string();
+    if let Some(msg) = model::yaml::unmarshal_errors(text, &first, reparse, type_of) {
         return vec![msg];
     }
-    // serde_saphyr: `error: line L column C: MESSAGE` and a source excerpt.
-    let head = err.lines().next().unwrap_or_default();
-    let (line, msg) = match head.strip_prefix("error: line ").and_then(|r| {
-        let (l, rest) = r.split_once(" column ")?;
-        let (_, m) = rest.split_once(": ")?;
-        Some((l.parse::<usize>().ok()?, m))
-    }) {
-        Some(v) => v,
-        None => return vec![head.to_string()],
-    };
-    if msg.starts_with("while parsing") || msg.starts_with("did not find") {
+    match model::yaml::go_error(&first) {
         // A syntax error: both of Prometheus's decoders fail on it.
-        let m = msg.split_once(", ").map_or(msg, |(_, m)| m);
-        let m = format!("yaml: line {line}: {m}");
-        return vec![m.clone(), m];
+        (m, true) => vec![m.clone(), m],
+        (m, false) => vec![m],
     }
-    vec![msg.to_string()]
-}
-
-/// `(line, field, expected fields)` of serde_saphyr's unknown-field error.
-fn unknown_field(err: &str) -> Option<(usize, String, &str)> {
-    let head = err.lines().next()?;
-    let rest = head.strip_prefix("error: line ")?;
-    let (line, rest) = rest.split_once(" column ")?;
-    let (_, rest) = rest.split_once(": unknown field `")?;
-    let (field, expected) = rest.split_once('`')?;
-    Some((line.parse().ok()?, field.to_string(), expected))
 }
 
 #[derive(Deserialize, Default)]
