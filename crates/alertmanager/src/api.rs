@@ -69,18 +69,20 @@ fn require_json(headers: &HeaderMap) -> Option<Response> {
     ))
 }
 
+/// A posted alert as both API versions decode it (times are read separately: v2 with
+/// strfmt's layouts, v1 as Go's time.Time).
 #[derive(Deserialize)]
-struct PostableAlert {
+pub(crate) struct PostableAlert {
     #[serde(default)]
-    labels: Option<HashMap<String, String>>,
+    pub(crate) labels: Option<HashMap<String, String>>,
     #[serde(default)]
-    annotations: Option<HashMap<String, String>>,
+    pub(crate) annotations: Option<HashMap<String, String>>,
     #[serde(default, rename = "startsAt")]
-    starts_at: Option<String>,
+    pub(crate) starts_at: Option<String>,
     #[serde(default, rename = "endsAt")]
-    ends_at: Option<String>,
+    pub(crate) ends_at: Option<String>,
     #[serde(default, rename = "generatorURL")]
-    generator_url: Option<String>,
+    pub(crate) generator_url: Option<String>,
 }
 
 fn parse_time(s: &Option<String>) -> Result<Option<Time>, String> {
@@ -232,58 +234,90 @@ pub async fn post_alerts(State(app): State<App>, headers: HeaderMap, body: Bytes
             );
         }
     }
+    let incoming = raw
+        .into_iter()
+        .map(|a| Incoming {
+            // Checked above: times parse, labels are present.
+            starts: parse_time(&a.starts_at).unwrap_or_default(),
+            ends: parse_time(&a.ends_at).unwrap_or_default(),
+            labels: a.labels.unwrap_or_default(),
+            annotations: a.annotations.unwrap_or_default(),
+            generator_url: a.generator_url.unwrap_or_default(),
+        })
+        .collect();
+    let errors = accept_alerts(&app, incoming, false);
+    if !errors.is_empty() {
+        return bad_request(errors.join("; "));
+    }
+    StatusCode::OK.into_response()
+}
+
+/// A posted alert with its times read (Go's zero time as unset), as both API versions take
+/// alerts in.
+pub(crate) struct Incoming {
+    pub(crate) labels: HashMap<String, String>,
+    pub(crate) annotations: HashMap<String, String>,
+    pub(crate) starts: Option<Time>,
+    pub(crate) ends: Option<Time>,
+    pub(crate) generator_url: String,
+}
+
+/// Takes posted alerts in as Alertmanager's API handlers do: a missing start is the end (or
+/// now), a missing end is now plus `resolve_timeout` (and the alert times out), labels with
+/// empty values are dropped, then model.Alert.Validate. Valid alerts go to the store; the
+/// validation errors come back. Received and invalid alerts are counted per API version.
+pub(crate) fn accept_alerts(app: &App, incoming: Vec<Incoming>, v1: bool) -> Vec<String> {
+    use std::sync::atomic::Ordering::Relaxed;
     let core = app.core();
     let now = core.clock.now();
     let resolve_timeout = core.config().raw.global.resolve_timeout;
-    let metrics = &core.metrics;
-    let mut valid = Vec::with_capacity(raw.len());
+    let m = &core.metrics;
+    let (firing, resolved, invalid) = if v1 {
+        (
+            &m.alerts_received_v1_firing,
+            &m.alerts_received_v1_resolved,
+            &m.alerts_invalid_v1,
+        )
+    } else {
+        (
+            &m.alerts_received_firing,
+            &m.alerts_received_resolved,
+            &m.alerts_invalid,
+        )
+    };
+    let mut valid = Vec::with_capacity(incoming.len());
     let mut errors: Vec<String> = Vec::new();
-    use std::sync::atomic::Ordering::Relaxed;
-    for a in raw {
-        let (starts, ends) = match (parse_time(&a.starts_at), parse_time(&a.ends_at)) {
-            (Ok(s), Ok(e)) => (s, e),
-            (Err(e), _) | (_, Err(e)) => return parse_err(e),
-        };
-        let starts_at = starts.or(ends).unwrap_or(now);
-        let (ends_at, timeout) = match ends {
+    for mut a in incoming {
+        let starts_at = a.starts.or(a.ends).unwrap_or(now);
+        let (ends_at, timeout) = match a.ends {
             Some(e) => (e, false),
             None => (now.add(resolve_timeout), true),
         };
         if ends_at > now {
-            metrics.alerts_received_firing.fetch_add(1, Relaxed);
+            firing.fetch_add(1, Relaxed);
         } else {
-            metrics.alerts_received_resolved.fetch_add(1, Relaxed);
+            resolved.fetch_add(1, Relaxed);
         }
         // compat: labels with empty values are dropped before validation.
-        let mut labels = a.labels.unwrap_or_default();
-        labels.retain(|_, v| !v.is_empty());
-        let checked = validate_alert(
-            &labels,
-            &a.annotations.unwrap_or_default(),
-            starts_at,
-            ends_at,
-        );
-        match checked {
+        a.labels.retain(|_, v| !v.is_empty());
+        match validate_alert(&a.labels, &a.annotations, starts_at, ends_at) {
             Ok((labels, annotations)) => valid.push(Alert {
                 labels,
                 annotations,
                 starts_at,
                 ends_at: Some(ends_at),
-                generator_url: a.generator_url.unwrap_or_default(),
+                generator_url: a.generator_url,
                 updated_at: now,
                 timeout,
             }),
             Err(e) => {
-                metrics.alerts_invalid.fetch_add(1, Relaxed);
+                invalid.fetch_add(1, Relaxed);
                 errors.push(e);
             }
         }
     }
     core.put(valid);
-    if !errors.is_empty() {
-        return bad_request(errors.join("; "));
-    }
-    StatusCode::OK.into_response()
+    errors
 }
 
 #[derive(Serialize)]
@@ -610,6 +644,38 @@ fn gettable_silence(s: &Silence, st: SilenceState) -> GettableSilence<'_> {
     }
 }
 
+/// The silences whose matchers satisfy `filter`, in the order both API versions list them:
+/// active by soonest end, then pending by soonest start, then expired by latest end.
+pub(crate) fn listed_silences(app: &App, filter: &[Matcher]) -> Vec<(Silence, SilenceState)> {
+    let mut list: Vec<(Silence, SilenceState)> = app
+        .core()
+        .silences
+        .list()
+        .into_iter()
+        .filter(|(s, _)| {
+            matches_filter(filter, |n| {
+                s.matchers
+                    .iter()
+                    .find(|m| m.name == n)
+                    .map(|m| m.value.clone())
+            })
+        })
+        .collect();
+    let rank = |s: &SilenceState| match s {
+        SilenceState::Active => 0,
+        SilenceState::Pending => 1,
+        SilenceState::Expired => 2,
+    };
+    list.sort_by(|(a, sa), (b, sb)| {
+        rank(sa).cmp(&rank(sb)).then_with(|| match sa {
+            SilenceState::Active => a.ends_at.cmp(&b.ends_at),
+            SilenceState::Pending => a.starts_at.cmp(&b.starts_at),
+            SilenceState::Expired => b.ends_at.cmp(&a.ends_at),
+        })
+    });
+    list
+}
+
 /// `GET /api/v2/silences`
 pub async fn get_silences(State(app): State<App>, RawQuery(q): RawQuery) -> Response {
     let mut filter = Vec::new();
@@ -621,33 +687,7 @@ pub async fn get_silences(State(app): State<App>, RawQuery(q): RawQuery) -> Resp
             }
         }
     }
-    let mut list: Vec<(Silence, SilenceState)> = app
-        .core()
-        .silences
-        .list()
-        .into_iter()
-        .filter(|(s, _)| {
-            matches_filter(&filter, |n| {
-                s.matchers
-                    .iter()
-                    .find(|m| m.name == n)
-                    .map(|m| m.value.clone())
-            })
-        })
-        .collect();
-    // Active by soonest end, then pending by soonest start, then expired by latest end.
-    list.sort_by(|(a, sa), (b, sb)| {
-        let rank = |s: &SilenceState| match s {
-            SilenceState::Active => 0,
-            SilenceState::Pending => 1,
-            SilenceState::Expired => 2,
-        };
-        rank(sa).cmp(&rank(sb)).then_with(|| match sa {
-            SilenceState::Active => a.ends_at.cmp(&b.ends_at),
-            SilenceState::Pending => a.starts_at.cmp(&b.starts_at),
-            SilenceState::Expired => b.ends_at.cmp(&a.ends_at),
-        })
-    });
+    let list = listed_silences(&app, &filter);
     let out: Vec<GettableSilence<'_>> = list
         .iter()
         .map(|(s, st)| gettable_silence(s, *st))

@@ -12,7 +12,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::alert::{Alert, fingerprint_hex, is_valid_label_name};
-use crate::api::{alert_status, matches_filter, query_pairs, receivers_of, validate_alert};
+use crate::api::{
+    Incoming, PostableAlert, accept_alerts, alert_status, listed_silences, matches_filter,
+    query_pairs, receivers_of,
+};
 use crate::app::App;
 use crate::matcher::{Matcher, parse_matchers};
 use crate::silence::{Silence, SilenceError, SilenceState};
@@ -254,20 +257,6 @@ fn v1_alert<'a>(
     }
 }
 
-#[derive(Deserialize)]
-struct V1PostAlert {
-    #[serde(default)]
-    labels: Option<HashMap<String, String>>,
-    #[serde(default)]
-    annotations: Option<HashMap<String, String>>,
-    #[serde(default, rename = "startsAt")]
-    starts_at: Option<String>,
-    #[serde(default, rename = "endsAt")]
-    ends_at: Option<String>,
-    #[serde(default, rename = "generatorURL")]
-    generator_url: Option<String>,
-}
-
 /// Go's zero time (and JSON null) mean "unset".
 fn json_time(s: &Option<String>) -> Result<Option<Time>, String> {
     match s {
@@ -281,7 +270,7 @@ fn json_time(s: &Option<String>) -> Result<Option<Time>, String> {
 
 /// `POST /api/v1/alerts`
 pub async fn post_alerts(State(app): State<App>, body: Bytes) -> Response {
-    let raw: Vec<Option<V1PostAlert>> = match serde_json::from_slice::<Option<_>>(&body) {
+    let raw: Vec<Option<PostableAlert>> = match serde_json::from_slice::<Option<_>>(&body) {
         Ok(v) => v.unwrap_or_default(),
         Err(e) => return bad_data(go_json_error(&body, "[]*types.Alert", &e)),
     };
@@ -293,55 +282,20 @@ pub async fn post_alerts(State(app): State<App>, body: Bytes) -> Response {
             }
         }
     }
-    let mut parsed = Vec::with_capacity(raw.len());
+    let mut incoming = Vec::with_capacity(raw.len());
     for a in raw.into_iter().flatten() {
         match (json_time(&a.starts_at), json_time(&a.ends_at)) {
-            (Ok(s), Ok(e)) => parsed.push((a, s, e)),
+            (Ok(starts), Ok(ends)) => incoming.push(Incoming {
+                labels: a.labels.unwrap_or_default(),
+                annotations: a.annotations.unwrap_or_default(),
+                starts,
+                ends,
+                generator_url: a.generator_url.unwrap_or_default(),
+            }),
             (Err(e), _) | (_, Err(e)) => return bad_data(e),
         }
     }
-    let core = app.core();
-    let now = core.clock.now();
-    let resolve_timeout = core.config().raw.global.resolve_timeout;
-    let metrics = &core.metrics;
-    use std::sync::atomic::Ordering::Relaxed;
-    let mut valid = Vec::with_capacity(parsed.len());
-    let mut errors: Vec<String> = Vec::new();
-    for (a, starts, ends) in parsed {
-        let starts_at = starts.or(ends).unwrap_or(now);
-        let (ends_at, timeout) = match ends {
-            Some(e) => (e, false),
-            None => (now.add(resolve_timeout), true),
-        };
-        if ends_at > now {
-            metrics.alerts_received_v1_firing.fetch_add(1, Relaxed);
-        } else {
-            metrics.alerts_received_v1_resolved.fetch_add(1, Relaxed);
-        }
-        let mut labels = a.labels.unwrap_or_default();
-        labels.retain(|_, v| !v.is_empty());
-        match validate_alert(
-            &labels,
-            &a.annotations.unwrap_or_default(),
-            starts_at,
-            ends_at,
-        ) {
-            Ok((labels, annotations)) => valid.push(Alert {
-                labels,
-                annotations,
-                starts_at,
-                ends_at: Some(ends_at),
-                generator_url: a.generator_url.unwrap_or_default(),
-                updated_at: now,
-                timeout,
-            }),
-            Err(e) => {
-                metrics.alerts_invalid_v1.fetch_add(1, Relaxed);
-                errors.push(e);
-            }
-        }
-    }
-    core.put(valid);
+    let errors = accept_alerts(&app, incoming, true);
     if !errors.is_empty() {
         return bad_data(errors.join("; "));
     }
@@ -419,37 +373,8 @@ pub async fn get_silences(State(app): State<App>, RawQuery(q): RawQuery) -> Resp
             Err(e) => return bad_data(e.to_string()),
         }
     }
-    let list: Vec<(Silence, SilenceState)> = app
-        .core()
-        .silences
-        .list()
-        .into_iter()
-        .filter(|(s, _)| {
-            matches_filter(&filter, |n| {
-                s.matchers
-                    .iter()
-                    .find(|m| m.name == n)
-                    .map(|m| m.value.clone())
-            })
-        })
-        .collect();
-    let mut groups: [Vec<&(Silence, SilenceState)>; 3] = Default::default();
-    for s in &list {
-        let i = match s.1 {
-            SilenceState::Active => 0,
-            SilenceState::Pending => 1,
-            SilenceState::Expired => 2,
-        };
-        groups[i].push(s);
-    }
-    groups[0].sort_by_key(|s| s.0.ends_at);
-    groups[1].sort_by_key(|s| s.0.starts_at);
-    groups[2].sort_by_key(|s| std::cmp::Reverse(s.0.ends_at));
-    let out: Vec<V1Silence<'_>> = groups
-        .iter()
-        .flatten()
-        .map(|(s, st)| v1_silence(s, *st))
-        .collect();
+    let list = listed_silences(&app, &filter);
+    let out: Vec<V1Silence<'_>> = list.iter().map(|(s, st)| v1_silence(s, *st)).collect();
     success(Some(out))
 }
 
