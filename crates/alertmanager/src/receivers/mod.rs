@@ -143,7 +143,7 @@ pub(crate) fn truncate(s: String, max: usize) -> String {
 }
 
 /// An HTTP server for tests that records each request's path and body and answers with a set
-/// status.
+/// status, and the alert group the receivers' tests send.
 #[cfg(test)]
 pub(crate) mod testsink {
     use std::sync::Arc;
@@ -152,7 +152,10 @@ pub(crate) mod testsink {
     use axum::body::Bytes;
     use axum::extract::State;
     use axum::http::{StatusCode, Uri};
+    use model::Labels;
     use tokio::sync::mpsc;
+
+    use crate::notify::{TemplateAlert, TemplateData};
 
     pub(crate) struct Sink {
         pub url: String,
@@ -185,5 +188,30 @@ pub(crate) mod testsink {
         let url = format!("http://{}", listener.local_addr().unwrap());
         tokio::spawn(async move { axum::serve(listener, app).await });
         Sink { url, status, rx }
+    }
+
+    /// The group the receivers' tests notify about: one alert `Down{instance="a:1",job="api"}`
+    /// with summary `a <down>`, as `amtool alert add Down job=api instance=a:1
+    /// --annotation=summary='a <down>'` sent it to Debian's Alertmanager 0.25 when their
+    /// expected bodies were recorded (`status` "firing", or "resolved" once ended).
+    pub(crate) fn down_alert(status: &'static str) -> TemplateData {
+        let l = Labels::from_pairs([("alertname", "Down"), ("instance", "a:1"), ("job", "api")]);
+        TemplateData {
+            receiver: "r".into(),
+            status,
+            alerts: vec![TemplateAlert {
+                status,
+                labels: l.clone(),
+                annotations: Labels::from_pairs([("summary", "a <down>")]),
+                starts_at: "2024-03-01T10:00:00Z".into(),
+                ends_at: "0001-01-01T00:00:00Z".into(),
+                generator_url: String::new(),
+                fingerprint: "0123456789abcdef".into(),
+            }],
+            group_labels: Labels::from_pairs([("alertname", "Down")]),
+            common_labels: l,
+            common_annotations: Labels::from_pairs([("summary", "a <down>")]),
+            external_url: "http://am.example:9093".into(),
+        }
     }
 }

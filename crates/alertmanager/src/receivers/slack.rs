@@ -362,33 +362,9 @@ impl Slack {
 mod tests {
     use std::sync::atomic::Ordering;
 
-    use model::Labels;
-
     use super::*;
     use crate::config::Config;
-    use crate::notify::TemplateAlert;
-    use crate::receivers::testsink;
-
-    fn data(status: &'static str) -> TemplateData {
-        let l = Labels::from_pairs([("alertname", "Down"), ("instance", "a:1"), ("job", "api")]);
-        TemplateData {
-            receiver: "r".into(),
-            status,
-            alerts: vec![TemplateAlert {
-                status,
-                labels: l.clone(),
-                annotations: Labels::from_pairs([("summary", "a <down>")]),
-                starts_at: "2024-03-01T10:00:00Z".into(),
-                ends_at: "0001-01-01T00:00:00Z".into(),
-                generator_url: String::new(),
-                fingerprint: "0123456789abcdef".into(),
-            }],
-            group_labels: Labels::from_pairs([("alertname", "Down")]),
-            common_labels: l,
-            common_annotations: Labels::from_pairs([("summary", "a <down>")]),
-            external_url: "http://am.example:9093".into(),
-        }
-    }
+    use crate::receivers::testsink::{self, down_alert as data};
 
     fn slack(yaml_cfgs: &str, url: &str) -> Vec<Slack> {
         let text = format!(
