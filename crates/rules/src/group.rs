@@ -532,34 +532,49 @@ mod tests {
         assert_eq!(for_state[0].1, vec![(0, 0.0), (1000, 0.0)]);
     }
 
-    #[test]
-    fn restore_moves_active_at_by_the_outage() {
-        let store = MemStorage::new();
-        let yaml =
-            "groups:\n- name: g\n  rules:\n  - alert: A\n    expr: vector(1)\n    for: 10m\n";
-        // Before the restart: active since 1000s, last evaluated at 1300s.
+    /// `ALERTS_FOR_STATE{alertname="A"}` samples from before a restart.
+    fn for_state(store: &MemStorage, samples: &[(i64, f64)]) {
         let labels = Labels::from_pairs([("__name__", "ALERTS_FOR_STATE"), ("alertname", "A")]);
-        store.add(&labels, &[(1_200_000, 1000.0), (1_300_000, 1000.0)]);
-        let g = group(yaml);
-        let e = env(&store, None);
-        g.eval(1_400_000, &e);
-        g.eval(1_401_000, &e);
-        g.restore_for_state(
-            &store,
-            1_402_000,
-            Duration::from_secs(3600),
-            Duration::from_secs(60),
-        );
+        store.add(&labels, samples);
+    }
+
+    /// A group with one alert `A` on `vector(1)` held `for_`, evaluated at each of `evals`
+    /// (ms), then restored at `restore_at` with Prometheus's default outage tolerance (1h)
+    /// and grace period (1m).
+    fn restored(store: &MemStorage, for_: &str, evals: &[i64], restore_at: i64) -> Group {
+        let g = group(&format!(
+            "groups:\n- name: g\n  rules:\n  - alert: A\n    expr: vector(1)\n    for: {for_}\n"
+        ));
+        let e = env(store, None);
+        for &t in evals {
+            g.eval(t, &e);
+        }
+        let (tolerance, grace) = (Duration::from_secs(3600), Duration::from_secs(60));
+        g.restore_for_state(store, restore_at, tolerance, grace);
+        g
+    }
+
+    /// The first active alert of the group's alerting rule, and whether the rule was restored.
+    fn first_alert(g: &Group) -> (crate::rule::Alert, bool) {
         let st = g.state.lock();
         let Rule::Alerting(a) = &st.rules[0] else {
             panic!("alerting rule expected")
         };
-        let al = a.active_alerts()[0].clone();
+        (a.active_alerts()[0].clone(), a.restored)
+    }
+
+    #[test]
+    fn restore_moves_active_at_by_the_outage() {
+        let store = MemStorage::new();
+        // Before the restart: active since 1000s, last evaluated at 1300s.
+        for_state(&store, &[(1_200_000, 1000.0), (1_300_000, 1000.0)]);
+        let g = restored(&store, "10m", &[1_400_000, 1_401_000], 1_402_000);
+        let (al, restored) = first_alert(&g);
         // 300s of the 600s `for` were spent before the outage (1300s - 1000s); the outage
         // lasted 102s, so activeAt moves from 1000s to 1102s.
         assert_eq!(al.active_at, 1_102_000);
         assert_eq!(al.state, AlertState::Pending);
-        assert!(a.restored);
+        assert!(restored);
     }
 
     #[test]
@@ -580,87 +595,32 @@ mod tests {
     #[test]
     fn restore_ignores_state_older_than_the_outage_tolerance() {
         let store = MemStorage::new();
-        let labels = Labels::from_pairs([("__name__", "ALERTS_FOR_STATE"), ("alertname", "A")]);
-        store.add(&labels, &[(1_300_000, 1000.0)]);
-        let g = group(
-            "groups:\n- name: g\n  rules:\n  - alert: A\n    expr: vector(1)\n    for: 10m\n",
-        );
-        let e = env(&store, None);
-        g.eval(5_000_000, &e);
+        for_state(&store, &[(1_300_000, 1000.0)]);
         // Down for more than an hour: the old activeAt is not restored.
-        g.restore_for_state(
-            &store,
-            5_001_000,
-            Duration::from_secs(3600),
-            Duration::from_secs(60),
-        );
-        let st = g.state.lock();
-        let Rule::Alerting(a) = &st.rules[0] else {
-            panic!()
-        };
-        assert_eq!(a.active_alerts()[0].active_at, 5_000_000);
+        let g = restored(&store, "10m", &[5_000_000], 5_001_000);
+        assert_eq!(first_alert(&g).0.active_at, 5_000_000);
     }
 
     #[test]
     fn restore_survives_garbage_for_state() {
-        let labels = Labels::from_pairs([("__name__", "ALERTS_FOR_STATE"), ("alertname", "A")]);
         for v in [f64::NAN, f64::INFINITY, -1e300, 1e300] {
             let store = MemStorage::new();
-            store.add(&labels, &[(1_300_000, v)]);
-            let g = group(
-                "groups:\n- name: g\n  rules:\n  - alert: A\n    expr: vector(1)\n    for: 10m\n",
-            );
-            let e = env(&store, None);
-            g.eval(1_400_000, &e);
-            g.restore_for_state(
-                &store,
-                1_401_000,
-                Duration::from_secs(3600),
-                Duration::from_secs(60),
-            );
-            g.eval(1_402_000, &e);
+            for_state(&store, &[(1_300_000, v)]);
+            let g = restored(&store, "10m", &[1_400_000], 1_401_000);
+            g.eval(1_402_000, &env(&store, None));
         }
     }
 
     #[test]
     fn restore_skips_short_for_and_uses_grace_period() {
         let store = MemStorage::new();
-        let labels = Labels::from_pairs([("__name__", "ALERTS_FOR_STATE"), ("alertname", "A")]);
-        store.add(&labels, &[(1_300_000, 1000.0)]);
+        for_state(&store, &[(1_300_000, 1000.0)]);
         // `for` shorter than the grace period: not restored.
-        let g = group(
-            "groups:\n- name: g\n  rules:\n  - alert: A\n    expr: vector(1)\n    for: 30s\n",
-        );
-        let e = env(&store, None);
-        g.eval(1_400_000, &e);
-        g.restore_for_state(
-            &store,
-            1_401_000,
-            Duration::from_secs(3600),
-            Duration::from_secs(60),
-        );
-        let st = g.state.lock();
-        let Rule::Alerting(a) = &st.rules[0] else {
-            panic!()
-        };
-        assert_eq!(a.active_alerts()[0].active_at, 1_400_000);
-        drop(st);
+        let g = restored(&store, "30s", &[1_400_000], 1_401_000);
+        assert_eq!(first_alert(&g).0.active_at, 1_400_000);
         // Remaining pending time shorter than the grace period: fires a grace period after
         // the restore.
-        let g = group(
-            "groups:\n- name: g\n  rules:\n  - alert: A\n    expr: vector(1)\n    for: 320s\n",
-        );
-        g.eval(1_400_000, &e);
-        g.restore_for_state(
-            &store,
-            1_401_000,
-            Duration::from_secs(3600),
-            Duration::from_secs(60),
-        );
-        let st = g.state.lock();
-        let Rule::Alerting(a) = &st.rules[0] else {
-            panic!()
-        };
-        assert_eq!(a.active_alerts()[0].active_at, 1_401_000 + 60_000 - 320_000);
+        let g = restored(&store, "320s", &[1_400_000], 1_401_000);
+        assert_eq!(first_alert(&g).0.active_at, 1_401_000 + 60_000 - 320_000);
     }
 }
