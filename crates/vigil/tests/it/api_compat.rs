@@ -947,6 +947,46 @@ async fn load_stats_data(bases: [&str; 2], end: i64) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// vigil and Prometheus side by side, both with `flags` (and the remote write receiver),
+/// loaded with [`load_stats_data`]; `end` is the last sample's time.
+struct StatsPeers {
+    dir: tempfile::TempDir,
+    v: Vigil,
+    prom: testkit::Proc,
+    vurl: String,
+    purl: String,
+    end: i64,
+}
+
+async fn stats_peers(flags: &[&str]) -> anyhow::Result<StatsPeers> {
+    let cfg = "global:\n  scrape_interval: 1h\n";
+    let mut flags = flags.to_vec();
+    flags.push("--web.enable-remote-write-receiver");
+    let dir = tempfile::tempdir()?;
+    let v = Vigil::start(dir.path(), cfg, &flags).await?;
+    let (prom, purl) = start_prometheus_with(&dir.path().join("prom"), cfg, &flags).await?;
+    let vurl = v.url("");
+    // Samples at ...5 s; the queries run at ...0.007 s, so no sample sits on a window's edge
+    // (Prometheus 2.42 closes windows on the left, vigil follows 3.x and does not).
+    let end = jiff::Timestamp::now().as_millisecond() / 10_000 * 10_000 - 60_000 + 5_000;
+    load_stats_data([&vurl, &purl], end).await?;
+    Ok(StatsPeers {
+        dir,
+        v,
+        prom,
+        vurl,
+        purl,
+        end,
+    })
+}
+
+impl StatsPeers {
+    fn stop(mut self) -> anyhow::Result<()> {
+        self.prom.kill9();
+        self.v.stop()
+    }
+}
+
 /// `stats` of `/api/v1/query` and `/api/v1/query_range`: the same keys in the same order
 /// as Prometheus 2.42 (with `--enable-feature=promql-per-step-stats` on both), the same
 /// parameter values turning it on, and the same sample counts over the same data; timings
@@ -956,19 +996,8 @@ async fn query_stats_match_prometheus() -> anyhow::Result<()> {
     if which("prometheus").is_none() {
         return peer_missing("prometheus");
     }
-    let cfg = "global:\n  scrape_interval: 1h\n";
-    let flags = [
-        "--web.enable-remote-write-receiver",
-        "--enable-feature=promql-per-step-stats",
-    ];
-    let dir = tempfile::tempdir()?;
-    let v = Vigil::start(dir.path(), cfg, &flags).await?;
-    let (mut prom, purl) = start_prometheus_with(&dir.path().join("prom"), cfg, &flags).await?;
-    let vurl = v.url("");
-    // Samples at ...5 s; queries at ...0.007 s, so no sample sits on a window's edge
-    // (Prometheus 2.42 closes windows on the left, vigil follows 3.x and does not).
-    let end = jiff::Timestamp::now().as_millisecond() / 10_000 * 10_000 - 60_000 + 5_000;
-    load_stats_data([&vurl, &purl], end).await?;
+    let peers = stats_peers(&["--enable-feature=promql-per-step-stats"]).await?;
+    let (vurl, purl, end) = (peers.vurl.clone(), peers.purl.clone(), peers.end);
     let t = |ms: i64| format!("{}.{:03}", ms / 1000, ms % 1000);
     let at = t(end - 60_000 + 2 + 5);
     let (start, stop) = (t(end - 600_000 + 2), t(end - 60_000 + 2));
@@ -1072,9 +1101,19 @@ async fn query_stats_match_prometheus() -> anyhow::Result<()> {
         th["data"]["stats"]["samples"]
     );
     assert!(o["data"]["stats"]["samples"]["totalQueryableSamplesPerStep"].is_array());
-    prom.kill9();
-    v.stop()?;
-    Ok(())
+    // `vigil query` over the vigil server takes the parameter too (per-step counts always).
+    let q =
+        crate::ha_query::Query::start(peers.dir.path(), std::slice::from_ref(&vurl), &[]).await?;
+    let p = format!("query=stats_m&time={at}&stats=all");
+    let (code, body) = get_text(&q.url(""), "query", &p).await?;
+    let (_, direct) = get_text(&vurl, "query", &p).await?;
+    let samples = |b: &str| -> anyhow::Result<serde_json::Value> {
+        Ok(serde_json::from_str::<serde_json::Value>(b)?["data"]["stats"]["samples"].clone())
+    };
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(samples(&body)?, samples(&direct)?, "vigil query: {body}");
+    drop(q);
+    peers.stop()
 }
 
 /// Without `--enable-feature=promql-per-step-stats`, `stats=all` gives the same statistics
@@ -1084,14 +1123,8 @@ async fn query_stats_all_needs_the_feature_flag() -> anyhow::Result<()> {
     if which("prometheus").is_none() {
         return peer_missing("prometheus");
     }
-    let cfg = "global:\n  scrape_interval: 1h\n";
-    let flags = ["--web.enable-remote-write-receiver"];
-    let dir = tempfile::tempdir()?;
-    let v = Vigil::start(dir.path(), cfg, &flags).await?;
-    let (mut prom, purl) = start_prometheus_with(&dir.path().join("prom"), cfg, &flags).await?;
-    let vurl = v.url("");
-    let end = jiff::Timestamp::now().as_millisecond() / 10_000 * 10_000 - 60_000 + 5_000;
-    load_stats_data([&vurl, &purl], end).await?;
+    let peers = stats_peers(&[]).await?;
+    let (vurl, purl, end) = (peers.vurl.clone(), peers.purl.clone(), peers.end);
     // Off the samples' times, as in query_stats_match_prometheus.
     let p = format!(
         "query=rate(stats_m[1m])&start={}.007&end={}.007&step=30&stats=all",
@@ -1113,7 +1146,5 @@ async fn query_stats_all_needs_the_feature_flag() -> anyhow::Result<()> {
         o["data"]["stats"]["samples"]["totalQueryableSamples"],
         th["data"]["stats"]["samples"]["totalQueryableSamples"]
     );
-    prom.kill9();
-    v.stop()?;
-    Ok(())
+    peers.stop()
 }
