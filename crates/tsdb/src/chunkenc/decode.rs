@@ -66,8 +66,14 @@ fn read_bits(buf: &[u8], bit: usize, n: u32) -> u64 {
 /// the next sample's loads start early (a branch-free version, bound by the dependency chain
 /// from one field's length to the next field's load, measured 1.5-2x slower).
 #[inline(always)]
-fn read_value(buf: &[u8], mut bit: usize, st: &mut State) -> usize {
-    let w = peek(buf, bit);
+fn read_value(buf: &[u8], bit: usize, st: &mut State) -> usize {
+    read_value_from(peek(buf, bit), 57, buf, bit, st)
+}
+
+/// [`read_value`] with the word at `bit` already loaded: `w` holds the bits from `bit` on,
+/// `valid` (at least 13) of them data.
+#[inline(always)]
+fn read_value_from(w: u64, valid: u32, buf: &[u8], mut bit: usize, st: &mut State) -> usize {
     if w >> 63 == 0 {
         return bit + 1;
     }
@@ -85,8 +91,8 @@ fn read_value(buf: &[u8], mut bit: usize, st: &mut State) -> usize {
         st.sig = 64 - leading - st.trailing;
         (w << 13, 13)
     };
-    bit += head;
-    let bits = if st.sig + head as u32 <= 57 {
+    bit += head as usize;
+    let bits = if st.sig + head <= valid {
         field >> (64 - st.sig)
     } else {
         read_bits(buf, bit, st.sig)
@@ -118,10 +124,12 @@ fn read_dod(buf: &[u8], bit: usize) -> (i64, usize) {
 }
 
 /// Decodes samples from `buf` starting at `bit` while `left > 0` and a sample starts at or
-/// before `stop`; a sample that ends after `end` (the last bit of real data) is an error.
+/// before `stop`. `TAIL`: `buf` is the padded tail, and a sample that ends after `end` (the
+/// last bit of real data) is an error; elsewhere `stop` keeps every sample inside the data.
 /// `VALUE_ONLY` decodes the second sample, whose timestamp was read before.
 #[inline(always)]
-fn run<const VALUE_ONLY: bool>(
+#[allow(clippy::too_many_arguments)]
+fn run<const VALUE_ONLY: bool, const TAIL: bool>(
     buf: &[u8],
     mut bit: usize,
     stop: usize,
@@ -130,23 +138,39 @@ fn run<const VALUE_ONLY: bool>(
     left: &mut u16,
     out: &mut Vec<(i64, f64)>,
 ) -> Result<usize, ChunkError> {
-    while *left > 0 && bit <= stop {
-        let mut s = *st;
-        if !VALUE_ONLY {
-            let (dod, b) = read_dod(buf, bit);
-            s.t_delta = (s.t_delta as i64).wrapping_add(dod) as u64;
-            s.t = s.t.wrapping_add(s.t_delta as i64);
-            bit = b;
+    // The state in locals for the loop (registers), written back once.
+    let mut s = *st;
+    let mut n = *left;
+    let mut res = Ok(());
+    while n > 0 && bit <= stop {
+        let mut next = s;
+        if VALUE_ONLY {
+            bit = read_value(buf, bit, &mut next);
+        } else {
+            let w = peek(buf, bit);
+            if w >> 63 == 0 {
+                // The usual sample of a regular scrape: an unchanged interval, so the value's
+                // control bits (and often its bits) are in the word already loaded.
+                next.t = next.t.wrapping_add(next.t_delta as i64);
+                bit = read_value_from(w << 1, 56, buf, bit + 1, &mut next);
+            } else {
+                let (dod, b) = read_dod(buf, bit);
+                next.t_delta = (next.t_delta as i64).wrapping_add(dod) as u64;
+                next.t = next.t.wrapping_add(next.t_delta as i64);
+                bit = read_value(buf, b, &mut next);
+            }
         }
-        bit = read_value(buf, bit, &mut s);
-        if bit > end {
-            return Err(ChunkError::Truncated);
+        if TAIL && bit > end {
+            res = Err(ChunkError::Truncated);
+            break;
         }
-        *st = s;
-        *left -= 1;
+        s = next;
+        n -= 1;
         out.push((s.t, f64::from_bits(s.v)));
     }
-    Ok(bit)
+    *st = s;
+    *left = n;
+    res.map(|()| bit)
 }
 
 /// [`run`] over the whole of `data` from `bit`: straight from `data` while a sample's loads
@@ -161,7 +185,7 @@ fn run_all<const VALUE_ONLY: bool>(
 ) -> Result<usize, ChunkError> {
     let end = data.len() * 8;
     if let Some(safe) = data.len().checked_sub(SAMPLE_REACH) {
-        bit = run::<VALUE_ONLY>(data, bit, safe * 8, end, st, left, out)?;
+        bit = run::<VALUE_ONLY, false>(data, bit, safe * 8, end, st, left, out)?;
     }
     if *left == 0 {
         return Ok(bit);
@@ -175,7 +199,8 @@ fn run_all<const VALUE_ONLY: bool>(
     let mut tail = [0u8; TAIL];
     tail[..rest.len()].copy_from_slice(rest);
     let local = bit - from * 8;
-    let local = run::<VALUE_ONLY>(&tail, local, rest.len() * 8, rest.len() * 8, st, left, out)?;
+    let local =
+        run::<VALUE_ONLY, true>(&tail, local, rest.len() * 8, rest.len() * 8, st, left, out)?;
     if *left > 0 {
         // The loop stopped because the next sample would start past the data.
         return Err(ChunkError::Truncated);
