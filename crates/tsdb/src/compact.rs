@@ -412,7 +412,7 @@ fn merge_series(w: &mut BlockWriter, cursors: &mut [Cursor]) -> Result<(), TsdbE
         if clean {
             let mut data = Vec::with_capacity(parts.len());
             for (i, ch, _) in &parts {
-                let (_, d) = cursors[*i].block.chunks.chunk(ch.chunk_ref)?;
+                let (_, d) = cursors[*i].block.chunks.chunk_checked(ch.chunk_ref)?;
                 data.push((ch.mint, ch.maxt, d));
             }
             w.add_series(&min, &data)?;
@@ -421,7 +421,7 @@ fn merge_series(w: &mut BlockWriter, cursors: &mut [Cursor]) -> Result<(), TsdbE
         // Overlapping or partly deleted: decode, merge (first block wins a timestamp), re-encode.
         samples.clear();
         for (i, ch, deleted) in &parts {
-            let (_, d) = cursors[*i].block.chunks.chunk(ch.chunk_ref)?;
+            let (_, d) = cursors[*i].block.chunks.chunk_checked(ch.chunk_ref)?;
             decode_into(d, i64::MIN, i64::MAX, deleted, &mut samples);
         }
         samples.sort_by_key(|s| s.0);

@@ -665,19 +665,30 @@ impl IndexReader {
         Ok(self.postings(name, value)?.len())
     }
 
-    /// The labels and chunk metas of series `id`.
+    /// The labels and chunk metas of series `id`, the entry's checksum verified.
     pub fn series(&self, id: u64) -> Result<(Labels, Vec<ChunkMeta>), TsdbError> {
-        self.series_with(id, &mut SymbolCache::default())
+        self.series_at(id, &mut SymbolCache::default(), true)
     }
 
-    /// [`IndexReader::series`] with symbols looked up through `cache` (series read one after
-    /// another share most of their symbols).
+    /// [`IndexReader::series`] for queries: symbols looked up through `cache` (series read one
+    /// after another share most of their symbols), and the entry's checksum not checked again
+    /// (every entry was checked when the block was opened, [`IndexReader::verify`], and the
+    /// file is immutable; bounds are always checked).
     pub fn series_with(
         &self,
         id: u64,
         cache: &mut SymbolCache,
     ) -> Result<(Labels, Vec<ChunkMeta>), TsdbError> {
-        let (off, mut d) = self.series_entry(id)?;
+        self.series_at(id, cache, false)
+    }
+
+    fn series_at(
+        &self,
+        id: u64,
+        cache: &mut SymbolCache,
+        check: bool,
+    ) -> Result<(Labels, Vec<ChunkMeta>), TsdbError> {
+        let (off, mut d) = self.series_entry(id, check)?;
         let bad = || self.bad(off, "bad series entry");
         let nl = d.uvarint().ok_or_else(bad)?;
         let mut pairs = Vec::with_capacity(nl.min(64) as usize);
@@ -690,9 +701,10 @@ impl IndexReader {
         Ok((Labels::from_pairs(pairs), chunks))
     }
 
-    /// The chunk metas of series `id`, without building its labels.
+    /// The chunk metas of series `id`, without building its labels (for queries: the
+    /// checksum is not checked again, as in [`IndexReader::series_with`]).
     pub fn chunk_metas(&self, id: u64) -> Result<Vec<ChunkMeta>, TsdbError> {
-        let (off, mut d) = self.series_entry(id)?;
+        let (off, mut d) = self.series_entry(id, false)?;
         let bad = || self.bad(off, "bad series entry");
         let nl = d.uvarint().ok_or_else(bad)?;
         for _ in 0..2 * nl {
@@ -709,8 +721,9 @@ impl IndexReader {
         self.symbol_str(slot.1)
     }
 
-    /// The checksummed body of series `id`'s entry, and the entry's file offset.
-    fn series_entry(&self, id: u64) -> Result<(u64, Decoder<'_>), TsdbError> {
+    /// The body of series `id`'s entry, its checksum verified when `check`, and the entry's
+    /// file offset.
+    fn series_entry(&self, id: u64, check: bool) -> Result<(u64, Decoder<'_>), TsdbError> {
         let b = self.bytes();
         let off = id.checked_mul(16).filter(|&o| o >= self.toc.series.max(1));
         let Some(off) = off
@@ -729,7 +742,7 @@ impl IndexReader {
         let crc = d
             .be_u32()
             .ok_or_else(|| self.bad(off as u64, "series checksum missing"))?;
-        if crc32c::crc32c(body) != crc {
+        if check && crc32c::crc32c(body) != crc {
             return Err(self.bad(off as u64, "series checksum mismatch"));
         }
         Ok((off as u64, Decoder::new(body)))
