@@ -1139,3 +1139,56 @@ fn fold_split_by_steps_equals_the_materialised_one() {
         assert_eq!(got, want, "{q}");
     }
 }
+
+/// The sample counts of `stats` do not depend on how a range function is evaluated: alone,
+/// folded into an aggregation, or split across threads by series or by steps.
+#[test]
+fn query_stats_same_on_every_evaluation_path() {
+    use super::aggregate::{FUSED, NO_FUSE};
+    use crate::{QueryOpts, StatsLevel};
+    let db = Db((0..40i64)
+        .map(|i| VecSeries {
+            labels: Labels::from_pairs([
+                ("__name__", "x"),
+                ("job", &format!("j{}", i % 4)),
+                ("inst", &format!("i{i}")),
+            ]),
+            samples: (0..2000i64)
+                .map(|j| (i * 7000 + j * 15_000, (j * (i % 3)) as f64))
+                .collect(),
+        })
+        .collect());
+    let e = Engine::new(EngineOptions {
+        per_step_stats: true,
+        ..EngineOptions::default()
+    });
+    let o = QueryOpts {
+        stats: StatsLevel::PerStep,
+        ..Default::default()
+    };
+    let run = |q: &str, fuse: bool| {
+        NO_FUSE.with(|c| c.set(!fuse));
+        let expr = crate::parse(q).unwrap();
+        // 1,730 steps x 40 series: enough cells to run on several threads.
+        let r = e.eval_range(&db, &expr, 600_000, 30_000_000, 17_000, o);
+        NO_FUSE.with(|c| c.set(false));
+        r.unwrap().stats.unwrap().samples
+    };
+    let alone = run("rate(x[5m])", true);
+    // 20 samples in each 5m window of each series.
+    assert_eq!(alone.total, 40 * 1730 * 20);
+    for q in [
+        "sum by(job)(rate(x[5m]))",
+        "max(rate(x[5m]))",
+        "rate(x[5m]) * 2",
+    ] {
+        for fuse in [false, true] {
+            let before = FUSED.with(|c| c.get());
+            let s = run(q, fuse);
+            let fused = FUSED.with(|c| c.get()) > before;
+            assert_eq!(fused, fuse && q != "rate(x[5m]) * 2", "{q}");
+            assert_eq!(s.total, alone.total, "{q} fused: {fuse}");
+            assert_eq!(s.per_step, alone.per_step, "{q} fused: {fuse}");
+        }
+    }
+}
