@@ -259,7 +259,9 @@ pub(crate) struct WindowCounts {
 }
 
 impl WindowCounts {
-    /// `f` counting the samples of each window it is given.
+    /// `f` counting the samples of each window it is given: counted in the wrapper (one per
+    /// thread) and added to the shared counts when it is dropped, so threads do not contend
+    /// for them at every window.
     #[allow(clippy::type_complexity)] // the window function's signature, spelled out
     pub fn wrap<'a, F>(
         &'a self,
@@ -268,13 +270,36 @@ impl WindowCounts {
     where
         F: FnMut(usize, i64, i64, &[(i64, f64)], WinInfo) -> Result<Option<f64>> + 'a,
     {
+        let mut local = Local {
+            shared: self,
+            total: 0,
+            steps: vec![0; self.steps.len()],
+        };
         move |k, t, range, w, info| {
             let n = w.len() as i64;
-            match self.steps.get(k) {
-                Some(c) => c.fetch_add(n, Ordering::Relaxed),
-                None => self.total.fetch_add(n, Ordering::Relaxed),
-            };
+            match local.steps.get_mut(k) {
+                Some(c) => *c += n,
+                None => local.total += n,
+            }
             f(k, t, range, w, info)
+        }
+    }
+}
+
+/// One wrapper's counts, added to [`WindowCounts`] when the wrapper is dropped.
+struct Local<'a> {
+    shared: &'a WindowCounts,
+    total: i64,
+    steps: Vec<i64>,
+}
+
+impl Drop for Local<'_> {
+    fn drop(&mut self) {
+        self.shared.total.fetch_add(self.total, Ordering::Relaxed);
+        for (c, &n) in self.shared.steps.iter().zip(&self.steps) {
+            if n != 0 {
+                c.fetch_add(n, Ordering::Relaxed);
+            }
         }
     }
 }
