@@ -6,7 +6,7 @@ use model::labels::METRIC_NAME;
 use model::{GoRegex, Labels};
 
 use crate::ast::{Call, Expr, ValueType};
-use crate::engine::{Builder, Ev, RSeries, Rng, StepWalker, Val, WinInfo, unwrap_parens};
+use crate::engine::{Builder, Ev, RSeries, Rng, StepWalker, Track, Val, WinInfo, unwrap_parens};
 use crate::error::{Result, eval_err};
 
 pub(crate) mod stats;
@@ -722,13 +722,17 @@ fn range_func(ev: &mut Ev<'_>, c: &Call, r: Rng) -> Result<Vec<RSeries>> {
         }
     };
     // sum_over_time and avg_over_time use the window's running sum when it is exact.
-    let track_sum = matches!(func, RangeFn::AvgOverTime | RangeFn::SumOverTime);
+    // rate, increase and resets need the window's counter resets.
+    let track = Track {
+        sum: matches!(func, RangeFn::AvgOverTime | RangeFn::SumOverTime),
+        resets: matches!(func, RangeFn::Rate | RangeFn::Increase | RangeFn::Resets),
+    };
     // With statistics on, each window's samples are counted (`engine/stats.rs`).
     let out = match ev.stats.as_ref().map(|c| c.windows(r)) {
-        None => ev.map_windows_par(range_arg, r, keep_name, track_sum, make)?,
+        None => ev.map_windows_par(range_arg, r, keep_name, track, make)?,
         Some(counts) => {
             let wrapped = || counts.wrap(make());
-            let out = ev.map_windows_par(range_arg, r, keep_name, track_sum, wrapped)?;
+            let out = ev.map_windows_par(range_arg, r, keep_name, track, wrapped)?;
             ev.count_windows(counts);
             out
         }

@@ -772,7 +772,7 @@ impl Ev<'_> {
                             r,
                             &rt,
                             ms.range,
-                            false,
+                            Track::RESETS,
                             &mut ev.budget,
                             &mut f,
                         )?;
@@ -800,7 +800,7 @@ impl Ev<'_> {
                         r,
                         &rt,
                         sq.range,
-                        false,
+                        Track::RESETS,
                         &mut self.budget,
                         &mut f,
                     )?;
@@ -885,6 +885,23 @@ const SELECT_BATCH: usize = 4096;
 /// holds less, and still gives each thread of `parallel.rs` hundreds of series.
 const FOLD_BATCH: usize = 512;
 
+/// What a sliding window keeps up to date as it slides (see [`WinInfo`]).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Track {
+    /// The exact running sum ([`WinInfo::exact_sum`]).
+    pub sum: bool,
+    /// The counter resets ([`WinInfo::resets`]).
+    pub resets: bool,
+}
+
+impl Track {
+    /// Resets only: what any window function may use except the running sum.
+    pub const RESETS: Track = Track {
+        sum: false,
+        resets: true,
+    };
+}
+
 /// What a sliding window knows about its samples besides the samples themselves.
 #[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct WinInfo {
@@ -904,10 +921,16 @@ const EXACT_SUM_MAX: usize = 8192;
 /// Whether `v` takes part in an exact running sum (see [`WinInfo::exact_sum`]).
 #[inline]
 fn exact_summand(v: f64) -> bool {
-    let a = v * 65536.0;
-    // An integer check by conversion (f64::trunc is a libm call on baseline x86-64); NaN and
-    // infinities fail it.
-    a.abs() < (1u64 << 40) as f64 && (a as i64) as f64 == a
+    // Read off the bits (two float-integer conversions cost more than the rest of a window
+    // step): `v = 1.m x 2^e` is a multiple of 2^-16 below 2^24 when -16 <= e < 24 and the
+    // mantissa bits worth less than 2^-16 (the lowest 36 - e) are zero. NaN and infinities
+    // (e = 1024) and subnormals fail; zeros of either sign pass.
+    let bits = v.to_bits();
+    let e = ((bits >> 52) & 0x7ff) as i64 - 1023;
+    if !(-16..24).contains(&e) {
+        return bits << 1 == 0;
+    }
+    bits & ((1u64 << (36 - e)) - 1) == 0
 }
 
 /// The sliding window of one series: at each step the samples in `(rt - range, rt]`, staleness
@@ -920,7 +943,7 @@ fn windows<F>(
     r: Rng,
     rt: &dyn Fn(i64) -> i64,
     range: i64,
-    track_sum: bool,
+    track: Track,
     budget: &mut Budget,
     f: &mut F,
 ) -> Result<Vec<(i64, f64)>>
@@ -930,11 +953,11 @@ where
     let mut out = Vec::new();
     let steps = 0..r.len();
     slide(
-        it,
+        (it, &mut Vec::new()),
         lo,
         (r, steps),
         rt,
-        (range, track_sum),
+        (range, track),
         budget,
         f,
         |k, v| out.push((r.ts(k), v)),
@@ -944,19 +967,20 @@ where
 }
 
 /// Slides the window of one series over steps `ks` of `r` (the iterator positioned at or
-/// before `lo`, the first window's start): at step `k` the samples in `(rt - range, rt]`,
+/// before `lo`, the first window's start; `buf` is scratch space, reused across series): at step `k` the samples in `(rt - range, rt]`,
 /// staleness markers left out, go to `f`, and a value it returns goes to `sink(k, value)`.
 /// Each window is checked against `budget` (its samples are held while `f` looks at them).
-/// With `track_sum` the window keeps the exact sum of [`WinInfo::exact_sum`] (for
-/// `sum_over_time` and `avg_over_time`: one add and one subtract per sample instead of a
-/// compensated sum over every window).
+/// `track` says what the window keeps up to date besides its samples ([`WinInfo`]): the exact
+/// sum of [`WinInfo::exact_sum`] (for `sum_over_time` and `avg_over_time`: one add and one
+/// subtract per sample instead of a compensated sum over every window) and the counter resets
+/// (for `rate`, `increase` and `resets`; otherwise [`WinInfo::resets`] stays 0).
 #[allow(clippy::too_many_arguments)]
 fn slide<F, S>(
-    it: &mut dyn SampleIterator,
+    (it, buf): (&mut dyn SampleIterator, &mut Vec<(i64, f64)>),
     lo: i64,
     (r, ks): (Rng, std::ops::Range<usize>),
     rt: &dyn Fn(i64) -> i64,
-    (range, mut track_sum): (i64, bool),
+    (range, track): (i64, Track),
     budget: &Budget,
     f: &mut F,
     mut sink: S,
@@ -971,7 +995,7 @@ where
     // would have to be rotated at almost every step once it wraps); the dead prefix is
     // dropped when it outgrows the rest.
     let ahead = cursor::read_ahead(r.step);
-    let mut buf: Vec<(i64, f64)> = Vec::new();
+    buf.clear();
     let (mut head, mut end) = (0usize, 0usize);
     // The first sample after `buf`, read from `it`; `None` at the end.
     let mut pending = it.seek(lo);
@@ -979,6 +1003,7 @@ where
     let mut resets = 0usize;
     // The sum of the window's exact summands and the number of other values in it.
     let (mut exact, mut inexact) = (0.0f64, 0usize);
+    let (mut track_sum, track_resets) = (track.sum, track.resets);
     for k in ks {
         let ts = r.ts(k);
         let t = rt(ts);
@@ -993,7 +1018,7 @@ where
                     inexact -= 1;
                 }
             }
-            if head < end && buf[head].1 < gone {
+            if track_resets && head < end && buf[head].1 < gone {
                 resets -= 1;
             }
         }
@@ -1012,7 +1037,7 @@ where
                     head = end;
                     continue;
                 }
-                if end - 1 > head && s.1 < buf[end - 2].1 {
+                if track_resets && end - 1 > head && s.1 < buf[end - 2].1 {
                     resets += 1;
                 }
                 if track_sum {
@@ -1031,15 +1056,18 @@ where
                 Some(s) if s.0 <= t => {
                     let first = buf.len();
                     buf.push(s);
-                    pending = it.next_until(t.saturating_add(ahead), &mut buf);
-                    let mut keep = first;
-                    for j in first..buf.len() {
-                        if !is_stale_nan(buf[j].1) {
-                            buf[keep] = buf[j];
-                            keep += 1;
+                    pending = it.next_until(t.saturating_add(ahead), buf);
+                    // Most reads hold no marker: look before moving anything.
+                    if let Some(at) = buf[first..].iter().position(|s| is_stale_nan(s.1)) {
+                        let mut keep = first + at;
+                        for j in keep + 1..buf.len() {
+                            if !is_stale_nan(buf[j].1) {
+                                buf[keep] = buf[j];
+                                keep += 1;
+                            }
                         }
+                        buf.truncate(keep);
                     }
-                    buf.truncate(keep);
                 }
                 _ => break,
             }

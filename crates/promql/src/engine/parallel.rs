@@ -11,7 +11,7 @@ use std::ops::Range;
 use storage::{SampleIterator, Series};
 
 use super::aggregate::{Acc, Fold};
-use super::{Budget, Ev, RSeries, Rng, WinInfo, slide, unwrap_parens, windows};
+use super::{Budget, Ev, RSeries, Rng, Track, WinInfo, slide, unwrap_parens, windows};
 use crate::ast::AggOp;
 use crate::ast::Expr;
 use crate::error::{Error, Result};
@@ -43,7 +43,7 @@ impl Ev<'_> {
         arg: &Expr,
         r: Rng,
         keep_name: bool,
-        track_sum: bool,
+        track: Track,
         make: impl Fn() -> F + Sync,
     ) -> Result<Vec<RSeries>>
     where
@@ -70,18 +70,10 @@ impl Ev<'_> {
         };
         self.select_batches(&ms.vs, (lo, rt(r.end), r.step), size, |ev, batch| {
             if let Some(f) = fold.as_mut() {
-                return ev.fold_batch(batch, r, &rt, (ms.range, track_sum), keep_name, n, &make, f);
+                return ev.fold_batch(batch, r, &rt, (ms.range, track), keep_name, n, &make, f);
             }
-            let part = ev.windows_batch(
-                batch,
-                lo,
-                r,
-                &rt,
-                (ms.range, track_sum),
-                keep_name,
-                n,
-                &make,
-            )?;
+            let part =
+                ev.windows_batch(batch, lo, r, &rt, (ms.range, track), keep_name, n, &make)?;
             out.extend(part);
             Ok(())
         })?;
@@ -104,7 +96,7 @@ impl Ev<'_> {
         series: Vec<Box<dyn Series>>,
         r: Rng,
         rt: &(dyn Fn(i64) -> i64 + Sync),
-        (range, track_sum): (i64, bool),
+        (range, track): (i64, Track),
         keep_name: bool,
         n: usize,
         make: &(impl Fn() -> F + Sync),
@@ -145,7 +137,7 @@ impl Ev<'_> {
             r,
             rt,
             range,
-            track_sum,
+            track,
             left,
             stop,
         };
@@ -204,7 +196,7 @@ impl Ev<'_> {
         lo: i64,
         r: Rng,
         rt: &(dyn Fn(i64) -> i64 + Sync),
-        (range, track_sum): (i64, bool),
+        (range, track): (i64, Track),
         keep_name: bool,
         n: usize,
         make: &(impl Fn() -> F + Sync),
@@ -213,7 +205,7 @@ impl Ev<'_> {
         F: FnMut(usize, i64, i64, &[(i64, f64)], WinInfo) -> Result<Option<f64>>,
     {
         if n < 2 || !worth_splitting(series.len(), r.len()) {
-            return self.windows_of(series, lo, r, rt, (range, track_sum), keep_name, make());
+            return self.windows_of(series, lo, r, rt, (range, track), keep_name, make());
         }
         // Each thread checks the samples it holds against what is left of the limit; the
         // outputs are added up (and checked) once the threads are done.
@@ -243,16 +235,8 @@ impl Ev<'_> {
                                 }
                             }
                             let mut it = s.iter();
-                            let pts = windows(
-                                &mut *it,
-                                lo,
-                                r,
-                                rt,
-                                range,
-                                track_sum,
-                                &mut budget,
-                                &mut f,
-                            )?;
+                            let pts =
+                                windows(&mut *it, lo, r, rt, range, track, &mut budget, &mut f)?;
                             if !pts.is_empty() {
                                 out.push(RSeries {
                                     labels: s.labels().clone(),
@@ -361,7 +345,7 @@ impl Ev<'_> {
         lo: i64,
         r: Rng,
         rt: &dyn Fn(i64) -> i64,
-        (range, track_sum): (i64, bool),
+        (range, track): (i64, Track),
         keep_name: bool,
         mut f: impl FnMut(usize, i64, i64, &[(i64, f64)], WinInfo) -> Result<Option<f64>>,
     ) -> Result<Vec<RSeries>> {
@@ -369,16 +353,7 @@ impl Ev<'_> {
         for s in &series {
             self.tick()?;
             let mut it = s.iter();
-            let pts = windows(
-                &mut *it,
-                lo,
-                r,
-                rt,
-                range,
-                track_sum,
-                &mut self.budget,
-                &mut f,
-            )?;
+            let pts = windows(&mut *it, lo, r, rt, range, track, &mut self.budget, &mut f)?;
             if !pts.is_empty() {
                 out.push(RSeries {
                     labels: s.labels().clone(),
@@ -402,7 +377,7 @@ struct FoldJob<'a> {
     r: Rng,
     rt: &'a (dyn Fn(i64) -> i64 + Sync),
     range: i64,
-    track_sum: bool,
+    track: Track,
     /// What is left of the query's sample limit.
     left: usize,
     stop: (Instant, Option<&'a std::sync::atomic::AtomicBool>),
@@ -437,6 +412,7 @@ impl FoldJob<'_> {
         let lo = (self.rt)(self.r.ts(ks.start)) - self.range + 1;
         let (deadline, cancel) = self.stop;
         let op = self.op;
+        let mut buf = Vec::new();
         for (i, mut it) in its.enumerate() {
             if i % 64 == 0 {
                 if cancel.is_some_and(|c| c.load(Ordering::Relaxed)) {
@@ -453,11 +429,11 @@ impl FoldJob<'_> {
             let (mut count, mut k0) = (0usize, usize::MAX);
             let start = ks.start;
             slide(
-                &mut *it,
+                (&mut *it, &mut buf),
                 lo,
                 (self.r, ks.clone()),
                 self.rt,
-                (self.range, self.track_sum),
+                (self.range, self.track),
                 &budget,
                 f,
                 |k, v| {

@@ -784,7 +784,7 @@ fn sliding_windows_match_a_direct_filter() {
             r,
             &|t| t,
             range,
-            false,
+            super::Track::RESETS,
             &mut budget,
             &mut |k, t, _, w, info| {
                 let want: Vec<(i64, f64)> = live
@@ -1137,6 +1137,59 @@ fn fold_split_by_steps_equals_the_materialised_one() {
         let (got, fused) = run(q, true);
         assert!(fused, "{q}: not streamed");
         assert_eq!(got, want, "{q}");
+    }
+}
+
+/// The bit test of `exact_summand` against its definition: a multiple of 2^-16 below 2^24 in
+/// magnitude, NaN and infinities excluded.
+#[test]
+fn exact_summands_by_their_bits() {
+    let by_definition = |v: f64| {
+        let a = v * 65536.0;
+        a.abs() < (1u64 << 40) as f64 && a.fract() == 0.0
+    };
+    let mut vals = vec![
+        0.0,
+        -0.0,
+        1.0,
+        -1.0,
+        0.5,
+        2.5,
+        0.1,
+        1.0 / 65536.0,
+        1.0 / 131072.0,
+        3.0 / 131072.0,
+        16_777_216.0,
+        16_777_215.0,
+        -16_777_215.5,
+        16_777_216.0 - 1.0 / 65536.0,
+        f64::NAN,
+        f64::INFINITY,
+        f64::NEG_INFINITY,
+        f64::MIN_POSITIVE,
+        5e-324,
+        1e300,
+        STALE_NAN,
+    ];
+    let mut x = 0x9e37_79b9_7f4a_7c15u64;
+    for i in 0..200_000u64 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        vals.push(match i % 4 {
+            0 => f64::from_bits(x),
+            1 => (x % (1 << 44)) as f64 / 65536.0 - (1u64 << 27) as f64,
+            2 => (x % 1_000_000) as f64 / 1024.0,
+            _ => (x % 100_000) as f64 * 0.01,
+        });
+    }
+    for v in vals {
+        assert_eq!(
+            super::exact_summand(v),
+            by_definition(v),
+            "{v:e} {:x}",
+            v.to_bits()
+        );
     }
 }
 
