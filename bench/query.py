@@ -9,13 +9,16 @@ machine's load, so it also reports the CPU time each system spends per run of th
 counting every process the answer needs (for `vigil query`: itself and both replicas), less
 what those processes spend when idle (scraping), measured before the queries.
 
-With `--compare BIN` a second `vigil query` built from another binary (e.g. an older
-commit's) runs over the same two replicas and is measured in the same run, so a change is
-compared side by side under the same load.
+`vigil query` answers a query from one replica alone when that replica's data is complete for
+everything the query reads (push-down); a second `vigil query` with `--query.push-down=false`
+runs over the same replicas and is measured too ("merge path"), so both ways are compared side
+by side under the same load. With `--compare BIN` a third `vigil query` built from another
+binary (e.g. an older commit's) is measured as well.
 
 Usage: bench/query.py [--targets 10] [--series 1000] [--interval 1s] [--warmup 120] [--runs 15]
-                      [--compare path/to/other/vigil]
-Needs: target/release/vigil (cargo build --release); Prometheus 2.42 (Debian package
+                      [--compare path/to/other/vigil] [--vigil-bin PATH]
+Needs: target/release/vigil (cargo build --release -p vigil), or --vigil-bin (copy the binary
+elsewhere so other builds do not replace it during the run); Prometheus 2.42 (Debian package
 `prometheus`) is skipped when missing.
 """
 import argparse
@@ -139,10 +142,12 @@ def main():
     ap.add_argument("--warmup", type=int, default=120)
     ap.add_argument("--runs", type=int, default=15)
     ap.add_argument("--compare", help="another vigil binary whose `vigil query` is measured too")
+    ap.add_argument("--vigil-bin", default=os.path.join(ROOT, "target", "release", "vigil"),
+                    help="the vigil binary measured (default: target/release/vigil)")
     a = ap.parse_args()
-    vigil = os.path.join(ROOT, "target", "release", "vigil")
+    vigil = os.path.abspath(a.vigil_bin)
     if not os.path.exists(vigil):
-        sys.exit("build first: cargo build --release")
+        sys.exit("build first: cargo build --release -p vigil (or pass --vigil-bin)")
     work = tempfile.mkdtemp(prefix="vigil-bench-query-")
     procs = []
 
@@ -175,7 +180,14 @@ def main():
                             f"--endpoint={systems['vigil a']}", f"--endpoint={systems['vigil b']}",
                             "--query.replica-label=replica"])
         systems["vigil query (2 replicas)"] = f"http://127.0.0.1:{qport}"
+        mport = next(ports)
+        mq = spawn("query-merge", [vigil, "query", f"--web.listen-address=127.0.0.1:{mport}",
+                                   f"--endpoint={systems['vigil a']}",
+                                   f"--endpoint={systems['vigil b']}",
+                                   "--query.replica-label=replica", "--query.push-down=false"])
+        systems["vigil query (merge path)"] = f"http://127.0.0.1:{mport}"
         involved = {"vigil query (2 replicas)": [q.pid, pids["vigil a"], pids["vigil b"]],
+                    "vigil query (merge path)": [mq.pid, pids["vigil a"], pids["vigil b"]],
                     "vigil a": [pids["vigil a"]]}
         cq = None
         if a.compare:
@@ -215,7 +227,8 @@ def main():
         time.sleep(10)
         idle = {p: (cpu_seconds(p) - c0[p]) / (time.perf_counter() - t0) for p in all_pids}
         cpu = {}
-        order = ["vigil query (2 replicas)", "vigil query (compare)", "vigil a", "prometheus 2.42"]
+        order = ["vigil query (2 replicas)", "vigil query (merge path)", "vigil query (compare)",
+                 "vigil a", "prometheus 2.42"]
         order = [s for s in order if s in systems]
         results = {}
         for name, kind, qtext, _ in QUERIES:
@@ -246,6 +259,19 @@ def main():
         print(f"{'CPU per query set':<20} " + " ".join(f"{ctot[s] * 1000:25.0f} ms" for s in order)
               + f"   {ctot[order[0]] / max(ctot['vigil a'], 1e-9):5.2f}x")
         print(f"vigil query peak RSS: {peak_rss(q.pid) / 2**20:.1f} MiB")
+        m = "vigil query (merge path)"
+        print(f"merge path: {tot[m] / tot['vigil a']:.2f}x one replica"
+              + (f", {tot[m] / tot['prometheus 2.42']:.2f}x prometheus 2.42"
+                 if "prometheus 2.42" in tot else "")
+              + f", CPU {ctot[m] * 1000:.0f} ms, peak RSS {peak_rss(mq.pid) / 2**20:.1f} MiB")
+        try:
+            with urllib.request.urlopen(systems["vigil query (2 replicas)"] + "/metrics") as r:
+                for line in r.read().decode().splitlines():
+                    if line.startswith(("vigil_query_pushed_down_queries_total",
+                                        "vigil_query_queries_total")):
+                        print(line)
+        except OSError as e:
+            print(f"metrics: {e}")
         if cq is not None:
             c = "vigil query (compare)"
             print(f"compare: {tot[c] / tot['vigil a']:.2f}x one replica"

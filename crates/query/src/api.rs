@@ -506,6 +506,7 @@ pub async fn status_flags(State(app): State<App>) -> ApiResult<BTreeMap<String, 
         "query.partial-response".into(),
         f.partial_response.to_string(),
     );
+    m.insert("query.push-down".into(), f.push_down.to_string());
     m.insert(
         "endpoint.timeout".into(),
         model::format_duration(f.endpoint_timeout),

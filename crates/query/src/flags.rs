@@ -51,6 +51,18 @@ pub struct QueryFlags {
     )]
     pub partial_response: bool,
 
+    /// Answer a query from one replica alone when that replica's data is known complete for
+    /// everything the query reads (vigil servers only; see `crates/query/src/pushdown.rs`);
+    /// `=false` always merges every replica's samples.
+    #[arg(
+        long = "query.push-down",
+        default_value_t = true,
+        action = ArgAction::Set,
+        num_args = 0..=1,
+        default_missing_value = "true"
+    )]
+    pub push_down: bool,
+
     /// How far back a sample is looked for when evaluating an instant vector selector.
     #[arg(long = "query.lookback-delta", default_value = "5m", value_parser = parse_dur)]
     pub lookback_delta: Duration,
@@ -87,6 +99,7 @@ impl QueryFlags {
             health_interval: Duration::from_secs(5),
             replica_labels,
             partial_response: true,
+            push_down: true,
             lookback_delta: Duration::from_secs(300),
             query_timeout: Duration::from_secs(120),
             query_max_samples: 50_000_000,

@@ -261,7 +261,10 @@ async fn coverage_of(
 /// take the merge path.
 pub async fn try_forward(app: &App, p: &Params, fwd: Forward) -> Option<Response> {
     // dedup=false shows raw replicas; a matcher on a replica label selects replicas.
-    if !matches!(p.get("dedup"), None | Some("" | "true" | "1")) || fwd.selects_replicas {
+    if !app.flags().push_down
+        || !matches!(p.get("dedup"), None | Some("" | "true" | "1"))
+        || fwd.selects_replicas
+    {
         return None;
     }
     let window = fwd.window?;
