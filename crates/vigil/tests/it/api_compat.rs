@@ -1016,6 +1016,11 @@ async fn query_stats_match_prometheus() -> anyhow::Result<()> {
         ("timestamp(stats_m) - 1", false),
         ("sum(stats_m @ end())", false),
         ("vector(1)", false),
+        ("rate(stats_m[1m] @ end())", false),
+        ("topk(1, stats_m offset 2m) > bool 10", false),
+        ("scalar(sum(stats_m{i=\"0\"}))", false),
+        ("absent(nope) or last_over_time(stats_m[90s])", false),
+        ("quantile_over_time(0.5, stats_m[4m:20s] offset 30s)", false),
     ];
     let mut compared = 0;
     for (q, peak) in queries {
