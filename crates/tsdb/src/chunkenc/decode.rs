@@ -103,9 +103,9 @@ fn read_value_from(w: u64, valid: u32, buf: &[u8], mut bit: usize, st: &mut Stat
 
 /// Decodes one delta of delta (`0`; `10` + 14 bits; `110` + 17; `1110` + 20; `1111` + 64) at
 /// `bit`; returns it and the position after it.
+/// `w` holds the bits from `bit` on (at least 57 of them data).
 #[inline(always)]
-fn read_dod(buf: &[u8], bit: usize) -> (i64, usize) {
-    let w = peek(buf, bit);
+fn read_dod_from(w: u64, buf: &[u8], bit: usize) -> (i64, usize) {
     if w >> 63 == 0 {
         return (0, bit + 1);
     }
@@ -148,13 +148,20 @@ fn run<const VALUE_ONLY: bool, const TAIL: bool>(
             bit = read_value(buf, bit, &mut next);
         } else {
             let w = peek(buf, bit);
-            if w >> 63 == 0 {
-                // The usual sample of a regular scrape: an unchanged interval, so the value's
-                // control bits (and often its bits) are in the word already loaded.
+            let head = w >> 61;
+            if head == 0b010 && next.sig <= 54 {
+                // The usual sample of a regular scrape of a counter: `0` (same interval),
+                // `10` (value in the current window) and its bits, all in this load.
+                next.t = next.t.wrapping_add(next.t_delta as i64);
+                next.v ^= ((w << 3) >> (64 - next.sig)) << next.trailing;
+                bit += 3 + next.sig as usize;
+            } else if w >> 63 == 0 {
+                // Same interval; the value's control bits (and often its bits) are in this
+                // load too.
                 next.t = next.t.wrapping_add(next.t_delta as i64);
                 bit = read_value_from(w << 1, 56, buf, bit + 1, &mut next);
             } else {
-                let (dod, b) = read_dod(buf, bit);
+                let (dod, b) = read_dod_from(w, buf, bit);
                 next.t_delta = (next.t_delta as i64).wrapping_add(dod) as u64;
                 next.t = next.t.wrapping_add(next.t_delta as i64);
                 bit = read_value(buf, b, &mut next);
