@@ -571,7 +571,7 @@ impl Ev<'_> {
     /// Adds a range function's window counts to the statistics (see `stats.rs`).
     pub(crate) fn count_windows(&mut self, counts: stats::WindowCounts) {
         if let Some(c) = &mut self.stats {
-            c.add_windows(counts);
+            c.add_windows(counts, self.budget.cur);
         }
     }
 
@@ -839,7 +839,7 @@ impl Ev<'_> {
                 let counts = c.windows(r);
                 let v = self.map_windows(e, r, true, counts.wrap(keep))?;
                 if let Some(c) = &mut self.stats {
-                    c.add_windows(counts);
+                    c.add_windows(counts, self.budget.cur);
                 }
                 v
             }

@@ -211,6 +211,7 @@ impl Counter {
         WindowCounts {
             r,
             total: AtomicI64::new(0),
+            largest: AtomicI64::new(0),
             steps: if per_step {
                 (0..r.len()).map(|_| AtomicI64::new(0)).collect()
             } else {
@@ -219,8 +220,11 @@ impl Counter {
         }
     }
 
-    /// Adds what a range function's windows held.
-    pub fn add_windows(&mut self, w: WindowCounts) {
+    /// Adds what a range function's windows held; `held` is the budget's count now. Each
+    /// window was checked against the sample limit on top of what was held (`Budget::peek`),
+    /// so the largest one counts towards the peak, as Prometheus's buffered window does.
+    pub fn add_windows(&mut self, w: WindowCounts, held: usize) {
+        self.held(held + w.largest.into_inner() as usize);
         if w.steps.is_empty() {
             self.add(0, w.total.into_inner());
             return;
@@ -254,6 +258,8 @@ impl Counter {
 pub(crate) struct WindowCounts {
     r: Rng,
     total: AtomicI64,
+    /// The most samples one window held.
+    largest: AtomicI64,
     /// Per step of `r`, or empty when only the total is wanted.
     steps: Vec<AtomicI64>,
 }
@@ -261,7 +267,9 @@ pub(crate) struct WindowCounts {
 impl WindowCounts {
     /// `f` counting the samples of each window it is given: counted in the wrapper (one per
     /// thread) and added to the shared counts when it is dropped, so threads do not contend
-    /// for them at every window.
+    /// for them at every window. A window path that computes a function without calling `f`
+    /// must count its windows itself when statistics are on (guarded by the test
+    /// `query_stats_same_on_every_evaluation_path`).
     #[allow(clippy::type_complexity)] // the window function's signature, spelled out
     pub fn wrap<'a, F>(
         &'a self,
@@ -273,10 +281,12 @@ impl WindowCounts {
         let mut local = Local {
             shared: self,
             total: 0,
+            largest: 0,
             steps: vec![0; self.steps.len()],
         };
         move |k, t, range, w, info| {
             let n = w.len() as i64;
+            local.largest = local.largest.max(n);
             match local.steps.get_mut(k) {
                 Some(c) => *c += n,
                 None => local.total += n,
@@ -290,12 +300,16 @@ impl WindowCounts {
 struct Local<'a> {
     shared: &'a WindowCounts,
     total: i64,
+    largest: i64,
     steps: Vec<i64>,
 }
 
 impl Drop for Local<'_> {
     fn drop(&mut self) {
         self.shared.total.fetch_add(self.total, Ordering::Relaxed);
+        self.shared
+            .largest
+            .fetch_max(self.largest, Ordering::Relaxed);
         for (c, &n) in self.shared.steps.iter().zip(&self.steps) {
             if n != 0 {
                 c.fetch_add(n, Ordering::Relaxed);
@@ -321,7 +335,8 @@ mod tests {
         let mut f = w.wrap(|_, _, _, _, _| Ok(None));
         f(0, 0, 5, &[(1, 1.0), (2, 2.0)], WinInfo::default()).unwrap();
         drop(f);
-        c.add_windows(w);
+        c.add_windows(w, 4);
+        assert_eq!(c.peak, 6, "held plus the largest window");
         c.held(7);
         c.held(3);
         let s = c.finish(Timings::default()).samples;
