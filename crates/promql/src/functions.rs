@@ -726,10 +726,21 @@ fn range_func(ev: &mut Ev<'_>, c: &Call, r: Rng) -> Result<Vec<RSeries>> {
     let track = Track {
         sum: matches!(func, RangeFn::AvgOverTime | RangeFn::SumOverTime),
         resets: matches!(func, RangeFn::Rate | RangeFn::Increase | RangeFn::Resets),
+        rate: None,
     };
     // With statistics on, each window's samples are counted (`engine/stats.rs`).
     let out = match ev.stats.as_ref().map(|c| c.windows(r)) {
-        None => ev.map_windows_par(range_arg, r, keep_name, track, make)?,
+        None => {
+            // rate, increase and delta are computed by the window itself (in runs of
+            // windows, see `RateWindow`) when nothing needs to see each window.
+            let rate = match func {
+                RangeFn::Rate => Some((true, true)),
+                RangeFn::Increase => Some((true, false)),
+                RangeFn::Delta => Some((false, false)),
+                _ => None,
+            };
+            ev.map_windows_par(range_arg, r, keep_name, Track { rate, ..track }, make)?
+        }
         Some(counts) => {
             let wrapped = || counts.wrap(make());
             let out = ev.map_windows_par(range_arg, r, keep_name, track, wrapped)?;

@@ -25,6 +25,7 @@ use storage::{Querier, Queryable, SampleIterator, SelectHints, SliceIter};
 
 use crate::ast::*;
 use crate::error::{Error, Result, eval_err};
+use crate::functions::stats::RateWindow;
 use crate::value::{QueryResult, Sample, Series, Value};
 
 pub(crate) use cursor::Cursor;
@@ -892,6 +893,11 @@ pub(crate) struct Track {
     pub sum: bool,
     /// The counter resets ([`WinInfo::resets`]).
     pub resets: bool,
+    /// `Some((counter, per_second))`: the window computes `rate` (`(true, true)`), `increase`
+    /// (`(true, false)`) or `delta` (`(false, false)`) itself instead of calling the window
+    /// function (which then must compute the same), holding [`RateWindow`]s of up to
+    /// [`RATE_RUN`] steps so their divisions run back to back.
+    pub rate: Option<(bool, bool)>,
 }
 
 impl Track {
@@ -899,7 +905,24 @@ impl Track {
     pub const RESETS: Track = Track {
         sum: false,
         resets: true,
+        rate: None,
     };
+}
+
+/// Windows whose rate [`slide`] holds before computing them (see [`Track::rate`]).
+const RATE_RUN: usize = 32;
+
+/// The rates of the windows `run` (`(step, window end, window)`) of range `range` to `sink`.
+#[inline]
+fn flush_rates(
+    run: &[(usize, i64, RateWindow)],
+    range: i64,
+    (counter, per_second): (bool, bool),
+    sink: &mut impl FnMut(usize, f64),
+) {
+    for &(k, t, w) in run {
+        sink(k, w.extrapolate(t - range, t, counter, per_second));
+    }
 }
 
 /// What a sliding window knows about its samples besides the samples themselves.
@@ -1004,6 +1027,8 @@ where
     // The sum of the window's exact summands and the number of other values in it.
     let (mut exact, mut inexact) = (0.0f64, 0usize);
     let (mut track_sum, track_resets) = (track.sum, track.resets);
+    let mut run = [(0usize, 0i64, RateWindow::default()); RATE_RUN];
+    let mut held = 0;
     for k in ks {
         let ts = r.ts(k);
         let t = rt(ts);
@@ -1078,6 +1103,17 @@ where
             continue;
         }
         budget.peek(end - head)?;
+        if let Some(how) = track.rate {
+            if let Some(w) = RateWindow::of(&buf[head..end], resets, how.0) {
+                run[held] = (k, t, w);
+                held += 1;
+                if held == RATE_RUN {
+                    flush_rates(&run, range, how, &mut sink);
+                    held = 0;
+                }
+            }
+            continue;
+        }
         let info = WinInfo {
             resets,
             exact_sum: (track_sum && inexact == 0 && exact != 0.0).then_some(exact),
@@ -1085,6 +1121,9 @@ where
         if let Some(v) = f(k, t, range, &buf[head..end], info)? {
             sink(k, v);
         }
+    }
+    if let Some(how) = track.rate {
+        flush_rates(&run[..held], range, how, &mut sink);
     }
     Ok(())
 }

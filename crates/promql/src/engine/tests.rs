@@ -1245,3 +1245,87 @@ fn query_stats_same_on_every_evaluation_path() {
         }
     }
 }
+
+/// `rate`, `increase` and `delta` computed by the sliding window in runs of windows
+/// (`Track::rate`) against the window function computing each window on its own, bit for bit,
+/// over counters with resets (to zero and to fractions), NaN, staleness markers, gaps longer
+/// than the range (windows of 0, 1 and 2 samples), negative values and shifted windows.
+#[test]
+fn rates_in_runs_equal_the_window_function() {
+    let mut samples = Vec::new();
+    let (mut ts, mut v) = (0i64, 5.0f64);
+    for i in 0..4000i64 {
+        ts += 1 + (i * 7919) % 29;
+        if i % 300 == 299 {
+            ts += 900;
+        }
+        v = match i % 53 {
+            0 => 0.0,
+            19 => v * 0.3,
+            _ => v + ((i * 13) % 7) as f64 * 0.7,
+        };
+        let val = match i % 211 {
+            5 => STALE_NAN,
+            9 => f64::NAN,
+            77 => -v,
+            _ => v,
+        };
+        samples.push((ts, val));
+    }
+    let bits = |p: &[(i64, f64)]| p.iter().map(|x| (x.0, x.1.to_bits())).collect::<Vec<_>>();
+    for (step, range, shift) in [
+        (1, 5, 0),
+        (7, 50, 3),
+        (60, 200, -40),
+        (500, 100, 0),
+        (13, 2000, 11),
+    ] {
+        let r = super::Rng {
+            start: 50,
+            end: ts + 100,
+            step,
+        };
+        let rt = move |t: i64| t - shift;
+        let lo = rt(r.start) - range + 1;
+        for (counter, per_second) in [(true, true), (true, false), (false, false)] {
+            let run = |track: super::Track| {
+                let mut it = storage::SliceIter::new(&samples);
+                let mut budget = super::Budget {
+                    cur: 0,
+                    max: usize::MAX,
+                };
+                super::windows(
+                    &mut it,
+                    lo,
+                    r,
+                    &rt,
+                    range,
+                    track,
+                    &mut budget,
+                    &mut |_, t, range, w, info| {
+                        Ok(crate::functions::stats::extrapolated_rate(
+                            w,
+                            t - range,
+                            t,
+                            if counter { info.resets } else { 0 },
+                            counter,
+                            per_second,
+                        ))
+                    },
+                )
+                .expect("windows")
+            };
+            let each = run(super::Track::RESETS);
+            let runs = run(super::Track {
+                rate: Some((counter, per_second)),
+                ..super::Track::RESETS
+            });
+            assert!(each.len() > 10, "step {step} range {range}");
+            assert_eq!(
+                bits(&runs),
+                bits(&each),
+                "step {step} range {range} {counter} {per_second}"
+            );
+        }
+    }
+}

@@ -250,44 +250,77 @@ pub(crate) fn extrapolated_rate(
     counter: bool,
     per_second: bool,
 ) -> Option<f64> {
-    if w.len() < 2 {
-        return None;
-    }
-    let (first, last) = (w[0], w[w.len() - 1]);
-    let mut result = last.1 - first.1;
-    if counter && resets > 0 {
-        for pair in w.windows(2) {
-            if pair[1].1 < pair[0].1 {
-                result += pair[0].1;
+    let win = RateWindow::of(w, resets, counter)?;
+    Some(win.extrapolate(start, end, counter, per_second))
+}
+
+/// What [`extrapolated_rate`] needs of a window, taken while the window is at hand so the
+/// divisions can run later, many windows in a row (their latencies then overlap instead of
+/// adding up window after window).
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct RateWindow {
+    pub first: (i64, f64),
+    pub last_t: i64,
+    /// Samples in the window (at least 2).
+    pub n: usize,
+    /// The change over the window, reset-corrected for counters.
+    pub result: f64,
+}
+
+impl RateWindow {
+    /// `None` for fewer than two samples.
+    #[inline]
+    pub(crate) fn of(w: &[(i64, f64)], resets: usize, counter: bool) -> Option<RateWindow> {
+        if w.len() < 2 {
+            return None;
+        }
+        let (first, last) = (w[0], w[w.len() - 1]);
+        let mut result = last.1 - first.1;
+        if counter && resets > 0 {
+            for pair in w.windows(2) {
+                if pair[1].1 < pair[0].1 {
+                    result += pair[0].1;
+                }
             }
         }
+        Some(RateWindow {
+            first,
+            last_t: last.0,
+            n: w.len(),
+            result,
+        })
     }
-    let sampled = (last.0 - first.0) as f64 / 1000.0;
-    let avg_gap = sampled / (w.len() - 1) as f64;
-    let mut to_start = (first.0 - start) as f64 / 1000.0;
-    let mut to_end = (end - last.0) as f64 / 1000.0;
-    // Extrapolate to an edge only if the series seems to continue there: the gap to the edge is
-    // within 110% of the average gap between samples; otherwise assume the series starts or
-    // ends half an average gap beyond its outermost sample.
-    let threshold = avg_gap * 1.1;
-    if to_start >= threshold {
-        to_start = avg_gap / 2.0;
-    }
-    if counter && result > 0.0 && first.1 >= 0.0 {
-        // A counter cannot go below zero: do not extrapolate past the point where it would.
-        let to_zero = sampled * (first.1 / result);
-        if to_zero < to_start {
-            to_start = to_zero;
+
+    #[inline(always)]
+    pub(crate) fn extrapolate(&self, start: i64, end: i64, counter: bool, per_second: bool) -> f64 {
+        let (first, result) = (self.first, self.result);
+        let sampled = (self.last_t - first.0) as f64 / 1000.0;
+        let avg_gap = sampled / (self.n - 1) as f64;
+        let mut to_start = (first.0 - start) as f64 / 1000.0;
+        let mut to_end = (end - self.last_t) as f64 / 1000.0;
+        // Extrapolate to an edge only if the series seems to continue there: the gap to the
+        // edge is within 110% of the average gap between samples; otherwise assume the series
+        // starts or ends half an average gap beyond its outermost sample.
+        let threshold = avg_gap * 1.1;
+        if to_start >= threshold {
+            to_start = avg_gap / 2.0;
         }
+        if counter && result > 0.0 && first.1 >= 0.0 {
+            // A counter cannot go below zero: do not extrapolate past the point where it would.
+            let to_zero = sampled * (first.1 / result);
+            if to_zero < to_start {
+                to_start = to_zero;
+            }
+        }
+        if to_end >= threshold {
+            to_end = avg_gap / 2.0;
+        }
+        let mut factor = (sampled + to_start + to_end) / sampled;
+        if per_second {
+            factor /= (end - start) as f64 / 1000.0;
+        }
+        result * factor
     }
-    if to_end >= threshold {
-        to_end = avg_gap / 2.0;
-    }
-    let mut factor = (sampled + to_start + to_end) / sampled;
-    if per_second {
-        factor /= (end - start) as f64 / 1000.0;
-    }
-    Some(result * factor)
 }
 
 /// `irate` (`per_second`) and `idelta`: from the last two samples.
