@@ -47,6 +47,18 @@ pub struct Coverage {
     pub receiver: bool,
     #[serde(default)]
     pub no_step_subquery_interval_ms: i64,
+    /// Targets not scraped at every interval of the whole window.
+    #[serde(default)]
+    pub imperfect: Vec<TargetCoverage>,
+}
+
+/// One target's scrapes over the window, when they were not all successful.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+pub struct TargetCoverage {
+    pub target: String,
+    pub first: Timestamp,
+    /// (from, to) without a successful scrape.
+    pub bad: Vec<(Timestamp, Timestamp)>,
 }
 
 /// The replica whose data alone answers a query reading `[window_start, …]` exactly as the
@@ -78,28 +90,56 @@ pub fn choose(
             return Err("endpoints differ in the default subquery step");
         }
     }
-    let (best, clean) = covs
-        .iter()
-        .enumerate()
-        .filter_map(|(i, c)| c.clean_since.map(|t| (i, t)))
-        .min_by_key(|&(i, t)| (t, i))
-        .ok_or("no endpoint scraped every target at every interval")?;
-    if clean <= window_start {
-        return Ok(best);
+    let by_clean = {
+        let mut v: Vec<usize> = (0..covs.len()).collect();
+        v.sort_by_key(|&i| (covs[i].clean_since.unwrap_or(i64::MAX), i));
+        v
+    };
+    // Scrape phases differ between replicas: one interval and a half of slack at the edges of
+    // a gap (so at most one sample there may be left out).
+    let slack = covs.iter().map(|c| c.interval_ms).max().unwrap_or(0) * 3 / 2;
+    for &r in &by_clean {
+        let rc = &covs[r];
+        let others = || covs.iter().enumerate().filter(move |&(i, _)| i != r);
+        if let Some(clean) = rc.clean_since {
+            // Complete over the whole window, or since before any other replica scraped.
+            if clean <= window_start
+                || others().all(|(_, c)| c.first.is_none_or(|f| f + slack >= clean))
+            {
+                return Ok(r);
+            }
+        }
+        // Target by target: wherever this replica has no data, neither has any other. (Not
+        // complete yet no target listed: an answer that does not say which, so no.)
+        if !rc.imperfect.is_empty()
+            && others().all(|(_, o)| lacks_no_more(rc, o, window_start, slack))
+        {
+            return Ok(r);
+        }
     }
-    // It started (or recovered) inside the window: only fine when no other replica has data
-    // from before (one interval of scrape phase allowed).
-    let slack = covs[best].interval_ms;
-    let others_later = covs
-        .iter()
-        .enumerate()
-        .filter(|&(i, _)| i != best)
-        .all(|(_, c)| c.first.is_none_or(|f| f + slack >= clean));
-    if others_later {
-        Ok(best)
-    } else {
-        Err("every endpoint has a gap in the window that another can fill")
-    }
+    Err("every endpoint has a gap in the window that another can fill")
+}
+
+/// Whether `o` has no data in the window that `r` lacks: every target `r` did not scrape at
+/// every interval, `o` did not either, at the same times (within `slack`).
+fn lacks_no_more(r: &Coverage, o: &Coverage, window_start: Timestamp, slack: i64) -> bool {
+    r.imperfect.iter().all(|rt| {
+        // `o` scraped it throughout.
+        let Some(ot) = o.imperfect.iter().find(|t| t.target == rt.target) else {
+            return false;
+        };
+        if rt.first > window_start && ot.first + slack < rt.first {
+            return false;
+        }
+        rt.bad.iter().all(|&(s, e)| {
+            let s = s.max(window_start);
+            e <= ot.first + slack
+                || ot
+                    .bad
+                    .iter()
+                    .any(|&(os, oe)| os.max(window_start) - slack <= s && e <= oe + slack)
+        })
+    })
 }
 
 /// Whether any selector of `expr` has a matcher on one of `names`.
@@ -365,6 +405,15 @@ mod tests {
             fingerprint: "f".into(),
             receiver: false,
             no_step_subquery_interval_ms: 60_000,
+            imperfect: vec![],
+        }
+    }
+
+    fn target(first: i64, bad: &[(i64, i64)]) -> TargetCoverage {
+        TargetCoverage {
+            target: "t1".into(),
+            first,
+            bad: bad.to_vec(),
         }
     }
 
@@ -393,6 +442,28 @@ mod tests {
         let covs = [cov(0, Some(70_000)), cov(0, None)];
         assert_eq!(pick(&covs, 80_000), Ok(0));
         assert!(pick(&covs, 60_000).is_err());
+    }
+
+    #[test]
+    fn a_target_failing_on_every_replica_still_pushes_down() {
+        // Target t1 failed from 20 s to 30 s on both (scrape phases differ by 0.4 s).
+        let mut a = cov(0, None);
+        a.imperfect = vec![target(0, &[(19_600, 30_600)])];
+        let mut b = cov(0, None);
+        b.imperfect = vec![target(0, &[(20_000, 31_000)])];
+        assert_eq!(pick(&[a.clone(), b.clone()], 10_000), Ok(0));
+        // b's outage was longer: a has data b lacks, not the other way round.
+        b.imperfect = vec![target(0, &[(20_000, 45_000)])];
+        assert_eq!(pick(&[a.clone(), b.clone()], 10_000), Ok(0));
+        assert_eq!(pick(&[b.clone(), a.clone()], 10_000), Ok(1));
+        // Failing on a only: b.
+        let mut b = cov(0, Some(100));
+        b.imperfect = vec![];
+        assert_eq!(pick(&[a.clone(), b], 10_000), Ok(1));
+        // Each has a failure of t1 the other does not: merge.
+        let mut b = cov(0, None);
+        b.imperfect = vec![target(0, &[(40_000, 45_000)])];
+        assert!(pick(&[a, b], 10_000).is_err());
     }
 
     #[test]

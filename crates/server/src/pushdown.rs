@@ -243,40 +243,75 @@ pub struct Coverage {
     pub targets: usize,
     /// Order-independent hash of the targets' `up` label sets.
     pub fingerprint: u64,
+    /// The targets not scraped at every interval of the whole window (usually none).
+    pub imperfect: Vec<TargetCoverage>,
 }
 
-/// One target's `up` samples up to `end` in time order → (first, clean since, interval).
-/// `now` tells how much of the end may still be in flight.
-fn target_coverage(
+/// One target's scrapes over a window, when they were not all successful.
+#[derive(Debug, Default, PartialEq)]
+pub struct TargetCoverage {
+    /// Hash of its `up` labels.
+    pub target: u64,
+    /// Its first `up` sample from shortly before the window on.
+    pub first: Timestamp,
+    /// Where it has no successful scrape: (last success or first sample, next success or the
+    /// window's end), inside or overlapping the window, in order.
+    pub bad: Vec<(Timestamp, Timestamp)>,
+}
+
+/// One target's `up` samples up to `end` in time order → (interval, where it was not
+/// scraped successfully). `now` tells how much of the end may still be in flight.
+fn target_gaps(
     samples: &[(Timestamp, f64)],
     end: Timestamp,
     now: Timestamp,
-) -> Option<(i64, Option<i64>, i64)> {
-    let first = samples.first()?.0;
+) -> (i64, Vec<(Timestamp, Timestamp)>) {
+    let Some(&(first, _)) = samples.first() else {
+        return (0, Vec::new());
+    };
     // Its scrape interval: the smallest spacing (a missed scrape doubles one, jitter
-    // shortens none by much).
-    let ival = samples
+    // shortens none by much). One sample: unknown, so nothing after it is known complete.
+    let Some(ival) = samples
         .windows(2)
         .map(|w| w[1].0 - w[0].0)
         .filter(|&d| d > 0)
-        .min()?;
+        .min()
+    else {
+        return (0, vec![(first, end.max(first))]);
+    };
     let gap = ival * 3 / 2;
-    let mut clean = Some(first);
-    for (i, &(t, v)) in samples.iter().enumerate() {
+    let mut bad: Vec<(Timestamp, Timestamp)> = Vec::new();
+    let mut push = |s: Timestamp, e: Timestamp| match bad.last_mut() {
+        Some(l) if s <= l.1 => l.1 = l.1.max(e),
+        _ => bad.push((s, e)),
+    };
+    let mut last_good: Option<Timestamp> = None;
+    let mut failing_since: Option<Timestamp> = None;
+    for &(t, v) in samples {
         if v != 1.0 {
-            clean = None;
-        } else if clean.is_none() || (i > 0 && t - samples[i - 1].0 > gap) {
-            clean = Some(t);
+            failing_since.get_or_insert(last_good.unwrap_or(t));
+            continue;
+        }
+        if let Some(f) = failing_since.take() {
+            push(f, t);
+        } else if let Some(lg) = last_good
+            && t - lg > gap
+        {
+            push(lg, t);
+        }
+        last_good = Some(t);
+    }
+    if let Some(f) = failing_since {
+        push(f, end);
+    } else if let Some(lg) = last_good {
+        // A scrape's `up` is written when it ends, so up to one more interval before `now`
+        // may still be in flight; before that the samples are all there.
+        let in_flight = (end - (now - ival)).clamp(0, ival);
+        if end - lg > gap + in_flight {
+            push(lg, end);
         }
     }
-    let last = samples.last()?.0;
-    // A scrape's `up` is written when it ends, so up to one more interval before `now` may
-    // still be in flight; before that the samples are all there.
-    let in_flight = (end - (now - ival)).clamp(0, ival);
-    if end - last > gap + in_flight {
-        clean = None;
-    }
-    Some((first, clean, ival))
+    (ival, bad)
 }
 
 /// Reads `up` over `[start - BEFORE_WINDOW_MS, end]`.
@@ -297,7 +332,7 @@ pub fn coverage(
         storage::StorageError::io("up matcher", std::io::Error::other(e.to_string()))
     })?;
     let mut cov = Coverage::default();
-    let mut all_clean = true;
+    let mut clean_since = Some(i64::MIN);
     let mut hashes = Vec::new();
     let mut samples = Vec::new();
     for s in q.select(true, &hints, &[m])? {
@@ -311,30 +346,27 @@ pub fn coverage(
             samples.push((t, v));
             cur = it.next();
         }
-        if samples.is_empty() {
+        let Some(&(first, _)) = samples.first() else {
             continue;
-        }
+        };
         cov.targets += 1;
-        hashes.push(s.labels().stable_hash());
-        match target_coverage(&samples, end, now) {
-            Some((first, clean, ival)) => {
-                cov.first = Some(cov.first.map_or(first, |f: i64| f.min(first)));
-                cov.interval = cov.interval.max(ival);
-                match clean {
-                    Some(c) => cov.clean_since = Some(cov.clean_since.map_or(c, |x: i64| x.max(c))),
-                    None => all_clean = false,
-                }
-            }
-            // One sample: the interval is unknown, so completeness is too.
-            None => {
-                cov.first = Some(cov.first.map_or(samples[0].0, |f: i64| f.min(samples[0].0)));
-                all_clean = false;
-            }
+        let target = s.labels().stable_hash();
+        hashes.push(target);
+        cov.first = Some(cov.first.map_or(first, |f: i64| f.min(first)));
+        let (ival, mut bad) = target_gaps(&samples, end, now);
+        cov.interval = cov.interval.max(ival);
+        // Clean since the end of its last gap; never when the gap lasts to the end.
+        clean_since = match (clean_since, bad.last()) {
+            (Some(c), None) => Some(c.max(first)),
+            (Some(c), Some(&(_, e))) if e < end => Some(c.max(e)),
+            _ => None,
+        };
+        bad.retain(|&(_, e)| e > start);
+        if first > start || !bad.is_empty() {
+            cov.imperfect.push(TargetCoverage { target, first, bad });
         }
     }
-    if !all_clean || cov.targets == 0 {
-        cov.clean_since = None;
-    }
+    cov.clean_since = clean_since.filter(|_| cov.targets > 0);
     hashes.sort_unstable();
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for x in hashes {
@@ -369,6 +401,11 @@ pub async fn coverage_api(State(app): State<App>, RawQuery(q): RawQuery) -> ApiR
         "intervalMs": cov.interval,
         "targets": cov.targets,
         "fingerprint": format!("{:016x}", cov.fingerprint),
+        "imperfect": cov.imperfect.iter().map(|t| json!({
+            "target": format!("{:016x}", t.target),
+            "first": t.first,
+            "bad": t.bad,
+        })).collect::<Vec<_>>(),
         // Samples that arrive by remote write have no `up` to tell their completeness.
         "receiver": app.flags().enable_remote_write_receiver,
         "lookbackDeltaMs": app.flags().lookback_delta.as_millis() as i64,
@@ -380,51 +417,41 @@ pub async fn coverage_api(State(app): State<App>, RawQuery(q): RawQuery) -> ApiR
 mod tests {
     use super::*;
 
-    fn up(ts: &[(i64, f64)]) -> Vec<(i64, f64)> {
-        ts.to_vec()
-    }
-
     #[test]
     fn clean_target() {
-        let s = up(&[(1000, 1.0), (2000, 1.0), (3010, 1.0), (4000, 1.0)]);
-        assert_eq!(
-            target_coverage(&s, 4500, 9000),
-            Some((1000, Some(1000), 990))
-        );
+        let s = [(1000, 1.0), (2000, 1.0), (3010, 1.0), (4000, 1.0)];
+        assert_eq!(target_gaps(&s, 4500, 9000), (990, vec![]));
         // Not settled yet: the next scrape may be in flight.
-        assert_eq!(
-            target_coverage(&s, 5800, 5800),
-            Some((1000, Some(1000), 990))
-        );
-        assert_eq!(target_coverage(&s, 5800, 9000), Some((1000, None, 990)));
+        assert_eq!(target_gaps(&s, 5800, 5800), (990, vec![]));
+        assert_eq!(target_gaps(&s, 5800, 9000), (990, vec![(4000, 5800)]));
     }
 
     #[test]
-    fn failed_scrape_moves_clean_since() {
-        let s = up(&[(1000, 1.0), (2000, 0.0), (3000, 1.0), (4000, 1.0)]);
-        assert_eq!(
-            target_coverage(&s, 4000, 4000),
-            Some((1000, Some(3000), 1000))
-        );
+    fn failed_scrapes_are_gaps() {
+        let s = [(1000, 1.0), (2000, 0.0), (3000, 1.0), (4000, 1.0)];
+        assert_eq!(target_gaps(&s, 4000, 4000), (1000, vec![(1000, 3000)]));
+        // Gaps that touch become one.
+        let s = [(1000, 0.0), (2000, 1.0), (3000, 0.0), (4000, 0.0)];
+        assert_eq!(target_gaps(&s, 4000, 4000), (1000, vec![(1000, 4000)]));
     }
 
     #[test]
-    fn missing_scrapes_move_clean_since() {
-        let s = up(&[(1000, 1.0), (2000, 1.0), (62000, 1.0), (63000, 1.0)]);
-        assert_eq!(
-            target_coverage(&s, 63000, 63000),
-            Some((1000, Some(62000), 1000))
-        );
+    fn missing_scrapes_are_gaps() {
+        let s = [(1000, 1.0), (2000, 1.0), (62000, 1.0), (63000, 1.0)];
+        assert_eq!(target_gaps(&s, 63000, 63000), (1000, vec![(2000, 62000)]));
     }
 
     #[test]
-    fn stopped_scraping_is_not_clean() {
-        let s = up(&[(1000, 1.0), (2000, 1.0), (3000, 1.0)]);
-        assert_eq!(target_coverage(&s, 9000, 9000), Some((1000, None, 1000)));
+    fn stopped_scraping_is_a_gap_to_the_end() {
+        let s = [(1000, 1.0), (2000, 1.0), (3000, 1.0)];
+        assert_eq!(target_gaps(&s, 9000, 9000), (1000, vec![(3000, 9000)]));
         // A replica that stopped 1.6 intervals before a settled window's end has a gap.
-        assert_eq!(target_coverage(&s, 4600, 9000), Some((1000, None, 1000)));
-        let s = up(&[(1000, 1.0), (2000, 1.0), (3000, 0.0)]);
-        assert_eq!(target_coverage(&s, 3000, 3000), Some((1000, None, 1000)));
-        assert_eq!(target_coverage(&up(&[(1000, 1.0)]), 1000, 1000), None);
+        assert_eq!(target_gaps(&s, 4600, 9000), (1000, vec![(3000, 4600)]));
+        let s = [(1000, 1.0), (2000, 1.0), (3000, 0.0)];
+        assert_eq!(target_gaps(&s, 3000, 3000), (1000, vec![(2000, 3000)]));
+        assert_eq!(
+            target_gaps(&[(1000, 1.0)], 1000, 1000),
+            (0, vec![(1000, 1000)])
+        );
     }
 }

@@ -159,6 +159,22 @@ async fn ha_pushdown_only_when_complete() -> anyhow::Result<()> {
     assert!(by.is_none(), "dedup=false pushed down to {by:?}");
     assert_eq!(value(&d), 2.0, "{d}");
 
+    // The target fails on both replicas at once (it is down, not a replica): neither has data
+    // the other lacks, so a window over the failure is still pushed down.
+    for f in &app.fail {
+        f.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+    sleep_ms(IVAL_MS * 6).await;
+    for f in &app.fail {
+        f.store(false, std::sync::atomic::Ordering::SeqCst);
+    }
+    sleep_ms(1000).await;
+    let (by, d) = ask(&q, &range("s_total", start, now_ms() - 300)).await?;
+    assert!(
+        by.is_some(),
+        "a failure on every replica stopped the push-down: {d}"
+    );
+
     // Replica a goes away for 10 intervals: a window covering its gap never goes to a.
     bounce(&mut r, &dirs, 0, IVAL_MS * 10).await?;
     sleep_ms(1500).await;
