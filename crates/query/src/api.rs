@@ -83,6 +83,9 @@ pub async fn query(State(app): State<App>, RawQuery(q): RawQuery, body: Bytes) -
     let p = Params::parse(q.as_deref(), &body);
     let res = async {
         let req = parse_instant(&p)?;
+        // Bad `dedup`/`partial_response` values are refused whichever path answers.
+        dedup_mode(&p)?;
+        partial(&p)?;
         let fwd = forward_instant(&app, &p, &req);
         if let Some(r) = pushdown::try_forward(&app, &p, fwd).await {
             return Ok(Err(r));
@@ -132,6 +135,9 @@ pub async fn query_range(State(app): State<App>, RawQuery(q): RawQuery, body: By
     let p = Params::parse(q.as_deref(), &body);
     let res = async {
         let req = parse_range(&p)?;
+        // Bad `dedup`/`partial_response` values are refused whichever path answers.
+        dedup_mode(&p)?;
+        partial(&p)?;
         let fwd = forward_range(&app, &p, &req);
         if let Some(r) = pushdown::try_forward(&app, &p, fwd).await {
             return Ok(Err(r));

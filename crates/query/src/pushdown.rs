@@ -252,6 +252,9 @@ impl Forward {
 /// Response header naming the endpoint that answered a pushed-down query.
 pub const ANSWERED_BY: &str = "x-vigil-answered-by";
 
+/// The longest a coverage request may take.
+const COVERAGE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// How long an endpoint without the push-down API is not asked again.
 const UNSUPPORTED_FOR_MS: i64 = 60_000;
 
@@ -274,6 +277,8 @@ async fn coverage_of(
         .endpoints()
         .http()
         .get(&url)
+        // Coverage is cheap to answer; a replica too slow for it is left to the merge path.
+        .timeout(app.flags().endpoint_timeout.min(COVERAGE_TIMEOUT))
         .send()
         .await
         .map_err(|err| format!("{url}: {err}"))?;

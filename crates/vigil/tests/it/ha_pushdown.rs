@@ -242,6 +242,11 @@ async fn ha_pushdown_single_endpoint() -> anyhow::Result<()> {
     assert_eq!(by.as_deref(), Some(v.url("").as_str()), "{d}");
     assert_eq!(d["result"][0]["metric"]["region"], "eu", "{d}");
     assert!(d["result"][0]["metric"].get("replica").is_none(), "{d}");
+    // Bad parameters of vigil query are refused whichever path would answer.
+    for bad in ["dedup=maybe", "partial_response=maybe"] {
+        let r = reqwest::get(q.url(&format!("{}&{bad}", instant("g", now_ms())))).await?;
+        assert_eq!(r.status().as_u16(), 400, "{bad}");
+    }
     v.stop()?;
     Ok(())
 }
