@@ -428,6 +428,62 @@ impl LabelsBuilder {
     }
 }
 
+/// Builds label sets one after another in a reused buffer, for readers of many series (a
+/// block index): pairs are pushed in name order and [`LabelsBuf::finish`] makes the set with
+/// one allocation (building through pairs, a `String` and the shared buffer takes four or
+/// five). Pairs that turn out not to be sorted and unique, e.g. from a damaged file, give the
+/// set [`Labels::from_pairs`] would build.
+#[derive(Debug, Default)]
+pub struct LabelsBuf {
+    text: String,
+    /// Byte range of the last name pushed.
+    prev: (usize, usize),
+    unsorted: bool,
+}
+
+impl LabelsBuf {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Starts a new set.
+    pub fn clear(&mut self) {
+        self.text.clear();
+        self.prev = (0, 0);
+        self.unsorted = false;
+    }
+
+    /// Adds a pair after the ones pushed since [`LabelsBuf::clear`].
+    pub fn push(&mut self, name: &str, value: &str) {
+        if !self.text.is_empty() && name <= &self.text[self.prev.0..self.prev.1] {
+            self.unsorted = true;
+        }
+        push_len(&mut self.text, name.len());
+        let start = self.text.len();
+        self.text.push_str(name);
+        self.prev = (start, self.text.len());
+        push_len(&mut self.text, value.len());
+        self.text.push_str(value);
+    }
+
+    /// The set of the pairs pushed since [`LabelsBuf::clear`].
+    pub fn finish(&self) -> Labels {
+        if self.text.is_empty() {
+            return Labels::empty();
+        }
+        if self.unsorted {
+            let it = LabelsIter {
+                data: &self.text,
+                pos: 0,
+            };
+            return Labels::from_pairs(it.map(|l| (l.name, l.value)));
+        }
+        Labels {
+            data: Arc::from(self.text.as_str()),
+        }
+    }
+}
+
 /// `labels!{"a" => "b", ...}` for tests and literals.
 #[macro_export]
 macro_rules! labels {
@@ -496,6 +552,34 @@ mod tests {
     fn display_quotes() {
         let l = labels! {"__name__" => "up", "x" => "a\"b"};
         assert_eq!(l.to_string(), r#"{__name__="up", x="a\"b"}"#);
+    }
+
+    #[test]
+    fn labels_buf_builds_sets_in_turn() {
+        let mut b = LabelsBuf::new();
+        assert_eq!(b.finish(), Labels::empty());
+        for set in [
+            vec![("__name__", "up"), ("job", "a")],
+            vec![("a", ""), ("b", &*"x".repeat(5000))],
+            vec![("z", "1")],
+        ] {
+            b.clear();
+            for (n, v) in &set {
+                b.push(n, v);
+            }
+            assert_eq!(b.finish(), Labels::from_sorted(set.iter().copied()));
+        }
+        // Unsorted or duplicate names (a damaged index) come out as from_pairs builds them.
+        for set in [
+            vec![("b", "1"), ("a", "2")],
+            vec![("a", "1"), ("a", "2"), ("c", "3")],
+        ] {
+            b.clear();
+            for (n, v) in &set {
+                b.push(n, v);
+            }
+            assert_eq!(b.finish(), Labels::from_pairs(set.iter().copied()));
+        }
     }
 
     #[test]

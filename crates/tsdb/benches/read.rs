@@ -128,6 +128,25 @@ fn bench_read(c: &mut Criterion) {
             sum
         })
     });
+    // Per-series overhead: the series stream and one sample of each (in elements: series).
+    g.throughput(Throughput::Elements(SERIES as u64));
+    g.bench_function("select_iter_first_sample_25_blocks", |b| {
+        b.iter(|| {
+            let q = db.querier(BASE, end).expect("querier");
+            let mut n = 0;
+            for s in q
+                .select_iter(false, &SelectHints::default(), &ms)
+                .expect("select")
+            {
+                let s = s.expect("series");
+                n += s.labels().len();
+                if let Some((t, _)) = s.iter().next() {
+                    n += t as usize & 1;
+                }
+            }
+            n
+        })
+    });
     g.throughput(Throughput::Elements(
         SERIES as u64 * ((BLOCKS + 1) * HOUR / 60_000) as u64,
     ));

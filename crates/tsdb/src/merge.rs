@@ -249,10 +249,15 @@ impl MergeSeriesSet<'_> {
                 self.pull(i)?;
             }
         }
+        // Usually every source has the same next series: an equality test (one memcmp) comes
+        // before the label-by-label ordering.
         let mut min: Option<usize> = None;
         for (i, p) in self.next.iter().enumerate() {
             if let Some(p) = p
-                && min.is_none_or(|m| p.labels() < self.next[m].as_ref().expect("set").labels())
+                && min.is_none_or(|m| {
+                    let ml = self.next[m].as_ref().expect("set").labels();
+                    p.labels() != ml && p.labels() < ml
+                })
             {
                 min = Some(i);
             }

@@ -10,6 +10,7 @@ use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
+use model::labels::LabelsBuf;
 use model::{Labels, MatchType, Matcher};
 
 use crate::encoding::{Decoder, put_uvarint, put_varint};
@@ -305,18 +306,26 @@ struct NameEntries {
 
 const SYMBOL_CACHE_SLOTS: usize = 64;
 
+/// Label positions whose last value lookup is remembered (see [`SymbolCache`]).
+const SYMBOL_CURSORS: usize = 16;
+
 /// Recently looked-up symbols (direct-mapped by symbol number) for a reader of
-/// many series, so the label names and common values are not looked up again for each one.
-/// (64 × 16 bytes.)
+/// many series, so the label names and common values are not looked up again for each one;
+/// and for each label position the last value looked up: series come in label order, so a
+/// value missing from the cache (one per series, like a pod name) is usually a few symbols
+/// after the previous series' value, and the lookup scans on from there instead of from the
+/// sampled offset (up to 31 symbols). (64 × 16 + 16 × 16 bytes.)
 pub struct SymbolCache {
     /// (symbol number + 1, offset of its length field); 0 = empty.
     slots: [(u64, usize); SYMBOL_CACHE_SLOTS],
+    cursors: [(u64, usize); SYMBOL_CURSORS],
 }
 
 impl Default for SymbolCache {
     fn default() -> Self {
         SymbolCache {
             slots: [(0, 0); SYMBOL_CACHE_SLOTS],
+            cursors: [(0, 0); SYMBOL_CURSORS],
         }
     }
 }
@@ -590,14 +599,28 @@ impl IndexReader {
 
     /// The offset of symbol `i`'s length field.
     fn symbol_pos(&self, i: u64) -> Result<usize, TsdbError> {
+        self.symbol_pos_from(i, (0, 0))
+    }
+
+    /// [`IndexReader::symbol_pos`], scanning from `from` (symbol number + 1 and its offset, as
+    /// an earlier lookup found it) when that is closer than the sampled offset.
+    fn symbol_pos_from(&self, i: u64, from: (u64, usize)) -> Result<usize, TsdbError> {
         let idx = usize::try_from(i)
             .ok()
             .filter(|_| i < self.num_symbols)
             .ok_or_else(|| self.bad(i, "symbol ref out of range"))?;
         let mut off = self.symbols[idx / SAMPLE_EVERY] as usize;
+        let mut skip = idx % SAMPLE_EVERY;
+        if let Some(j) = from.0.checked_sub(1)
+            && j <= i
+            && ((i - j) as usize) < skip
+        {
+            off = from.1;
+            skip = (i - j) as usize;
+        }
         let b = self.bytes();
-        // Skip the symbols between the sample and the one wanted (validated at load).
-        for _ in 0..idx % SAMPLE_EVERY {
+        // Skip the symbols between the start and the one wanted (validated at load).
+        for _ in 0..skip {
             let (n, w) = crate::encoding::uvarint(b.get(off..).unwrap_or_default())
                 .ok_or_else(|| self.bad(off as u64, "bad symbol"))?;
             off += w + n as usize;
@@ -670,16 +693,14 @@ impl IndexReader {
         self.series_at(id, &mut SymbolCache::default(), true)
     }
 
-    /// [`IndexReader::series`] for queries: symbols looked up through `cache` (series read one
-    /// after another share most of their symbols), and the entry's checksum not checked again
-    /// (every entry was checked when the block was opened, [`IndexReader::verify`], and the
-    /// file is immutable; bounds are always checked).
+    /// [`IndexReader::series`] with symbols looked up through `cache` (series read one after
+    /// another share most of their symbols), for compaction.
     pub fn series_with(
         &self,
         id: u64,
         cache: &mut SymbolCache,
     ) -> Result<(Labels, Vec<ChunkMeta>), TsdbError> {
-        self.series_at(id, cache, false)
+        self.series_at(id, cache, true)
     }
 
     fn series_at(
@@ -689,28 +710,92 @@ impl IndexReader {
         check: bool,
     ) -> Result<(Labels, Vec<ChunkMeta>), TsdbError> {
         let (off, mut d) = self.series_entry(id, check)?;
+        let mut buf = LabelsBuf::new();
+        self.decode_labels(off, &mut d, cache, &mut buf)?;
+        let chunks = self.decode_chunk_metas(off, &mut d)?;
+        Ok((buf.finish(), chunks))
+    }
+
+    /// For queries: the labels of series `id` when one of its chunks satisfies `keep`, else
+    /// `None` — without collecting its chunk metas, and with the label set built in `buf`
+    /// (one allocation, and none for a series that is left out). The entry's checksum is not
+    /// checked again: every entry was checked when the block was opened
+    /// ([`IndexReader::verify`]) and the file is immutable; bounds are always checked.
+    pub fn series_if(
+        &self,
+        id: u64,
+        cache: &mut SymbolCache,
+        buf: &mut LabelsBuf,
+        mut keep: impl FnMut(&ChunkMeta) -> bool,
+    ) -> Result<Option<Labels>, TsdbError> {
+        let (off, mut d) = self.series_entry(id, false)?;
+        self.decode_labels(off, &mut d, cache, buf)?;
+        let mut any = false;
+        self.visit_chunk_metas(off, &mut d, |c| {
+            any = keep(&c);
+            !any
+        })?;
+        Ok(any.then(|| buf.finish()))
+    }
+
+    /// Decodes the label refs at the front of a series entry into `buf` (cleared first).
+    fn decode_labels(
+        &self,
+        off: u64,
+        d: &mut Decoder<'_>,
+        cache: &mut SymbolCache,
+        buf: &mut LabelsBuf,
+    ) -> Result<(), TsdbError> {
         let bad = || self.bad(off, "bad series entry");
         let nl = d.uvarint().ok_or_else(bad)?;
-        let mut pairs = Vec::with_capacity(nl.min(64) as usize);
-        for _ in 0..nl {
+        buf.clear();
+        for k in 0..nl as usize {
             let n = self.cached_symbol(d.uvarint().ok_or_else(bad)?, cache)?;
-            let v = self.cached_symbol(d.uvarint().ok_or_else(bad)?, cache)?;
-            pairs.push((n, v));
+            let v = self.cached_value(d.uvarint().ok_or_else(bad)?, k, cache)?;
+            buf.push(n, v);
         }
-        let chunks = self.decode_chunk_metas(off, &mut d)?;
-        Ok((Labels::from_pairs(pairs), chunks))
+        Ok(())
     }
 
     /// The chunk metas of series `id`, without building its labels (for queries: the
-    /// checksum is not checked again, as in [`IndexReader::series_with`]).
+    /// checksum is not checked again, as in [`IndexReader::series_if`]).
     pub fn chunk_metas(&self, id: u64) -> Result<Vec<ChunkMeta>, TsdbError> {
+        self.chunk_metas_where(id, |_| true)
+    }
+
+    /// [`IndexReader::chunk_metas`], only those for which `keep` holds.
+    pub fn chunk_metas_where(
+        &self,
+        id: u64,
+        mut keep: impl FnMut(&ChunkMeta) -> bool,
+    ) -> Result<Vec<ChunkMeta>, TsdbError> {
         let (off, mut d) = self.series_entry(id, false)?;
         let bad = || self.bad(off, "bad series entry");
         let nl = d.uvarint().ok_or_else(bad)?;
         for _ in 0..2 * nl {
             d.uvarint().ok_or_else(bad)?;
         }
-        self.decode_chunk_metas(off, &mut d)
+        let mut chunks = Vec::new();
+        self.visit_chunk_metas(off, &mut d, |c| {
+            if keep(&c) {
+                chunks.push(c);
+            }
+            true
+        })?;
+        Ok(chunks)
+    }
+
+    /// The value symbol `i` of the `k`-th label of a series, through `cache`.
+    fn cached_value(&self, i: u64, k: usize, cache: &mut SymbolCache) -> Result<&str, TsdbError> {
+        let slot = (i as usize) % SYMBOL_CACHE_SLOTS;
+        if cache.slots[slot].0 != i + 1 {
+            let from = cache.cursors.get(k).copied().unwrap_or((0, 0));
+            cache.slots[slot] = (i + 1, self.symbol_pos_from(i, from)?);
+        }
+        if let Some(c) = cache.cursors.get_mut(k) {
+            *c = cache.slots[slot];
+        }
+        self.symbol_str(cache.slots[slot].1)
     }
 
     fn cached_symbol(&self, i: u64, cache: &mut SymbolCache) -> Result<&str, TsdbError> {
@@ -753,33 +838,55 @@ impl IndexReader {
         off: u64,
         d: &mut Decoder<'_>,
     ) -> Result<Vec<ChunkMeta>, TsdbError> {
+        let n = d.clone().uvarint().unwrap_or(0);
+        let mut chunks: Vec<ChunkMeta> = Vec::with_capacity(n.min(1 << 16) as usize);
+        self.visit_chunk_metas(off, d, |c| {
+            chunks.push(c);
+            true
+        })?;
+        Ok(chunks)
+    }
+
+    /// Decodes the chunk metas at `d` (the rest of a series entry), handing each to `f` until
+    /// it returns false; returns whether all were handed.
+    fn visit_chunk_metas(
+        &self,
+        off: u64,
+        d: &mut Decoder<'_>,
+        mut f: impl FnMut(ChunkMeta) -> bool,
+    ) -> Result<bool, TsdbError> {
         let bad = || self.bad(off, "bad series entry");
         let nc = d.uvarint().ok_or_else(bad)?;
-        let mut chunks: Vec<ChunkMeta> = Vec::with_capacity(nc.min(1 << 16) as usize);
-        for i in 0..nc {
-            let c = if i == 0 {
-                let mint = d.varint().ok_or_else(bad)?;
-                let maxt = mint.wrapping_add(d.uvarint().ok_or_else(bad)? as i64);
-                let r = d.uvarint().ok_or_else(bad)?;
-                ChunkMeta {
-                    mint,
-                    maxt,
-                    chunk_ref: r,
+        let mut prev: Option<ChunkMeta> = None;
+        for _ in 0..nc {
+            let c = match prev {
+                None => {
+                    let mint = d.varint().ok_or_else(bad)?;
+                    let maxt = mint.wrapping_add(d.uvarint().ok_or_else(bad)? as i64);
+                    let r = d.uvarint().ok_or_else(bad)?;
+                    ChunkMeta {
+                        mint,
+                        maxt,
+                        chunk_ref: r,
+                    }
                 }
-            } else {
-                let p = chunks[chunks.len() - 1];
-                let mint = p.maxt.wrapping_add(d.uvarint().ok_or_else(bad)? as i64);
-                let maxt = mint.wrapping_add(d.uvarint().ok_or_else(bad)? as i64);
-                let r = p.chunk_ref.wrapping_add(d.varint().ok_or_else(bad)? as u64);
-                ChunkMeta {
-                    mint,
-                    maxt,
-                    chunk_ref: r,
+                Some(p) => {
+                    let mint = p.maxt.wrapping_add(d.uvarint().ok_or_else(bad)? as i64);
+                    let maxt = mint.wrapping_add(d.uvarint().ok_or_else(bad)? as i64);
+                    let r = p.chunk_ref.wrapping_add(d.varint().ok_or_else(bad)? as u64);
+                    ChunkMeta {
+                        mint,
+                        maxt,
+                        chunk_ref: r,
+                    }
                 }
             };
-            chunks.push(c);
+            if !f(c) {
+                return Ok(false);
+            }
+            prev = Some(c);
         }
-        Ok(chunks)
+        Ok(true)
     }
 
     /// Union of the lists of values of `name` for which `pred` holds.
@@ -984,6 +1091,20 @@ mod tests {
         let all = r.all_postings().unwrap();
         let got: Vec<_> = all.iter().map(|&id| r.series(id).unwrap()).collect();
         assert_eq!(got, series);
+        // The query path: one symbol cache and label buffer over all series, forwards (the
+        // cursors scan on from the previous series' values), then backwards and strided.
+        let (mut cache, mut buf) = (SymbolCache::default(), LabelsBuf::new());
+        let order: Vec<usize> = (0..1000)
+            .chain((0..1000).rev())
+            .chain((0..1000).step_by(37))
+            .collect();
+        for i in order {
+            let got = r.series_if(all[i], &mut cache, &mut buf, |_| true).unwrap();
+            assert_eq!(got.as_ref(), Some(&series[i].0), "series {i}");
+            assert_eq!(r.chunk_metas(all[i]).unwrap(), series[i].1);
+        }
+        let none = r.series_if(all[5], &mut cache, &mut buf, |c| c.mint > 10_000);
+        assert_eq!(none.unwrap(), None, "no chunk kept, no series");
         let values: Vec<String> = (0..1000).map(|n| format!("{n:04}")).collect();
         assert_eq!(r.label_values("i"), values);
         for (n, v) in values.iter().enumerate() {

@@ -5,6 +5,7 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
+use model::labels::LabelsBuf;
 use model::{Labels, Matcher};
 use storage::{Querier, Result, SampleIterator, SelectHints, Series, SeriesSet, StorageError};
 
@@ -30,13 +31,14 @@ pub(crate) struct BlockSeries {
 impl BlockSeries {
     /// The chunks overlapping the range and not wholly deleted.
     fn chunks(&self) -> Vec<ChunkMeta> {
-        match self.block.index.chunk_metas(self.id) {
-            Ok(mut chunks) => {
-                chunks.retain(|c| c.maxt >= self.mint && c.mint <= self.maxt);
-                let del = &self.deleted;
-                chunks.retain(|c| !del.iter().any(|&(a, b)| a <= c.mint && c.maxt <= b));
-                chunks
-            }
+        let (mint, maxt, del) = (self.mint, self.maxt, &self.deleted);
+        let keep = |c: &ChunkMeta| {
+            c.maxt >= mint
+                && c.mint <= maxt
+                && !del.iter().any(|&(a, b)| a <= c.mint && c.maxt <= b)
+        };
+        match self.block.index.chunk_metas_where(self.id, keep) {
+            Ok(chunks) => chunks,
             Err(e) => {
                 tracing::error!(error = %e, "reading block series");
                 Vec::new()
@@ -147,6 +149,7 @@ pub(crate) struct BlockSeriesIter {
     labels_only: bool,
     live: Arc<QueryLive>,
     symbols: SymbolCache,
+    labels_buf: LabelsBuf,
     failed: bool,
 }
 
@@ -159,23 +162,27 @@ impl Iterator for BlockSeriesIter {
         }
         let (mint, maxt) = (self.mint, self.maxt);
         for id in self.ids.by_ref() {
-            let (labels, chunks) = match self.block.index.series_with(id, &mut self.symbols) {
-                Ok(x) => x,
-                Err(e) => {
-                    self.failed = true;
-                    return Some(Err(err(e)));
-                }
-            };
             // Checked here so series without data in range are not returned; the metas are
             // read again at iteration instead of being held.
             let deleted = self.tomb.get(id);
-            if !chunks.iter().any(|c| {
+            let keep = |c: &ChunkMeta| {
                 c.maxt >= mint
                     && c.mint <= maxt
                     && !deleted.iter().any(|&(a, b)| a <= c.mint && c.maxt <= b)
-            }) {
-                continue;
-            }
+            };
+            let labels =
+                match self
+                    .block
+                    .index
+                    .series_if(id, &mut self.symbols, &mut self.labels_buf, keep)
+                {
+                    Ok(Some(l)) => l,
+                    Ok(None) => continue,
+                    Err(e) => {
+                        self.failed = true;
+                        return Some(Err(err(e)));
+                    }
+                };
             return Some(Ok(BlockSeries {
                 block: self.block.clone(),
                 labels,
@@ -219,6 +226,7 @@ impl BlockQuerier {
             labels_only: hints.labels_only,
             live: self.live.clone(),
             symbols: SymbolCache::default(),
+            labels_buf: LabelsBuf::new(),
             failed: false,
         })
     }
