@@ -111,6 +111,17 @@ impl Matcher {
         }
     }
 
+    /// For `=~` matchers whose regex is literal prefixes followed by `.*` (`/api/.*`,
+    /// `bench_(http|queue).*`), the prefixes: the values that match are those starting with
+    /// one of them, so an index with sorted values can seek to them instead of testing every
+    /// value.
+    pub fn prefix_matches(&self) -> Option<&[String]> {
+        match self.kind {
+            MatchType::RegexMatch => self.re.as_ref().and_then(GoRegex::literal_prefixes),
+            _ => None,
+        }
+    }
+
     /// The compiled regex of a regex matcher.
     pub fn regex(&self) -> Option<&GoRegex> {
         self.re.as_ref()

@@ -113,6 +113,7 @@ pub struct GoRegex {
     /// Group names by group index (index 0 is the whole match); Go allows duplicates.
     names: Arc<[Option<String>]>,
     literals: Option<Arc<[String]>>,
+    prefixes: Option<Arc<[String]>>,
 }
 
 impl PartialEq for GoRegex {
@@ -156,17 +157,30 @@ impl GoRegex {
                 _ => RegexError::new(ErrorCode::Internal, pattern),
             })?;
         let literals = literal_alternatives(&tree).map(Arc::from);
+        // `.` matches a newline only in Prometheus's `(?s:…)` anchoring (a `(?-s)` group
+        // parses into another node), so `prefix.*` means "starts with prefix" exactly.
+        let prefixes = literal_prefixes(&tree).map(Arc::from);
         Ok(GoRegex {
             pattern: pattern.to_string(),
             anchor,
             re,
             names: names.into(),
             literals,
+            prefixes,
         })
     }
 
-    /// Whether the whole of `s` matches.
+    /// Whether the whole of `s` matches. Literal prefixes followed by `.*` and small sets of
+    /// literals are compared directly (what the pattern means, without the automaton).
     pub fn is_match(&self, s: &str) -> bool {
+        if let Some(p) = &self.prefixes {
+            return p.iter().any(|p| s.starts_with(p.as_str()));
+        }
+        if let Some(l) = &self.literals
+            && l.len() <= 16
+        {
+            return l.iter().any(|l| l == s);
+        }
         self.re.is_match(s)
     }
 
@@ -189,6 +203,14 @@ impl GoRegex {
     /// case-insensitive patterns and patterns that can match the empty string this way.
     pub fn literal_alternatives(&self) -> Option<Vec<String>> {
         self.literals.as_ref().map(|l| l.to_vec())
+    }
+
+    /// For a pattern that is literals (or alternations of literals) followed by `.*` that
+    /// matches anything (`foo.*`, `bench_(http|queue).*`, `.*`), the literal prefixes: the
+    /// regex matches exactly the strings that start with one of them. Lets an index find the
+    /// values in a sorted table, and matching skip the automaton. `None` for anything else.
+    pub fn literal_prefixes(&self) -> Option<&[String]> {
+        self.prefixes.as_deref()
     }
 
     /// Matches the whole of `s` and returns the capture groups, or `None` if it does not match.
@@ -1328,6 +1350,54 @@ fn literal_alternatives(node: &Node) -> Option<Vec<String>> {
     collect_alternatives(node, &mut out).then_some(out)
 }
 
+/// The most prefixes [`literal_prefixes`] expands a pattern into.
+const MAX_PREFIXES: usize = 256;
+
+/// For `A B … .*` where each of `A B …` is a literal or an alternation of non-empty literals
+/// and `.*` matches any text (newlines too), every concatenation of one alternative of each:
+/// the pattern matches exactly the strings starting with one of them.
+fn literal_prefixes(node: &Node) -> Option<Vec<String>> {
+    let items: &[Node] = match node {
+        Node::Capture { sub, .. } => return literal_prefixes(sub),
+        Node::Concat(items, _) => items,
+        other => std::slice::from_ref(other),
+    };
+    let (last, head) = items.split_last()?;
+    let Node::Repeat {
+        sub,
+        min: 0,
+        max: None,
+        ..
+    } = last
+    else {
+        return None;
+    };
+    if !matches!(**sub, Node::Dot { nl: true }) {
+        return None;
+    }
+    let mut out = vec![String::new()];
+    for item in head {
+        let alts = match item {
+            Node::Literal { .. } | Node::Concat(..) => {
+                let mut s = String::new();
+                literal_string(item, &mut s).then_some(vec![s])?
+            }
+            Node::Capture { .. } | Node::Alternate(..) => literal_alternatives(item)?,
+            _ => return None,
+        };
+        if out.len() * alts.len() > MAX_PREFIXES {
+            return None;
+        }
+        out = out
+            .iter()
+            .flat_map(|p| alts.iter().map(move |a| format!("{p}{a}")))
+            .collect();
+    }
+    out.sort();
+    out.dedup();
+    Some(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1608,6 +1678,92 @@ mod tests {
         assert_eq!(lits(""), None);
         assert_eq!(lits("a+"), None);
         assert_eq!(lits("foo(bar|baz)"), None);
+    }
+
+    #[test]
+    fn literal_prefixes_cases() {
+        let pre = |p: &str| {
+            GoRegex::new(p)
+                .unwrap()
+                .literal_prefixes()
+                .map(|v| v.to_vec())
+        };
+        let v = |xs: &[&str]| Some(xs.iter().map(|x| x.to_string()).collect::<Vec<_>>());
+        assert_eq!(pre("foo.*"), v(&["foo"]));
+        assert_eq!(pre("/api/.*"), v(&["/api/"]));
+        assert_eq!(
+            pre("bench_(http|queue).*"),
+            v(&["bench_http", "bench_queue"])
+        );
+        assert_eq!(pre("(a|b)(c|d).*"), v(&["ac", "ad", "bc", "bd"]));
+        assert_eq!(pre("(foo.*)"), v(&["foo"]));
+        assert_eq!(pre(".*"), v(&[""]));
+        assert_eq!(
+            pre("foo.*?"),
+            v(&["foo"]),
+            "laziness does not change a full match"
+        );
+        // Not a plain prefix: other tails, case folding, classes, newline-less dots.
+        for p in [
+            "foo",
+            "foo.+",
+            "foo.*bar",
+            "(?i)foo.*",
+            "fo[ox].*",
+            "foo(?-s:.*)",
+            "foo.*|bar",
+            "(a|)b.*",
+            "foo.{0,3}",
+        ] {
+            assert_eq!(pre(p), None, "{p}");
+        }
+        // Too many combinations are not expanded.
+        let wide = "(a|b|c|d)".repeat(5) + ".*";
+        assert_eq!(pre(&wide), None);
+    }
+
+    #[test]
+    fn literal_prefixes_agree_with_the_regex() {
+        let inputs = [
+            "",
+            "f",
+            "fo",
+            "foo",
+            "foox",
+            "foo\nbar",
+            "xfoo",
+            "bench_http",
+            "bench_http_x",
+            "bench_queu",
+            "bench_queue_depth",
+            "Foo",
+            "ac",
+            "adz",
+            "b",
+            "bd\n",
+            "héllo",
+            "/api/",
+            "/api",
+            "/api/v1\n",
+        ];
+        for p in [
+            "foo.*",
+            "bench_(http|queue).*",
+            "(a|b)(c|d).*",
+            ".*",
+            "/api/.*",
+            "h(é|e)llo.*",
+        ] {
+            let re = GoRegex::new(p).unwrap();
+            let pre = re.literal_prefixes().expect(p);
+            for i in inputs {
+                assert_eq!(
+                    pre.iter().any(|x| i.starts_with(x.as_str())),
+                    re.is_match(i),
+                    "{p} on {i:?}"
+                );
+            }
+        }
     }
 
     #[track_caller]

@@ -904,7 +904,36 @@ impl IndexReader {
         Ok(union(&refs))
     }
 
+    /// The postings table entries of `name` whose value starts with `prefix`: a binary search
+    /// among the sampled entries for the first one that can, then a scan while they do.
+    fn entries_with_prefix<'s>(
+        &'s self,
+        name: &str,
+        prefix: &'s str,
+    ) -> impl Iterator<Item = (&'s str, u64)> + 's {
+        let k = self.postings.get(name).map_or(0, |e| {
+            e.sampled
+                .partition_point(|&p| self.str_at(p) < prefix)
+                .saturating_sub(1)
+        });
+        self.entries_from(name, k * SAMPLE_EVERY)
+            .skip_while(move |(v, _)| *v < prefix)
+            .take_while(move |(v, _)| v.starts_with(prefix))
+    }
+
     fn postings_for_matcher(&self, m: &Matcher) -> Result<Vec<u64>, TsdbError> {
+        if let Some(prefixes) = m.prefix_matches()
+            && !m.name.is_empty()
+        {
+            let mut lists = Vec::new();
+            for p in prefixes {
+                for (_, off) in self.entries_with_prefix(&m.name, p) {
+                    lists.push(self.decode_postings(off)?);
+                }
+            }
+            let refs: Vec<&[u64]> = lists.iter().map(Vec::as_slice).collect();
+            return Ok(union(&refs));
+        }
         if let Some(set) = m.set_matches() {
             let mut lists = Vec::new();
             for v in &set {
@@ -1123,5 +1152,30 @@ mod tests {
         assert!(r.postings("nope", "a").unwrap().is_empty());
         let re = Matcher::new(MatchType::RegexMatch, "i", "00[0-4].|0999").unwrap();
         assert_eq!(r.for_matchers(&[re]).unwrap().len(), 51);
+        // Prefix regexes seek in the sorted values; the same ids as testing every value.
+        for (pattern, n) in [
+            ("0.*", 1000),
+            ("00.*", 100),
+            ("003.*", 10),
+            ("0999.*", 1),
+            ("0031.*", 1),
+            ("1.*", 0),
+            ("(001|05|0999).*", 10 + 100 + 1),
+            ("k6.*", 10 * 14),
+            (".*", 1000),
+        ] {
+            let name = if pattern.starts_with('k') { "k" } else { "i" };
+            let m = Matcher::new(MatchType::RegexMatch, name, pattern).unwrap();
+            assert!(m.prefix_matches().is_some(), "{pattern}");
+            let got = r.for_matchers(std::slice::from_ref(&m)).unwrap();
+            let mut want: Vec<u64> = all
+                .iter()
+                .copied()
+                .filter(|&id| m.matches(r.series(id).unwrap().0.get_or_empty(name)))
+                .collect();
+            want.sort_unstable();
+            assert_eq!(got, want, "{pattern}");
+            assert_eq!(got.len(), n, "{pattern}");
+        }
     }
 }
