@@ -55,6 +55,8 @@ struct Inner {
     ready: AtomicBool,
     counters: Counters,
     start_time: jiff::Timestamp,
+    /// The endpoint the last pushed-down query went to.
+    last_pushdown: parking_lot::Mutex<Option<String>>,
 }
 
 /// The `vigil query` role; cheap to clone.
@@ -103,6 +105,7 @@ impl App {
                 ready: AtomicBool::new(false),
                 counters: Counters::default(),
                 start_time: jiff::Timestamp::now(),
+                last_pushdown: parking_lot::Mutex::new(None),
             }),
         })
     }
@@ -217,6 +220,15 @@ impl App {
     /// down to).
     pub fn engine_subquery_interval_ms(&self) -> i64 {
         SUBQUERY_INTERVAL.as_millis() as i64
+    }
+
+    /// The endpoint (URL) the last pushed-down query went to.
+    pub fn last_pushdown(&self) -> Option<String> {
+        self.inner.last_pushdown.lock().clone()
+    }
+
+    pub fn set_last_pushdown(&self, url: Option<String>) {
+        *self.inner.last_pushdown.lock() = url;
     }
 
     pub fn query_semaphore(&self) -> Arc<tokio::sync::Semaphore> {

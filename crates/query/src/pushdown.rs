@@ -15,6 +15,7 @@
 //! error) takes the merge path.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use axum::http::{StatusCode, header};
@@ -322,10 +323,36 @@ pub async fn try_forward(app: &App, p: &Params, fwd: Forward) -> Option<Response
     {
         return None;
     }
-    let chosen = if list.len() == 1 {
+    let mut form: Vec<(String, String)> = fwd.form;
+    for r in app.replica_labels() {
+        form.push(("drop_label".into(), r.clone()));
+    }
+    let body = form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(&form)
+        .finish();
+    let send = |e: &Arc<Endpoint>| {
+        let req = app
+            .endpoints()
+            .http()
+            .post(format!("{}{}", e.url, fwd.path))
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(body.clone());
+        AbortOnDrop(tokio::spawn(req.send()))
+    };
+    let (chosen, pending) = if list.len() == 1 {
         // One endpoint: its data is all the merge would have.
-        list[0].clone()
+        (list[0].clone(), send(&list[0]))
     } else {
+        // The replica chosen last time is asked at once, while the coverage requests run; its
+        // answer is used only if it is chosen again (otherwise the request is dropped, which
+        // cancels the evaluation there).
+        let guess = app
+            .last_pushdown()
+            .and_then(|u| list.iter().find(|e| e.url == u).cloned())
+            .map(|e| {
+                let h = send(&e);
+                (e, h)
+            });
         let calls = list.iter().map(|e| coverage_of(app, e, window));
         let mut covs = Vec::with_capacity(list.len());
         for r in futures_util::future::join_all(calls).await {
@@ -333,39 +360,34 @@ pub async fn try_forward(app: &App, p: &Params, fwd: Forward) -> Option<Response
                 Ok(c) => covs.push(c),
                 Err(msg) => {
                     tracing::debug!(%msg, "push-down: coverage unknown, merging");
+                    app.set_last_pushdown(None);
                     return None;
                 }
             }
         }
         let subq = app.engine_subquery_interval_ms();
         match choose(&covs, window.0, app.replica_labels(), subq) {
-            Ok(i) => list[i].clone(),
+            Ok(i) => match guess {
+                Some((e, h)) if e.url == list[i].url => (e, h),
+                _ => (list[i].clone(), send(&list[i])),
+            },
             Err(why) => {
                 tracing::debug!(why, "push-down: merging");
+                app.set_last_pushdown(None);
                 return None;
             }
         }
     };
-    let mut form: Vec<(String, String)> = fwd.form;
-    for r in app.replica_labels() {
-        form.push(("drop_label".into(), r.clone()));
-    }
-    let url = format!("{}{}", chosen.url, fwd.path);
-    let body = form_urlencoded::Serializer::new(String::new())
-        .extend_pairs(&form)
-        .finish();
-    let r = app
-        .endpoints()
-        .http()
-        .post(&url)
-        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
-        .body(body)
-        .send()
-        .await;
-    let r = match r {
-        Ok(r) => r,
+    app.set_last_pushdown(Some(chosen.url.clone()));
+    let mut pending = pending;
+    let r = match (&mut pending.0).await {
+        Ok(Ok(r)) => r,
+        Ok(Err(err)) => {
+            tracing::debug!(endpoint = %chosen.url, %err, "push-down failed, merging");
+            return None;
+        }
         Err(err) => {
-            tracing::debug!(%url, %err, "push-down failed, merging");
+            tracing::debug!(endpoint = %chosen.url, %err, "push-down task failed, merging");
             return None;
         }
     };
@@ -377,10 +399,10 @@ pub async fn try_forward(app: &App, p: &Params, fwd: Forward) -> Option<Response
     if !r.status().is_success() {
         return None;
     }
-    let body = r.bytes().await.ok()?;
     app.counters().queries.fetch_add(1, Ordering::Relaxed);
     app.counters().pushed_down.fetch_add(1, Ordering::Relaxed);
     let by = header::HeaderValue::from_str(&chosen.url).ok()?;
+    // The answer streams through as it arrives.
     Some(
         (
             [
@@ -390,10 +412,19 @@ pub async fn try_forward(app: &App, p: &Params, fwd: Forward) -> Option<Response
                 ),
                 (header::HeaderName::from_static(ANSWERED_BY), by),
             ],
-            body,
+            axum::body::Body::from_stream(r.bytes_stream()),
         )
             .into_response(),
     )
+}
+
+/// A spawned request that is dropped (its connection closed) when no longer wanted.
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 #[cfg(test)]
