@@ -881,10 +881,11 @@ impl Ev<'_> {
 /// hundreds of thousands of series are not all in memory together.
 const SELECT_BATCH: usize = 4096;
 
-/// Series per batch when an aggregation folds a range function's output batch by batch
-/// (`sum(rate(x[5m]))`): the outputs of one batch are all that is held, so a smaller batch
-/// holds less, and still gives each thread of `parallel.rs` hundreds of series.
-const FOLD_BATCH: usize = 512;
+/// Series per batch when an aggregation folds a range function's values as they are
+/// produced (`sum(rate(x[5m]))`): no output series are held, only the batch's series and one
+/// idle iterator per series and thread, so a batch can be large; each batch is one start and
+/// join of the threads (`Ev::fold_batch`), so fewer batches leave the threads idle less.
+const FOLD_BATCH: usize = 2048;
 
 /// What a sliding window keeps up to date as it slides (see [`WinInfo`]).
 #[derive(Debug, Clone, Copy)]
