@@ -92,6 +92,9 @@ pub(crate) struct ChunkSeqIter<'a, L> {
     deleted: &'a [(i64, i64)],
     /// No chunk after the buffered one can hold samples in range.
     done: bool,
+    /// A chunk with samples at or after `mint` was read, so every later chunk's samples are
+    /// in range from below.
+    past_mint: bool,
     _live: IterGuard<'a>,
 }
 
@@ -111,6 +114,7 @@ impl<'a, L: ChunkList<'a>> ChunkSeqIter<'a, L> {
             maxt,
             deleted,
             done: mint > maxt,
+            past_mint: false,
             _live: IterGuard::new(live),
         }
     }
@@ -135,10 +139,45 @@ impl<'a, L: ChunkList<'a>> ChunkSeqIter<'a, L> {
             }
             self.trim();
             if !self.buf.is_empty() {
+                self.past_mint = true;
                 return true;
             }
         }
         self.done = true;
+        false
+    }
+
+    /// With the buffer used up: decodes the next chunks that lie wholly within the range and
+    /// at or before `t` straight into `out` (no copy through the buffer). Samples a chunk holds
+    /// after its indexed end (a damaged chunk) go to the buffer instead, trimmed as usual;
+    /// returns whether the buffer holds samples again.
+    fn decode_into(&mut self, t: Timestamp, out: &mut Vec<(Timestamp, f64)>) -> bool {
+        let upto = t.min(self.maxt);
+        while self.past_mint
+            && !self.done
+            && self.deleted.is_empty()
+            && self.next_chunk < self.list.len()
+            && self.list.maxt(self.next_chunk) <= upto
+        {
+            let i = self.next_chunk;
+            self.next_chunk += 1;
+            let Some(bytes) = self.list.bytes(i) else {
+                continue;
+            };
+            let first = out.len();
+            if let Err(e) = decode_xor(bytes, out) {
+                tracing::error!(error = %e, "chunk ended early");
+            }
+            let split = first + out[first..].partition_point(|s| s.0 <= upto);
+            if split < out.len() {
+                self.buf.clear();
+                self.buf.extend_from_slice(&out[split..]);
+                out.truncate(split);
+                self.pos = 0;
+                self.trim();
+                return !self.buf.is_empty();
+            }
+        }
         false
     }
 
@@ -218,6 +257,9 @@ impl<'a, L: ChunkList<'a> + Send> SampleIterator for ChunkSeqIter<'a, L> {
             if let Some(&s) = self.buf.get(self.pos) {
                 self.pos += 1;
                 return Some(s);
+            }
+            if self.decode_into(t, out) {
+                continue;
             }
             if !self.fill() {
                 return None;
@@ -327,5 +369,115 @@ where
 
     fn max_time_hint(&self) -> Option<Timestamp> {
         self.max_time
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::chunkenc::XorAppender;
+
+    /// Chunks in memory; `maxts` may differ from the data (a damaged index).
+    struct Chunks {
+        data: Vec<Vec<u8>>,
+        maxts: Vec<i64>,
+    }
+
+    impl<'a> ChunkList<'a> for &'a Chunks {
+        fn len(&self) -> usize {
+            self.data.len()
+        }
+        fn maxt(&self, i: usize) -> i64 {
+            self.maxts[i]
+        }
+        fn bytes(&self, i: usize) -> Option<&'a [u8]> {
+            Some(&self.data[i])
+        }
+    }
+
+    /// 10 chunks of 120 samples at 15 s.
+    fn chunks() -> (Chunks, Vec<(i64, f64)>) {
+        let mut all = Vec::new();
+        let (mut data, mut maxts) = (Vec::new(), Vec::new());
+        for c in 0..10i64 {
+            let mut a = XorAppender::new();
+            for k in 0..120 {
+                let t = (c * 120 + k) * 15_000;
+                let v = (t / 1000) as f64 * 0.5;
+                assert!(a.append(t, v));
+                all.push((t, v));
+            }
+            maxts.push(all.last().unwrap().0);
+            data.push(a.into_bytes());
+        }
+        (Chunks { data, maxts }, all)
+    }
+
+    #[track_caller]
+    fn reads_like_next(list: &Chunks, range: (i64, i64), deleted: &[(i64, i64)], step: i64) {
+        let live = QueryLive::default();
+        let mut want = Vec::new();
+        let mut it = ChunkSeqIter::new(list, range, deleted, &live);
+        while let Some(s) = it.next() {
+            want.push(s);
+        }
+        let mut got = Vec::new();
+        let mut it = ChunkSeqIter::new(list, range, deleted, &live);
+        let mut t = range.0.max(0);
+        loop {
+            let before = got.len();
+            let r = it.next_until(t, &mut got);
+            assert!(got[before..].iter().all(|s| s.0 <= t));
+            match r {
+                Some(s) => {
+                    assert!(s.0 > t);
+                    got.push(s);
+                    assert_eq!(it.seek(s.0), Some(s), "the returned sample is current");
+                }
+                None => break,
+            }
+            t += step;
+        }
+        assert_eq!(got, want, "range {range:?} deleted {deleted:?} step {step}");
+    }
+
+    #[test]
+    fn next_until_equals_next_with_whole_chunks_decoded_into_the_output() {
+        let (list, all) = chunks();
+        let end = all.last().unwrap().0;
+        for range in [
+            (0, end),
+            (1, end - 1),
+            (500_000, 10_000_000),
+            (-5, 7),
+            (3, 2),
+        ] {
+            for step in [1, 15_000, 1_000_000, 1_800_000, 3_600_000, 100_000_000] {
+                reads_like_next(&list, range, &[], step);
+                reads_like_next(&list, range, &[(2_000_000, 4_000_000)], step);
+            }
+        }
+        let live = QueryLive::default();
+        let mut it = ChunkSeqIter::new(&list, (0, end), &[], &live);
+        let mut out = Vec::new();
+        assert_eq!(it.next_until(end, &mut out), None);
+        assert_eq!(out, all, "every chunk straight into the output");
+    }
+
+    #[test]
+    fn a_chunk_past_its_indexed_end_stays_in_range() {
+        let (mut list, all) = chunks();
+        // Chunk 3 claims to end 10 minutes before its last sample.
+        list.maxts[3] -= 600_000;
+        for step in [1_000_000, 3_600_000, 100_000_000] {
+            reads_like_next(&list, (0, 20_000_000), &[], step);
+        }
+        let maxt = list.maxts[3];
+        let live = QueryLive::default();
+        let mut it = ChunkSeqIter::new(&list, (0, maxt), &[], &live);
+        let mut out = Vec::new();
+        assert_eq!(it.next_until(i64::MAX, &mut out), None);
+        let want: Vec<_> = all.iter().copied().filter(|s| s.0 <= maxt).collect();
+        assert_eq!(out, want);
     }
 }
