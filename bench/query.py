@@ -4,8 +4,9 @@ replicas, against one vigil replica directly, and against Debian's Prometheus 2.
 all scraping the same synthetic targets, in one run, on this machine.
 
 For each system and query it reports the median and 90th percentile latency of `--runs`
-repetitions, and for `vigil query` its peak resident memory (VmHWM). Latency depends on the
-machine's load, so it also reports the CPU time each system spends per run of the query set,
+repetitions (interleaved: one request to each system in turn, so all see the same load), and
+for `vigil query` its peak resident memory (VmHWM). Latency depends on the machine's load, so
+it also reports the CPU time each system spends per run of the query set,
 counting every process the answer needs (for `vigil query`: itself and both replicas), less
 what those processes spend when idle (scraping), measured before the queries.
 
@@ -235,14 +236,21 @@ def main():
             window = max(60, a.warmup - 30)
             for s in order:
                 timed_get(query_url(systems[s], kind, qtext, window))  # warm caches
+            # Runs interleaved (one of each system in turn), so every system sees the same
+            # load from the machine's other work.
+            times = {s: [] for s in order}
+            cpu_sum = {s: 0.0 for s in order}
+            for _ in range(a.runs):
+                for s in order:
+                    c0, t0 = {p: cpu_seconds(p) for p in involved[s]}, time.perf_counter()
+                    times[s].append(timed_get(query_url(systems[s], kind, qtext, window)))
+                    el = time.perf_counter() - t0
+                    cpu_sum[s] += sum(max(0.0, cpu_seconds(p) - c0[p] - idle[p] * el)
+                                      for p in involved[s])
             for s in order:
-                c0, t0 = {p: cpu_seconds(p) for p in involved[s]}, time.perf_counter()
-                times = [timed_get(query_url(systems[s], kind, qtext, window)) for _ in range(a.runs)]
-                el = time.perf_counter() - t0
-                cpu[(name, s)] = sum(max(0.0, cpu_seconds(p) - c0[p] - idle[p] * el)
-                                     for p in involved[s]) / a.runs
-                times.sort()
-                results[(name, s)] = (statistics.median(times), times[int(len(times) * 0.9) - 1])
+                cpu[(name, s)] = cpu_sum[s] / a.runs
+                ts = sorted(times[s])
+                results[(name, s)] = (statistics.median(ts), ts[int(len(ts) * 0.9) - 1])
         print(f"\n{'query':<20} " + " ".join(f"{s:>28}" for s in order) + "   query/direct")
         for name, _, _, _ in QUERIES:
             row = [f"{results[(name, s)][0] * 1000:9.1f} ms (p90 {results[(name, s)][1] * 1000:7.1f})"

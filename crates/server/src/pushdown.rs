@@ -39,9 +39,16 @@ struct ExternalView {
 
 impl Queryable for ExternalView {
     fn querier(&self, mint: Timestamp, maxt: Timestamp) -> storage::Result<Box<dyn Querier>> {
+        let add = Labels::from_sorted(
+            self.external
+                .iter()
+                .filter(|l| !self.drop.iter().any(|d| d == l.name))
+                .map(|l| (l.name, l.value)),
+        );
         Ok(Box::new(ExternalQuerier {
             inner: self.db.querier(mint, maxt)?,
             external: self.external.clone(),
+            add,
             drop: self.drop.clone(),
         }))
     }
@@ -50,6 +57,8 @@ impl Queryable for ExternalView {
 struct ExternalQuerier {
     inner: Box<dyn Querier>,
     external: Labels,
+    /// The external labels that stay (the others are dropped anyway).
+    add: Labels,
     drop: Vec<String>,
 }
 
@@ -66,27 +75,37 @@ impl ExternalQuerier {
             .collect()
     }
 
-    /// Whether series labels change at all (no external label to add, none to drop).
-    fn identity(&self) -> bool {
-        self.external.is_empty() && self.drop.is_empty()
+    /// The series under its new labels; whether they changed.
+    fn wrap(&self, s: Box<dyn Series>) -> (Box<dyn Series>, bool) {
+        wrap(&self.add, &self.drop, s)
     }
+}
 
-    fn relabel(&self, l: &Labels) -> Labels {
-        let mut b = l.builder();
-        for e in self.external.iter() {
-            if !l.contains(e.name) {
-                b.set(e.name, e.value);
-            }
-        }
-        for d in &self.drop {
-            b.del(d);
-        }
-        b.labels()
+/// The labels of a stored series as `vigil query` gives them (`add` attached where missing,
+/// `drop` removed), or `None` when unchanged (the usual case when the only external labels are
+/// replica labels).
+fn relabel(add: &Labels, drop: &[String], l: &Labels) -> Option<Labels> {
+    let adds = add.iter().any(|e| !l.contains(e.name));
+    if !adds && !drop.iter().any(|d| l.contains(d)) {
+        return None;
     }
+    let mut b = l.builder();
+    for e in add.iter() {
+        if !l.contains(e.name) {
+            b.set(e.name, e.value);
+        }
+    }
+    for d in drop {
+        b.del(d);
+    }
+    Some(b.labels())
+}
 
-    fn wrap(&self, s: Box<dyn Series>) -> Box<dyn Series> {
-        let labels = self.relabel(s.labels());
-        Box::new(Relabelled { inner: s, labels })
+/// `s` under its new labels; whether they changed.
+fn wrap(add: &Labels, drop: &[String], s: Box<dyn Series>) -> (Box<dyn Series>, bool) {
+    match relabel(add, drop, s.labels()) {
+        None => (s, false),
+        Some(labels) => (Box::new(Relabelled { inner: s, labels }), true),
     }
 }
 
@@ -121,13 +140,20 @@ impl Querier for ExternalQuerier {
         if ms.is_empty() {
             return Ok(Vec::new());
         }
-        let series = self.inner.select(sorted, hints, &ms)?;
-        if self.identity() {
-            return Ok(series);
-        }
-        let mut out: Vec<Box<dyn Series>> = series.into_iter().map(|s| self.wrap(s)).collect();
-        // Added labels can change the order (`{a="1"}` sorts after `{}` but before `{e="x"}`).
-        if sorted {
+        let mut changed = false;
+        let mut out: Vec<Box<dyn Series>> = self
+            .inner
+            .select(sorted, hints, &ms)?
+            .into_iter()
+            .map(|s| {
+                let (s, c) = self.wrap(s);
+                changed |= c;
+                s
+            })
+            .collect();
+        // Changed labels can change the order (`{a="1"}` sorts after `{}` but before
+        // `{e="x"}`).
+        if sorted && changed {
             out.sort_by(|a, b| a.labels().cmp(b.labels()));
         }
         Ok(out)
@@ -139,8 +165,16 @@ impl Querier for ExternalQuerier {
         hints: &SelectHints,
         matchers: &[Matcher],
     ) -> storage::Result<SeriesSet<'_>> {
-        if self.identity() {
-            return self.inner.select_iter(sorted, hints, matchers);
+        // Only dropping labels: series stream through (a stored series carrying a replica
+        // label itself is rare; the order can then differ from the merge path's).
+        if self.add.is_empty() {
+            let ms = self.matchers(matchers);
+            if ms.is_empty() {
+                return Ok(Box::new(std::iter::empty()));
+            }
+            let it = self.inner.select_iter(sorted, hints, &ms)?;
+            let (add, drop) = (self.add.clone(), self.drop.clone());
+            return Ok(Box::new(it.map(move |r| r.map(|s| wrap(&add, &drop, s).0))));
         }
         Ok(Box::new(
             self.select(sorted, hints, matchers)?.into_iter().map(Ok),
@@ -416,6 +450,29 @@ pub async fn coverage_api(State(app): State<App>, RawQuery(q): RawQuery) -> ApiR
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn labels_as_remote_read_gives_them() {
+        let drop = ["replica".to_string()];
+        let x = Labels::from_pairs([("__name__", "x"), ("job", "j")]);
+        // Only replica external labels: nothing changes (no copy either).
+        assert_eq!(relabel(&Labels::empty(), &drop, &x), None);
+        let add = Labels::from_pairs([("region", "eu")]);
+        assert_eq!(
+            relabel(&add, &drop, &x),
+            Some(Labels::from_pairs([
+                ("__name__", "x"),
+                ("job", "j"),
+                ("region", "eu")
+            ]))
+        );
+        // A series' own label wins over an external one; its replica label goes.
+        let own = Labels::from_pairs([("__name__", "x"), ("region", "us"), ("replica", "r")]);
+        assert_eq!(
+            relabel(&add, &drop, &own),
+            Some(Labels::from_pairs([("__name__", "x"), ("region", "us")]))
+        );
+    }
 
     #[test]
     fn clean_target() {
