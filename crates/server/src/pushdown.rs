@@ -19,13 +19,14 @@ use std::sync::Arc;
 use axum::extract::{RawQuery, State};
 use axum::response::Response;
 use model::{Labels, MatchType, Matcher, Timestamp};
-use promapi::{Params, parse_instant, parse_range, respond, run_query};
+use promapi::Params;
 use serde_json::{Value, json};
 use storage::{Querier, Queryable, SampleIterator, SelectHints, Series, SeriesSet};
 use web::api::{ApiError, ApiResult, ok};
 
 use crate::app::App;
 use crate::http_compat::FormBody;
+use crate::query_api::{Endpoint, answer};
 
 /// How far before the window `up` is read, to see whether the window starts inside a gap.
 const BEFORE_WINDOW_MS: i64 = 5 * 60_000;
@@ -231,17 +232,8 @@ pub async fn query(
     FormBody(body): FormBody,
 ) -> Response {
     let p = Params::parse(q.as_deref(), &body);
-    let res = async {
-        refuse_agent(&app)?;
-        let req = parse_instant(&p)?;
-        let engine = app.engine().clone();
-        run_query(app.query_semaphore(), view(&app, &p), move |qb, o| {
-            req.eval(&engine, qb, o)
-        })
-        .await
-    }
-    .await;
-    respond(res)
+    let view = refuse_agent(&app).map(|()| view(&app, &p));
+    answer(&app, &p, Endpoint::Instant, view).await
 }
 
 /// `GET|POST /api/v1/vigil/query_range`: like [`query`] for `/api/v1/query_range`.
@@ -251,17 +243,8 @@ pub async fn query_range(
     FormBody(body): FormBody,
 ) -> Response {
     let p = Params::parse(q.as_deref(), &body);
-    let res = async {
-        refuse_agent(&app)?;
-        let req = parse_range(&p)?;
-        let engine = app.engine().clone();
-        run_query(app.query_semaphore(), view(&app, &p), move |qb, o| {
-            req.eval(&engine, qb, o)
-        })
-        .await
-    }
-    .await;
-    respond(res)
+    let view = refuse_agent(&app).map(|()| view(&app, &p));
+    answer(&app, &p, Endpoint::Range, view).await
 }
 
 /// Completeness of the scrapes over one window, from the `up` series.
