@@ -354,16 +354,8 @@ impl ByteSize {
             }
             let unit = &rest[..unit_len];
             rest = &rest[unit_len..];
-            let shift = match unit {
-                "B" => 0,
-                "KB" | "KiB" => 10,
-                "MB" | "MiB" => 20,
-                "GB" | "GiB" => 30,
-                "TB" | "TiB" => 40,
-                "PB" | "PiB" => 50,
-                "EB" | "EiB" => 60,
-                _ => return Err(format!("unknown unit {unit:?} in size {orig:?}")),
-            };
+            let shift = model::size::unit_shift(unit)
+                .ok_or_else(|| format!("unknown unit {unit:?} in size {orig:?}"))?;
             total += n * (1u64 << shift) as f64;
         }
         if total >= u64::MAX as f64 {
@@ -376,14 +368,7 @@ impl ByteSize {
 impl fmt::Display for ByteSize {
     /// The largest unit that divides the size exactly, e.g. `10MB`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        const UNITS: [&str; 7] = ["B", "KB", "MB", "GB", "TB", "PB", "EB"];
-        let mut n = self.0;
-        let mut i = 0;
-        while n != 0 && n.is_multiple_of(1024) && i + 1 < UNITS.len() {
-            n /= 1024;
-            i += 1;
-        }
-        write!(f, "{n}{}", UNITS[i])
+        f.write_str(&model::format_byte_size(self.0))
     }
 }
 
@@ -576,6 +561,36 @@ file_sd_configs:
         assert!(ByteSize::parse("12").is_err());
         assert_eq!(ByteSize(10 << 20).to_string(), "10MB");
         assert_eq!(ByteSize(1000).to_string(), "1000B");
+    }
+
+    /// Go's `units.Base2Bytes` sums number-unit pairs; each unit comes from `model::size`.
+    #[test]
+    fn compound_sizes() {
+        #[track_caller]
+        fn check(s: &str, want: u64) {
+            assert_eq!(ByteSize::parse(s), Ok(ByteSize(want)), "{s}");
+        }
+        #[track_caller]
+        fn bad(s: &str, want: &str) {
+            assert_eq!(ByteSize::parse(s), Err(want.to_string()), "{s}");
+        }
+        check("1GiB512MiB", (1 << 30) + (512 << 20));
+        check("1MB1B", (1 << 20) + 1);
+        check("1KB1KiB", 2048);
+        check("1EB1PB1TiB", (1 << 60) + (1 << 50) + (1 << 40));
+        check("1GB1MB1KB1B", (1 << 30) + (1 << 20) + 1025);
+        check("0.5KB0.5KB", 1024);
+        check(" 3MB ", 3 << 20);
+        bad("", r#"invalid size """#);
+        bad("MB", r#"invalid size "MB""#);
+        bad("1..2MB", r#"invalid size "1..2MB""#);
+        bad("12", r#"missing unit in size "12""#);
+        bad("1GB512", r#"missing unit in size "1GB512""#);
+        bad("10XB", r#"unknown unit "XB" in size "10XB""#);
+        bad("1GB2kb", r#"unknown unit "kb" in size "1GB2kb""#);
+        bad("1GB MB", r#"unknown unit "GB MB" in size "1GB MB""#);
+        bad("16EB", r#"size "16EB" overflows"#);
+        bad("8EB8EB", r#"size "8EB8EB" overflows"#);
     }
 
     #[test]
