@@ -81,39 +81,66 @@ where
 /// `GET|POST /api/v1/query` (extra parameters: `dedup`, `partial_response`).
 pub async fn query(State(app): State<App>, RawQuery(q): RawQuery, body: Bytes) -> Response {
     let p = Params::parse(q.as_deref(), &body);
+    serve(&app, &p, parse_instant(&p).map(Request::Instant)).await
+}
+
+/// `GET|POST /api/v1/query_range` (extra parameters: `dedup`, `partial_response`).
+pub async fn query_range(State(app): State<App>, RawQuery(q): RawQuery, body: Bytes) -> Response {
+    let p = Params::parse(q.as_deref(), &body);
+    serve(&app, &p, parse_range(&p).map(Request::Range)).await
+}
+
+/// A parsed request of either PromQL endpoint.
+enum Request {
+    Instant(InstantQuery),
+    Range(RangeQuery),
+}
+
+impl Request {
+    fn eval(
+        &self,
+        engine: &promql::Engine,
+        q: &dyn storage::Queryable,
+        o: promql::QueryOpts<'_>,
+    ) -> Result<promql::QueryResult, promql::Error> {
+        match self {
+            Request::Instant(r) => r.eval(engine, q, o),
+            Request::Range(r) => r.eval(engine, q, o),
+        }
+    }
+
+    /// What to forward of it (`pushdown::try_forward`).
+    fn forward(&self, app: &App, p: &Params) -> pushdown::Forward {
+        let window = pushdown::window(|q| self.eval(app.engine(), q, Default::default()));
+        let (fwd, expr) = match self {
+            Request::Instant(r) => (
+                pushdown::Forward::instant(p, r.time, lookback_ms(app, r.lookback)),
+                &r.expr,
+            ),
+            Request::Range(r) => (
+                pushdown::Forward::range(p, lookback_ms(app, r.lookback)),
+                &r.expr,
+            ),
+        };
+        fwd.reading(window, expr, app.replica_labels())
+    }
+}
+
+/// What both PromQL endpoints do with a request (its parse error first): refuse bad
+/// `dedup`/`partial_response` values whichever path answers, pass the query down to one
+/// replica when one can answer it alone, else evaluate it over the merged replicas.
+async fn serve(app: &App, p: &Params, req: Result<Request, ApiError>) -> Response {
     let res = async {
-        let req = parse_instant(&p)?;
-        // Bad `dedup`/`partial_response` values are refused whichever path answers.
-        dedup_mode(&p)?;
-        partial(&p)?;
-        let fwd = forward_instant(&app, &p, &req);
-        if let Some(r) = pushdown::try_forward(&app, &p, fwd).await {
+        let req = req?;
+        dedup_mode(p)?;
+        partial(p)?;
+        if let Some(r) = pushdown::try_forward(app, p, req.forward(app, p)).await {
             return Ok(Err(r));
         }
-        eval(&app, &p, move |e, q, o| req.eval(e, q, o))
-            .await
-            .map(Ok)
+        eval(app, p, move |e, q, o| req.eval(e, q, o)).await.map(Ok)
     }
     .await;
     answer(res)
-}
-
-/// What to forward of an instant query (`pushdown::try_forward`).
-fn forward_instant(app: &App, p: &Params, req: &InstantQuery) -> pushdown::Forward {
-    let lookback = lookback_ms(app, req.lookback);
-    let window = pushdown::window(|q| req.eval(app.engine(), q, Default::default()));
-    pushdown::Forward::instant(p, req.time, lookback).reading(
-        window,
-        &req.expr,
-        app.replica_labels(),
-    )
-}
-
-/// What to forward of a range query (`pushdown::try_forward`).
-fn forward_range(app: &App, p: &Params, req: &RangeQuery) -> pushdown::Forward {
-    let lookback = lookback_ms(app, req.lookback);
-    let window = pushdown::window(|q| req.eval(app.engine(), q, Default::default()));
-    pushdown::Forward::range(p, lookback).reading(window, &req.expr, app.replica_labels())
 }
 
 /// The lookback a query evaluates with: its `lookback_delta`, else the flag's.
@@ -128,26 +155,6 @@ fn answer(res: Result<Result<promql::QueryResult, Response>, ApiError>) -> Respo
         Ok(Ok(r)) => respond(Ok(r)),
         Err(e) => respond(Err(e)),
     }
-}
-
-/// `GET|POST /api/v1/query_range` (extra parameters: `dedup`, `partial_response`).
-pub async fn query_range(State(app): State<App>, RawQuery(q): RawQuery, body: Bytes) -> Response {
-    let p = Params::parse(q.as_deref(), &body);
-    let res = async {
-        let req = parse_range(&p)?;
-        // Bad `dedup`/`partial_response` values are refused whichever path answers.
-        dedup_mode(&p)?;
-        partial(&p)?;
-        let fwd = forward_range(&app, &p, &req);
-        if let Some(r) = pushdown::try_forward(&app, &p, fwd).await {
-            return Ok(Err(r));
-        }
-        eval(&app, &p, move |e, q, o| req.eval(e, q, o))
-            .await
-            .map(Ok)
-    }
-    .await;
-    answer(res)
 }
 
 /// The query string forwarded to endpoints: the listed keys, all their values.
