@@ -12,6 +12,7 @@ mod ha_pushdown;
 mod ha_query;
 mod layering;
 mod node_exporter;
+mod promql_diff;
 mod promql_errors;
 mod query;
 mod reload;
