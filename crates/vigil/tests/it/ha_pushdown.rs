@@ -8,21 +8,14 @@ use std::time::Duration;
 
 use testkit::poll_until;
 
-use crate::ha_query::{App, IVAL_MS, Query, enc};
+use crate::ha_query::{App, IVAL_MS, Query, Replicas, enc, now_ms, replica_config_with, sleep_ms};
 use crate::util::Vigil;
 
 const ANSWERED_BY: &str = "x-vigil-answered-by";
 
+/// A replica's config with a non-replica external label, which answers must keep.
 fn config(replica: &str, target: &testkit::FakeTarget) -> String {
-    format!(
-        "global:\n  scrape_interval: {IVAL_MS}ms\n  scrape_timeout: 150ms\n  external_labels:\n    replica: {replica}\n    region: eu\n\
-scrape_configs:\n  - job_name: app\n    static_configs:\n      - targets: ['{}']\n    relabel_configs:\n      - target_label: instance\n        replacement: app-0\n",
-        target.addr
-    )
-}
-
-fn now_ms() -> i64 {
-    jiff::Timestamp::now().as_millisecond()
+    replica_config_with(replica, target, &[("region", "eu")])
 }
 
 fn secs(ms: i64) -> String {
@@ -78,45 +71,18 @@ fn value(d: &serde_json::Value) -> f64 {
         .unwrap_or(f64::NAN)
 }
 
-async fn sleep_ms(ms: i64) {
-    tokio::time::sleep(Duration::from_millis(ms as u64)).await;
-}
-
-/// Restarts replica `i` after `down_ms` away.
-async fn bounce(
-    r: &mut [Option<Vigil>; 2],
-    dirs: &[std::path::PathBuf; 2],
-    i: usize,
-    down_ms: i64,
-) -> anyhow::Result<()> {
-    let v = r[i].take().unwrap();
-    let (port, cfg) = (v.port, v.config.clone());
-    v.stop()?;
-    sleep_ms(down_ms).await;
-    r[i] = Some(Vigil::start_with(&dirs[i], &cfg, port, &[]).await?);
-    Ok(())
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ha_pushdown_only_when_complete() -> anyhow::Result<()> {
     let app = App::start().await?;
     let dir = tempfile::tempdir()?;
-    let dirs = [dir.path().join("a"), dir.path().join("b")];
-    for d in &dirs {
-        std::fs::create_dir_all(d)?;
-    }
-    let mut r = [
-        Some(Vigil::start(&dirs[0], &config("a", &app.a), &[]).await?),
-        Some(Vigil::start(&dirs[1], &config("b", &app.b), &[]).await?),
-    ];
-    let urls: Vec<String> = r.iter().flatten().map(|v| v.url("")).collect();
-    let q = Query::start(dir.path(), &urls, &[]).await?;
+    let configs = [config("a", &app.a), config("b", &app.b)];
+    let mut r = Replicas::start(dir.path(), configs).await?;
     let start = now_ms() + 500;
     sleep_ms(2500).await;
 
     // Both complete: pushed down, and the answer equals the merge's.
     let pushed = poll_until(Duration::from_secs(10), || async {
-        let (by, _) = ask(&q, &instant("count(c_total)", now_ms() - 300))
+        let (by, _) = ask(&r.q, &instant("count(c_total)", now_ms() - 300))
             .await
             .ok()?;
         by
@@ -124,8 +90,8 @@ async fn ha_pushdown_only_when_complete() -> anyhow::Result<()> {
     .await;
     assert!(pushed.is_ok(), "both replicas complete, yet no push-down");
     let t = now_ms() - 300;
-    let (by, d) = ask(&q, &instant("g", t)).await?;
-    let (mby, m) = ask(&q, &instant(&merged("g"), t)).await?;
+    let (by, d) = ask(&r.q, &instant("g", t)).await?;
+    let (mby, m) = ask(&r.q, &instant(&merged("g"), t)).await?;
     assert!(
         mby.is_none(),
         "a replica-label matcher takes the merge path"
@@ -143,8 +109,8 @@ async fn ha_pushdown_only_when_complete() -> anyhow::Result<()> {
     assert_eq!(value(&d), value(&m));
     for expr in ["count(c_total)", "sum(rate(c_total[2s]))"] {
         let t = now_ms() - 300;
-        let (_, d) = ask(&q, &instant(expr, t)).await?;
-        let (_, m) = ask(&q, &instant(&merged(expr), t)).await?;
+        let (_, d) = ask(&r.q, &instant(expr, t)).await?;
+        let (_, m) = ask(&r.q, &instant(&merged(expr), t)).await?;
         assert!(
             (value(&d) - value(&m)).abs() <= value(&m).abs() * 0.01,
             "{expr}: pushed {d} vs merged {m}"
@@ -152,7 +118,7 @@ async fn ha_pushdown_only_when_complete() -> anyhow::Result<()> {
     }
     // dedup=false shows raw replicas: never one replica.
     let (by, d) = ask(
-        &q,
+        &r.q,
         &format!("{}&dedup=false", instant("count(g)", now_ms() - 300)),
     )
     .await?;
@@ -169,23 +135,23 @@ async fn ha_pushdown_only_when_complete() -> anyhow::Result<()> {
         f.store(false, std::sync::atomic::Ordering::SeqCst);
     }
     sleep_ms(1000).await;
-    let (by, d) = ask(&q, &range("s_total", start, now_ms() - 300)).await?;
+    let (by, d) = ask(&r.q, &range("s_total", start, now_ms() - 300)).await?;
     assert!(
         by.is_some(),
         "a failure on every replica stopped the push-down: {d}"
     );
 
     // Replica a goes away for 10 intervals: a window covering its gap never goes to a.
-    bounce(&mut r, &dirs, 0, IVAL_MS * 10).await?;
+    r.bounce(0, IVAL_MS * 10).await?;
     sleep_ms(1500).await;
     let end = now_ms() - 300;
     for path in [
         range("s_total", start, end),
         instant("count_over_time(s_total[10s])", end),
     ] {
-        let (by, d) = ask(&q, &path).await?;
+        let (by, d) = ask(&r.q, &path).await?;
         assert!(
-            by.as_deref() != Some(urls[0].as_str()),
+            by.as_deref() != Some(r.urls[0].as_str()),
             "{path}: answered by the replica with a gap"
         );
         assert_eq!(d["result"].as_array().map(Vec::len), Some(1), "{d}");
@@ -193,7 +159,7 @@ async fn ha_pushdown_only_when_complete() -> anyhow::Result<()> {
     }
     // A window after a's recovery may go to either (both complete there).
     let recovered = poll_until(Duration::from_secs(10), || async {
-        let (by, _) = ask(&q, &instant("g", now_ms() - 300)).await.ok()?;
+        let (by, _) = ask(&r.q, &instant("g", now_ms() - 300)).await.ok()?;
         by
     })
     .await;
@@ -203,16 +169,16 @@ async fn ha_pushdown_only_when_complete() -> anyhow::Result<()> {
     );
 
     // Now b goes away too: a window covering both gaps has no complete replica → merge.
-    bounce(&mut r, &dirs, 1, IVAL_MS * 10).await?;
+    r.bounce(1, IVAL_MS * 10).await?;
     sleep_ms(1500).await;
     let end = now_ms() - 300;
-    let (by, d) = ask(&q, &range("s_total", start, end)).await?;
+    let (by, d) = ask(&r.q, &range("s_total", start, end)).await?;
     assert!(
         by.is_none(),
         "both replicas have gaps, yet pushed down to {by:?}"
     );
     assert_eq!(d["result"].as_array().map(Vec::len), Some(1), "{d}");
-    let (by, d) = ask(&q, &instant("count_over_time(s_total[20s])", end)).await?;
+    let (by, d) = ask(&r.q, &instant("count_over_time(s_total[20s])", end)).await?;
     assert!(
         by.is_none(),
         "both replicas have gaps, yet pushed down to {by:?}"
@@ -224,10 +190,7 @@ async fn ha_pushdown_only_when_complete() -> anyhow::Result<()> {
         n >= want * 0.8,
         "merged count_over_time {n}, want about {want}"
     );
-    for v in r.into_iter().flatten() {
-        v.stop()?;
-    }
-    Ok(())
+    r.stop()
 }
 
 /// One endpoint: its data is all the merge would have, so every query goes to it.

@@ -4,7 +4,7 @@
 //! counts one series, and rates like a single healthy replica. Also: misbehaving endpoints
 //! give partial responses with warnings (or errors in strict mode) within the timeout.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -75,11 +75,59 @@ impl Drop for App {
 /// prometheus.yml of one replica scraping `target`, with `instance` relabelled to a constant
 /// so both replicas store the same series.
 pub fn replica_config(replica: &str, target: &FakeTarget) -> String {
+    replica_config_with(replica, target, &[])
+}
+
+/// [`replica_config`] with more external labels than `replica`.
+pub fn replica_config_with(replica: &str, target: &FakeTarget, more: &[(&str, &str)]) -> String {
+    let more: String = more
+        .iter()
+        .map(|(k, v)| format!("    {k}: {v}\n"))
+        .collect();
     format!(
-        "global:\n  scrape_interval: {IVAL_MS}ms\n  scrape_timeout: 150ms\n  external_labels:\n    replica: {replica}\n\
+        "global:\n  scrape_interval: {IVAL_MS}ms\n  scrape_timeout: 150ms\n  external_labels:\n    replica: {replica}\n{more}\
 scrape_configs:\n  - job_name: app\n    static_configs:\n      - targets: ['{}']\n    relabel_configs:\n      - target_label: instance\n        replacement: app-0\n",
         target.addr
     )
+}
+
+/// Two `vigil server` replicas (data in `dir/a` and `dir/b`) and a `vigil query` over both.
+pub struct Replicas {
+    pub dirs: [PathBuf; 2],
+    /// `None` only while [`Replicas::bounce`] has one stopped.
+    pub r: [Option<Vigil>; 2],
+    pub urls: Vec<String>,
+    pub q: Query,
+}
+
+impl Replicas {
+    pub async fn start(dir: &Path, configs: [String; 2]) -> anyhow::Result<Replicas> {
+        let dirs = replica_dirs(dir)?;
+        let r = [
+            Some(Vigil::start(&dirs[0], &configs[0], &[]).await?),
+            Some(Vigil::start(&dirs[1], &configs[1], &[]).await?),
+        ];
+        let urls: Vec<String> = r.iter().flatten().map(|v| v.url("")).collect();
+        let q = Query::start(dir, &urls, &[]).await?;
+        Ok(Replicas { dirs, r, urls, q })
+    }
+
+    /// Stops replica `i`, and after `down_ms` starts it again (same port, config and data).
+    pub async fn bounce(&mut self, i: usize, down_ms: i64) -> anyhow::Result<()> {
+        let v = self.r[i].take().expect("BUG: replica already stopped");
+        let (port, cfg) = (v.port, v.config.clone());
+        v.stop()?;
+        sleep_ms(down_ms).await;
+        self.r[i] = Some(Vigil::start_with(&self.dirs[i], &cfg, port, &[]).await?);
+        Ok(())
+    }
+
+    pub fn stop(self) -> anyhow::Result<()> {
+        for v in self.r.into_iter().flatten() {
+            v.stop()?;
+        }
+        Ok(())
+    }
 }
 
 /// A `vigil query` child process.
@@ -208,11 +256,11 @@ pub async fn max_spacing(base: &str, start: i64, end: i64) -> anyhow::Result<i64
     Ok(gaps.into_iter().max().unwrap_or(0))
 }
 
-fn now_ms() -> i64 {
+pub fn now_ms() -> i64 {
     jiff::Timestamp::now().as_millisecond()
 }
 
-async fn sleep_ms(ms: i64) {
+pub async fn sleep_ms(ms: i64) {
     tokio::time::sleep(Duration::from_millis(ms as u64)).await;
 }
 
@@ -339,7 +387,8 @@ async fn check_explain(q: &Query, start: i64, end: i64) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn replica_dirs(dir: &Path) -> anyhow::Result<[std::path::PathBuf; 2]> {
+/// `dir/a` and `dir/b`, created.
+fn replica_dirs(dir: &Path) -> anyhow::Result<[PathBuf; 2]> {
     let d = [dir.join("a"), dir.join("b")];
     for x in &d {
         std::fs::create_dir_all(x)?;
@@ -351,26 +400,18 @@ fn replica_dirs(dir: &Path) -> anyhow::Result<[std::path::PathBuf; 2]> {
 async fn ha_replica_down_no_gap() -> anyhow::Result<()> {
     let app = App::start().await?;
     let dir = tempfile::tempdir()?;
-    let d = replica_dirs(dir.path())?;
-    let mut r = vec![
-        Some(Vigil::start(&d[0], &replica_config("a", &app.a), &[]).await?),
-        Some(Vigil::start(&d[1], &replica_config("b", &app.b), &[]).await?),
-    ];
-    let urls: Vec<String> = r.iter().flatten().map(|v| v.url("")).collect();
-    let q = Query::start(dir.path(), &urls, &[]).await?;
+    let configs = [replica_config("a", &app.a), replica_config("b", &app.b)];
+    let mut r = Replicas::start(dir.path(), configs).await?;
     let start = now_ms() + 500;
     sleep_ms(2500).await;
     // The replica being followed goes away for 10 scrape intervals, then comes back.
-    let down = followed(&q, start).await?;
-    let v = r[down].take().unwrap();
-    let (port, cfg) = (v.port, v.config.clone());
-    v.stop()?;
-    sleep_ms(IVAL_MS * 10).await;
-    r[down] = Some(Vigil::start_with(&d[down], &cfg, port, &[]).await?);
+    let down = followed(&r.q, start).await?;
+    r.bounce(down, IVAL_MS * 10).await?;
     sleep_ms(2500).await;
+    let (q, urls) = (&r.q, &r.urls);
     let end = now_ms() - 500;
     check_merged(&q.url(""), &urls[down], &urls[1 - down], start, end).await?;
-    check_explain(&q, start, end).await?;
+    check_explain(q, start, end).await?;
 
     // series/labels/targets fan out and drop the replica label.
     let (_, s) = get_json(&q.url("/api/v1/series?match[]=c_total")).await?;
@@ -400,27 +441,20 @@ async fn ha_replica_down_no_gap() -> anyhow::Result<()> {
     );
     let (_, b) = get_json(&q.url("/api/v1/status/buildinfo")).await?;
     assert_eq!(b["status"], "success");
-    for v in r.into_iter().flatten() {
-        v.stop()?;
-    }
-    Ok(())
+    r.stop()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ha_failed_scrape_staleness_no_gap() -> anyhow::Result<()> {
     let app = App::start().await?;
     let dir = tempfile::tempdir()?;
-    let d = replica_dirs(dir.path())?;
-    let r = [
-        Vigil::start(&d[0], &replica_config("a", &app.a), &[]).await?,
-        Vigil::start(&d[1], &replica_config("b", &app.b), &[]).await?,
-    ];
-    let urls: Vec<String> = r.iter().map(|v| v.url("")).collect();
-    let q = Query::start(dir.path(), &urls, &[]).await?;
+    let configs = [replica_config("a", &app.a), replica_config("b", &app.b)];
+    let r = Replicas::start(dir.path(), configs).await?;
+    let (q, urls) = (&r.q, &r.urls);
     let start = now_ms() + 500;
     sleep_ms(2500).await;
     // The followed replica's scrapes fail (it writes staleness markers); the other's succeed.
-    let bad = followed(&q, start).await?;
+    let bad = followed(q, start).await?;
     app.fail[bad].store(true, Ordering::SeqCst);
     sleep_ms(IVAL_MS * 6).await;
     app.fail[bad].store(false, Ordering::SeqCst);
@@ -439,11 +473,8 @@ async fn ha_failed_scrape_staleness_no_gap() -> anyhow::Result<()> {
     .await?;
     assert_eq!(up["data"]["result"][0]["values"][0][1], "0", "{up}");
     check_merged(&q.url(""), &urls[bad], &urls[1 - bad], start, end).await?;
-    check_explain(&q, start, end).await?;
-    for v in r {
-        v.stop()?;
-    }
-    Ok(())
+    check_explain(q, start, end).await?;
+    r.stop()
 }
 
 /// The same with two Debian Prometheus 2.42 servers as the replicas.
