@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use rustls::client::danger::ServerCertVerifier;
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerifier};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, UnixTime};
 use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
@@ -322,14 +322,10 @@ fn server_config(s: &ServerTls) -> Result<rustls::ServerConfig, Failure> {
             }
             None
         }
-        "RequestClientCert" => Some(Arc::new(AnyClientCert {
-            mandatory: false,
-            provider: provider.clone(),
-        })),
-        "RequireAnyClientCert" | "RequireClientCert" => Some(Arc::new(AnyClientCert {
-            mandatory: true,
-            provider: provider.clone(),
-        })),
+        "RequestClientCert" => Some(Arc::new(AnyClientCert::new(false, &provider))),
+        "RequireAnyClientCert" | "RequireClientCert" => {
+            Some(Arc::new(AnyClientCert::new(true, &provider)))
+        }
         "VerifyClientCertIfGiven" => Some(verified(true)?),
         "RequireAndVerifyClientCert" => Some(verified(false)?),
         other => return Err(invalid(format!("Invalid ClientAuth: {other}"))),
@@ -347,11 +343,21 @@ fn server_config(s: &ServerTls) -> Result<rustls::ServerConfig, Failure> {
 
 /// Go's `RequestClientCert` / `RequireAnyClientCert`: a client certificate is asked for (and
 /// for the latter required) but not checked against any CA; its signature over the handshake
-/// still is.
+/// still is, as `insecure_skip_verify`'s [`web::client::AcceptAnyCert`] checks a server's.
 #[derive(Debug)]
 struct AnyClientCert {
     mandatory: bool,
-    provider: Arc<rustls::crypto::CryptoProvider>,
+    /// Only its handshake-signature checks are used.
+    signatures: web::client::AcceptAnyCert,
+}
+
+impl AnyClientCert {
+    fn new(mandatory: bool, provider: &Arc<rustls::crypto::CryptoProvider>) -> Self {
+        AnyClientCert {
+            mandatory,
+            signatures: web::client::AcceptAnyCert::new(provider.clone()),
+        }
+    }
 }
 
 impl ClientCertVerifier for AnyClientCert {
@@ -377,13 +383,8 @@ impl ClientCertVerifier for AnyClientCert {
         message: &[u8],
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
-    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.signatures.verify_tls12_signature(message, cert, dss)
     }
 
     fn verify_tls13_signature(
@@ -391,19 +392,12 @@ impl ClientCertVerifier for AnyClientCert {
         message: &[u8],
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
-    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.signatures.verify_tls13_signature(message, cert, dss)
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.provider
-            .signature_verification_algorithms
-            .supported_schemes()
+        self.signatures.supported_verify_schemes()
     }
 }
 
@@ -470,5 +464,69 @@ mod tests {
         );
         assert!(err("tls_server_config:\n  cert_file: node.pem\n  key_file: node-key.pem\n  unknown: 1\n").contains("unknown"));
         assert!(err("tls_server_config:\n  cert_file: node.pem\n  key_file: node-key.pem\ntls_client_config:\n  cert_file: node.pem\n").contains("key"));
+    }
+
+    /// Runs a handshake in memory; the first error either side raises.
+    fn handshake(client: &Built, server: &Built) -> Result<(), rustls::Error> {
+        let name = rustls::pki_types::ServerName::try_from("node.cluster.test")
+            .expect("BUG: a valid DNS name");
+        let mut c = rustls::ClientConnection::new(client.client.clone(), name)?;
+        let mut s = rustls::ServerConnection::new(server.server.clone())?;
+        fn pass(
+            from: &mut impl std::ops::DerefMut<Target = rustls::ConnectionCommon<impl Sized>>,
+            to: &mut impl std::ops::DerefMut<Target = rustls::ConnectionCommon<impl Sized>>,
+        ) -> Result<(), rustls::Error> {
+            let mut buf = Vec::new();
+            while from.wants_write() {
+                from.write_tls(&mut buf).expect("BUG: writing to a Vec");
+            }
+            let mut rd = &buf[..];
+            while !rd.is_empty() {
+                to.read_tls(&mut rd).expect("BUG: reading a slice");
+                to.process_new_packets()?;
+            }
+            Ok(())
+        }
+        for _ in 0..10 {
+            pass(&mut c, &mut s)?;
+            pass(&mut s, &mut c)?;
+            if !c.is_handshaking() && !s.is_handshaking() && !c.wants_write() {
+                return Ok(());
+            }
+        }
+        panic!("handshake did not finish")
+    }
+
+    /// `RequireAnyClientCert` takes a client certificate from any CA (its handshake signature
+    /// checked, TLS 1.3 and 1.2) and refuses a client without one; `RequestClientCert` takes both.
+    #[test]
+    fn any_client_cert_checks_only_the_signature() {
+        let server = |auth: &str, max: &str| {
+            let t = format!(
+                "tls_server_config:\n  cert_file: node.pem\n  key_file: node-key.pem\n  \
+                 client_auth_type: {auth}\n  max_version: {max}\n"
+            );
+            build(&t, &certs()).unwrap_or_else(|_| panic!("refused: {t}"))
+        };
+        let client = |cert: &str| {
+            let t = format!(
+                "tls_server_config:\n  cert_file: node.pem\n  key_file: node-key.pem\n\
+                 tls_client_config:\n  insecure_skip_verify: true\n{cert}"
+            );
+            build(&t, &certs()).unwrap_or_else(|_| panic!("refused: {t}"))
+        };
+        let stranger = client("  cert_file: stranger.pem\n  key_file: stranger-key.pem\n");
+        let none = client("");
+        for max in ["TLS13", "TLS12"] {
+            let require = server("RequireAnyClientCert", max);
+            assert_eq!(handshake(&stranger, &require), Ok(()), "{max}");
+            assert!(
+                handshake(&none, &require).is_err(),
+                "{max}: no certificate taken"
+            );
+            let request = server("RequestClientCert", max);
+            assert_eq!(handshake(&stranger, &request), Ok(()), "{max}");
+            assert_eq!(handshake(&none, &request), Ok(()), "{max}");
+        }
     }
 }
