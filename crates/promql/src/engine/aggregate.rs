@@ -493,7 +493,9 @@ pub(crate) enum Acc {
     Empty,
     Sum(f64, f64),
     Mean(stats::MeanAcc),
-    Var(stats::VarAcc),
+    /// The variance so far and whether more than one value was added (see
+    /// [`group_variance`]).
+    Var(stats::VarAcc, bool),
     Count(f64),
     Extreme(f64),
 }
@@ -516,7 +518,7 @@ impl Acc {
                     AggOp::Stddev | AggOp::Stdvar => {
                         let mut m = stats::VarAcc::default();
                         m.add(v);
-                        Acc::Var(m)
+                        Acc::Var(m, false)
                     }
                     AggOp::Min | AggOp::Max => Acc::Extreme(v),
                     _ => Acc::Count(1.0),
@@ -524,7 +526,10 @@ impl Acc {
             }
             Acc::Sum(s, c) => (*s, *c) = stats::kahan_add(v, *s, *c),
             Acc::Mean(m) => m.add(v),
-            Acc::Var(m) => m.add(v),
+            Acc::Var(m, many) => {
+                m.add(v);
+                *many = true;
+            }
             Acc::Count(n) => *n += 1.0,
             Acc::Extreme(x) => {
                 let better = if op == AggOp::Min { v < *x } else { v > *x };
@@ -540,8 +545,9 @@ impl Acc {
             Acc::Empty => return None,
             Acc::Sum(s, c) => s + c,
             Acc::Mean(m) => m.value(),
-            Acc::Var(m) if op == AggOp::Stddev => m.value().sqrt(),
-            Acc::Var(m) => m.value(),
+            Acc::Var(_, false) => 0.0,
+            Acc::Var(m, _) if op == AggOp::Stddev => m.value().sqrt(),
+            Acc::Var(m, _) => m.value(),
             Acc::Count(_) if op == AggOp::Group => 1.0,
             Acc::Count(n) => *n,
             Acc::Extreme(x) => *x,
@@ -558,8 +564,8 @@ fn aggregate_values(op: AggOp, vals: &[f64], p: f64) -> f64 {
         AggOp::Group => 1.0,
         AggOp::Min => stats::min(vals),
         AggOp::Max => stats::max(vals),
-        AggOp::Stdvar => stats::variance(vals),
-        AggOp::Stddev => stats::variance(vals).sqrt(),
+        AggOp::Stdvar => group_variance(vals),
+        AggOp::Stddev => group_variance(vals).sqrt(),
         AggOp::Quantile => quantile(p, &mut vals.to_vec()),
         AggOp::Topk | AggOp::Bottomk | AggOp::CountValues | AggOp::Limitk | AggOp::LimitRatio => {
             f64::NAN
@@ -567,7 +573,50 @@ fn aggregate_values(op: AggOp, vals: &[f64], p: f64) -> f64 {
     }
 }
 
+/// The `stdvar` aggregation of one group: a group of one series has variance 0 whatever its
+/// value, NaN and ±Inf included, as in Prometheus (its first value only sets the mean), while
+/// `stdvar_over_time` of a single NaN is NaN.
+fn group_variance(vals: &[f64]) -> f64 {
+    if vals.len() == 1 {
+        0.0
+    } else {
+        stats::variance(vals)
+    }
+}
+
 pub(crate) fn valid_label_name(s: &str) -> bool {
     // Prometheus 3 accepts any UTF-8 label name that is not empty.
     !s.is_empty()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Prometheus 2.42 answers `stdvar`/`stddev` 0 for a group of one NaN or ±Inf series
+    /// (checked side by side in `it::promql_diff`); more values follow the arithmetic.
+    #[test]
+    fn a_group_of_one_series_has_no_variance() {
+        for v in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY, -3.5] {
+            assert_eq!(group_variance(&[v]), 0.0, "{v}");
+            for op in [AggOp::Stdvar, AggOp::Stddev] {
+                let mut a = Acc::Empty;
+                a.add(op, v);
+                assert_eq!(a.value(op), Some(0.0), "{op:?} {v}");
+            }
+        }
+        assert!(group_variance(&[f64::NAN, 1.0]).is_nan());
+        assert!(group_variance(&[1.0, f64::INFINITY]).is_nan());
+        assert_eq!(group_variance(&[1.0, 3.0]), 1.0);
+        let mut a = Acc::Empty;
+        for v in [1.0, 3.0] {
+            a.add(AggOp::Stddev, v);
+        }
+        assert_eq!(a.value(AggOp::Stddev), Some(1.0));
+        let mut a = Acc::Empty;
+        for v in [f64::NAN, 3.0] {
+            a.add(AggOp::Stdvar, v);
+        }
+        assert!(a.value(AggOp::Stdvar).is_some_and(f64::is_nan));
+    }
 }
