@@ -42,6 +42,8 @@ const RANGE_FUNCS: &[&str] = &[
     "ts_of_first_over_time",
     "ts_of_last_over_time",
     "double_exponential_smoothing",
+    // Prometheus 2.x's name of double_exponential_smoothing.
+    "holt_winters",
 ];
 
 /// Functions over instant vectors that map each value on its own and drop the metric name.
@@ -629,7 +631,7 @@ fn range_func(ev: &mut Ev<'_>, c: &Call, r: Rng) -> Result<Vec<RSeries>> {
     let (range_arg, scalars) = match name {
         "quantile_over_time" => (arg(c, 1)?, vec![ev.eval_scalar(arg(c, 0)?, r)?]),
         "predict_linear" => (arg(c, 0)?, vec![ev.eval_scalar(arg(c, 1)?, r)?]),
-        "double_exponential_smoothing" => (
+        "double_exponential_smoothing" | "holt_winters" => (
             arg(c, 0)?,
             vec![
                 ev.eval_scalar(arg(c, 1)?, r)?,
@@ -641,7 +643,7 @@ fn range_func(ev: &mut Ev<'_>, c: &Call, r: Rng) -> Result<Vec<RSeries>> {
     if let Some(out) = ev.extended_range(name, range_arg, r)? {
         return Ok(out);
     }
-    if name == "double_exponential_smoothing" {
+    if matches!(name, "double_exponential_smoothing" | "holt_winters") {
         for (&sf, &tf) in scalars[0].iter().zip(&scalars[1]) {
             if !(sf > 0.0 && sf < 1.0) {
                 return eval_err(format!(
@@ -820,7 +822,7 @@ impl RangeFn {
             "ts_of_max_over_time" => RangeFn::TsOfMaxOverTime,
             "ts_of_first_over_time" => RangeFn::TsOfFirstOverTime,
             "ts_of_last_over_time" => RangeFn::TsOfLastOverTime,
-            "double_exponential_smoothing" => RangeFn::DoubleExponentialSmoothing,
+            "double_exponential_smoothing" | "holt_winters" => RangeFn::DoubleExponentialSmoothing,
             _ => return None,
         })
     }

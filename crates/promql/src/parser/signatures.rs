@@ -110,7 +110,8 @@ pub(crate) fn signature(name: &str) -> Option<Signature> {
         "info" => sig(&[V, V], 1, V),
         "quantile_over_time" => sig(&[S, M], 0, V),
         "predict_linear" => sig(&[M, S], 0, V),
-        "double_exponential_smoothing" => sig(&[M, S, S], 0, V),
+        // `holt_winters` is the function's name in Prometheus 2.x (3.x renamed it); both work.
+        "double_exponential_smoothing" | "holt_winters" => sig(&[M, S, S], 0, V),
         "clamp" => sig(&[V, S, S], 0, V),
         "clamp_min" | "clamp_max" => sig(&[V, S], 0, V),
         "round" => sig(&[V, S], 1, V),
@@ -140,6 +141,8 @@ mod tests {
                 "pi",
                 "quantile_over_time",
                 "predict_linear",
+                "double_exponential_smoothing",
+                "holt_winters",
                 "clamp",
                 "round",
                 "histogram_quantile",
