@@ -25,7 +25,7 @@ use storage::{Querier, Queryable, SampleIterator, SelectHints, SliceIter};
 
 use crate::ast::*;
 use crate::error::{Error, Result, eval_err};
-use crate::functions::stats::RateWindow;
+use crate::functions::stats::{FactorCache, RateWindow};
 use crate::value::{QueryResult, Sample, Series, Value};
 
 pub(crate) use cursor::Cursor;
@@ -919,10 +919,14 @@ fn flush_rates(
     run: &[(usize, i64, RateWindow)],
     range: i64,
     (counter, per_second): (bool, bool),
+    cache: &mut FactorCache,
     sink: &mut impl FnMut(usize, f64),
 ) {
     for &(k, t, w) in run {
-        sink(k, w.extrapolate(t - range, t, counter, per_second));
+        sink(
+            k,
+            w.extrapolate_cached(t - range, t, counter, per_second, cache),
+        );
     }
 }
 
@@ -1013,6 +1017,9 @@ where
     F: FnMut(usize, i64, i64, &[(i64, f64)], WinInfo) -> Result<Option<f64>> + ?Sized,
     S: FnMut(usize, f64),
 {
+    if let Some(how) = track.rate {
+        return slide_rate((it, buf), lo, (r, ks), rt, range, how, budget, sink);
+    }
     // Every sample read so far that is no staleness marker, in order: the window is
     // `buf[head..end]`, `buf[end..]` is read ahead (many steps per storage call, see
     // `cursor::read_ahead`). A Vec with a moving start stays contiguous for `f` (a ring buffer
@@ -1028,8 +1035,6 @@ where
     // The sum of the window's exact summands and the number of other values in it.
     let (mut exact, mut inexact) = (0.0f64, 0usize);
     let (mut track_sum, track_resets) = (track.sum, track.resets);
-    let mut run = [(0usize, 0i64, RateWindow::default()); RATE_RUN];
-    let mut held = 0;
     for k in ks {
         let ts = r.ts(k);
         let t = rt(ts);
@@ -1104,17 +1109,6 @@ where
             continue;
         }
         budget.peek(end - head)?;
-        if let Some(how) = track.rate {
-            if let Some(w) = RateWindow::of(&buf[head..end], resets, how.0) {
-                run[held] = (k, t, w);
-                held += 1;
-                if held == RATE_RUN {
-                    flush_rates(&run, range, how, &mut sink);
-                    held = 0;
-                }
-            }
-            continue;
-        }
         let info = WinInfo {
             resets,
             exact_sum: (track_sum && inexact == 0 && exact != 0.0).then_some(exact),
@@ -1123,9 +1117,104 @@ where
             sink(k, v);
         }
     }
-    if let Some(how) = track.rate {
-        flush_rates(&run[..held], range, how, &mut sink);
+    Ok(())
+}
+
+/// [`slide`] for `rate`, `increase` and `delta` ([`Track::rate`]): only a window's first and
+/// last sample, its length and its counter resets matter, so the window is two indices into
+/// the samples read so far, and the resets come from a running count kept per sample as it
+/// is read (`resets_to[i]`: decreasing adjacent pairs up to sample `i`) — nothing is done per
+/// sample as the window slides. Windows are computed in runs of [`RATE_RUN`] so their
+/// divisions overlap, and windows shaped like the one before (regular scrapes) reuse its
+/// extrapolation factor ([`FactorCache`]).
+#[allow(clippy::too_many_arguments)]
+fn slide_rate<S: FnMut(usize, f64)>(
+    (it, buf): (&mut dyn SampleIterator, &mut Vec<(i64, f64)>),
+    lo: i64,
+    (r, ks): (Rng, std::ops::Range<usize>),
+    rt: &dyn Fn(i64) -> i64,
+    range: i64,
+    (counter, per_second): (bool, bool),
+    budget: &Budget,
+    mut sink: S,
+) -> Result<()> {
+    let ahead = cursor::read_ahead(r.step);
+    buf.clear();
+    // Samples read so far, staleness markers left out: the window is `buf[head..end]`,
+    // `buf[end..]` is read ahead; the dead prefix is dropped when it outgrows the rest.
+    let (mut head, mut end) = (0usize, 0usize);
+    let mut resets_to: Vec<u32> = Vec::new();
+    let mut pending = it.seek(lo);
+    let mut run = [(0usize, 0i64, RateWindow::default()); RATE_RUN];
+    let mut held = 0;
+    let mut cache = FactorCache::default();
+    for k in ks {
+        let t = rt(r.ts(k));
+        let lower = t - range;
+        // Every sample up to `t` into `buf` (reading past `t`, so at most once per step).
+        while let Some(s) = pending.filter(|s| s.0 <= t) {
+            let first = buf.len();
+            buf.push(s);
+            pending = it.next_until(t.saturating_add(ahead), buf);
+            if let Some(at) = buf[first..].iter().position(|s| is_stale_nan(s.1)) {
+                let mut keep = first + at;
+                for j in keep + 1..buf.len() {
+                    if !is_stale_nan(buf[j].1) {
+                        buf[keep] = buf[j];
+                        keep += 1;
+                    }
+                }
+                buf.truncate(keep);
+            }
+            if counter {
+                let mut n = resets_to.last().copied().unwrap_or(0);
+                let mut prev = first.checked_sub(1).map_or(f64::NAN, |j| buf[j].1);
+                resets_to.extend(buf[first..].iter().map(|s| {
+                    n += u32::from(s.1 < prev);
+                    prev = s.1;
+                    n
+                }));
+            }
+        }
+        while end < buf.len() && buf[end].0 <= t {
+            end += 1;
+        }
+        while head < end && buf[head].0 <= lower {
+            head += 1;
+        }
+        if head > 64 && head * 2 > buf.len() {
+            buf.drain(..head);
+            if counter {
+                resets_to.drain(..head);
+            }
+            end -= head;
+            head = 0;
+        }
+        if end == head {
+            continue;
+        }
+        budget.peek(end - head)?;
+        let resets = if counter {
+            (resets_to[end - 1] - resets_to[head]) as usize
+        } else {
+            0
+        };
+        if let Some(w) = RateWindow::of(&buf[head..end], resets, counter) {
+            run[held] = (k, t, w);
+            held += 1;
+            if held == RATE_RUN {
+                flush_rates(&run, range, (counter, per_second), &mut cache, &mut sink);
+                held = 0;
+            }
+        }
     }
+    flush_rates(
+        &run[..held],
+        range,
+        (counter, per_second),
+        &mut cache,
+        &mut sink,
+    );
     Ok(())
 }
 

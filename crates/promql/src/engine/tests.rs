@@ -1272,14 +1272,35 @@ fn rates_in_runs_equal_the_window_function() {
         };
         samples.push((ts, val));
     }
+    // Regular scrapes (windows of the same shape reuse their extrapolation factor) of a
+    // counter starting near zero, so the counter-at-zero limit applies to some windows and not
+    // to others, with resets to zero and small fractions, and one missed scrape in 40.
+    let mut regular = Vec::new();
+    let mut c = 0.25f64;
+    for i in 0..3000i64 {
+        if i % 40 == 39 {
+            continue;
+        }
+        c = match i % 97 {
+            0 => 0.0,
+            50 => 0.125,
+            _ => c + ((i * 31) % 5) as f64 * 0.5,
+        };
+        regular.push((15 * i + 7, if i % 499 == 400 { STALE_NAN } else { c }));
+    }
     let bits = |p: &[(i64, f64)]| p.iter().map(|x| (x.0, x.1.to_bits())).collect::<Vec<_>>();
-    for (step, range, shift) in [
-        (1, 5, 0),
-        (7, 50, 3),
-        (60, 200, -40),
-        (500, 100, 0),
-        (13, 2000, 11),
+    for (samples, (step, range, shift)) in [
+        (&samples, (1, 5, 0)),
+        (&samples, (7, 50, 3)),
+        (&samples, (60, 200, -40)),
+        (&samples, (500, 100, 0)),
+        (&samples, (13, 2000, 11)),
+        (&regular, (60, 300, 0)),
+        (&regular, (15, 60, 1)),
+        (&regular, (7, 45, 0)),
+        (&regular, (3600, 1800, 2)),
     ] {
+        let ts = samples.last().map_or(0, |s| s.0);
         let r = super::Rng {
             start: 50,
             end: ts + 100,
@@ -1289,7 +1310,7 @@ fn rates_in_runs_equal_the_window_function() {
         let lo = rt(r.start) - range + 1;
         for (counter, per_second) in [(true, true), (true, false), (false, false)] {
             let run = |track: super::Track| {
-                let mut it = storage::SliceIter::new(&samples);
+                let mut it = storage::SliceIter::new(samples);
                 let mut budget = super::Budget {
                     cur: 0,
                     max: usize::MAX,

@@ -291,8 +291,54 @@ impl RateWindow {
         })
     }
 
+    /// [`RateWindow::extrapolate`] reusing the factor of an earlier window of the same shape
+    /// (the same distances from the window's start to its first sample and from its first to
+    /// its last, the same number of samples, the same range): with regular scrapes almost
+    /// every window has the shape of the one before, and the factor's four divisions are most
+    /// of a window's cost. The factor is only reused, and only kept, when the counter-at-zero
+    /// limit surely does not apply (it depends on the values, not on the shape): bit for bit
+    /// what [`RateWindow::extrapolate`] gives.
+    #[inline(always)]
+    pub(crate) fn extrapolate_cached(
+        &self,
+        start: i64,
+        end: i64,
+        counter: bool,
+        per_second: bool,
+        cache: &mut FactorCache,
+    ) -> f64 {
+        let (first, result) = (self.first, self.result);
+        let span = self.last_t - first.0;
+        if counter && result > 0.0 && first.1 >= 0.0 {
+            // The limit moves the start to where the counter would reach zero,
+            // `span * first / result`, when that is before the extrapolated start, which is at
+            // most `max(first - start, span)` (half an average gap is less than the span).
+            // Both sides as products with a factor 2 to spare for rounding; anything not
+            // clearly on the safe side is computed in full.
+            let bound = 2.0 * (first.0 - start).max(span) as f64 * result;
+            let zero = first.1 * span as f64;
+            if !(bound.is_normal() && zero.is_finite() && zero >= bound) {
+                return self.extrapolate(start, end, counter, per_second);
+            }
+        }
+        let shape = (first.0 - start, span, self.n, end - start);
+        if cache.shape != Some(shape) {
+            cache.factor = self.factor(start, end, false, per_second);
+            cache.shape = Some(shape);
+        }
+        result * cache.factor
+    }
+
     #[inline(always)]
     pub(crate) fn extrapolate(&self, start: i64, end: i64, counter: bool, per_second: bool) -> f64 {
+        self.result * self.factor(start, end, counter, per_second)
+    }
+
+    /// What the window's change is multiplied by: the extrapolation to the window's edges,
+    /// per second when `per_second`; `counter` limits the extrapolation at the start to where
+    /// the counter would reach zero.
+    #[inline(always)]
+    fn factor(&self, start: i64, end: i64, counter: bool, per_second: bool) -> f64 {
         let (first, result) = (self.first, self.result);
         let sampled = (self.last_t - first.0) as f64 / 1000.0;
         let avg_gap = sampled / (self.n - 1) as f64;
@@ -319,8 +365,17 @@ impl RateWindow {
         if per_second {
             factor /= (end - start) as f64 / 1000.0;
         }
-        result * factor
+        factor
     }
+}
+
+/// The extrapolation factor of the last window of a slide and its shape (see
+/// [`RateWindow::extrapolate_cached`]).
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct FactorCache {
+    /// (first sample - window start, last - first sample, samples, range), ms.
+    shape: Option<(i64, i64, usize, i64)>,
+    factor: f64,
 }
 
 /// `irate` (`per_second`) and `idelta`: from the last two samples.
