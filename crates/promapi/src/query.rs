@@ -477,11 +477,17 @@ pub fn encode_result(r: &QueryResult) -> String {
         write_stats(&mut out, s);
     }
     out.push('}');
-    for (key, list) in [("warnings", &r.warnings), ("infos", &r.infos)] {
-        if !list.is_empty() {
-            let _ = write!(out, ",\"{key}\":");
-            out.push_str(&serde_json::to_string(list).unwrap_or_else(|_| "[]".into()));
-        }
+    // Prometheus 2.42 answers no PromQL annotations (`PromQL warning: …`, `PromQL info: …`,
+    // which 3.x added; the engine still reports them to `vigil promqltest`), only warnings of
+    // the storage, such as an endpoint of `vigil query` that did not answer.
+    let warnings: Vec<&String> = r
+        .warnings
+        .iter()
+        .filter(|w| !w.starts_with("PromQL "))
+        .collect();
+    if !warnings.is_empty() {
+        out.push_str(",\"warnings\":");
+        out.push_str(&serde_json::to_string(&warnings).unwrap_or_else(|_| "[]".into()));
     }
     out.push('}');
     out
@@ -606,6 +612,30 @@ mod tests {
         assert_eq!(
             encode_result(&s),
             r#"{"status":"success","data":{"resultType":"scalar","result":[2,"+Inf"]},"warnings":["w"]}"#
+        );
+    }
+
+    /// PromQL's annotations stay out of the answer, as in Prometheus 2.42 (found side by side
+    /// by `it::promql_diff`: `quantile(1.5, x)`, `sort(x)` in a range query); storage warnings
+    /// stay in.
+    #[test]
+    fn promql_annotations_are_not_answered() {
+        let mut r = QueryResult {
+            value: Value::Scalar { t: 1000, v: 1.0 },
+            warnings: vec![
+                "PromQL warning: quantile value should be between 0 and 1, got 1.5".into(),
+            ],
+            infos: vec!["PromQL info: metric might not be a counter".into()],
+            stats: None,
+        };
+        assert_eq!(
+            encode_result(&r),
+            r#"{"status":"success","data":{"resultType":"scalar","result":[1,"1"]}}"#
+        );
+        r.warnings.push("http://a:9090: connection refused".into());
+        assert_eq!(
+            encode_result(&r),
+            r#"{"status":"success","data":{"resultType":"scalar","result":[1,"1"]},"warnings":["http://a:9090: connection refused"]}"#
         );
     }
 }
