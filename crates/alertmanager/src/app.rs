@@ -14,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::{Config, ConfigError};
 use crate::core::Core;
 use crate::flags::AlertmanagerFlags;
-use crate::metrics::{Metrics, Out, load};
+use crate::metrics::{Metrics, Out, load, per_integration};
 use crate::nflog::{Nflog, NflogError};
 use crate::notify::{NotifyError, Shared};
 use crate::silence::{SilenceError, Silences};
@@ -561,28 +561,32 @@ impl App {
             "Number of active aggregation groups",
             rt.dispatcher.len() as f64,
         );
-        o.per_integration(
+        per_integration(
+            &mut o,
             "alertmanager_notifications_total",
             "counter",
             "The total number of attempted notifications.",
             m,
             |c| load(&c.notifications),
         );
-        o.per_integration(
+        per_integration(
+            &mut o,
             "alertmanager_notifications_failed_total",
             "counter",
             "The total number of failed notifications.",
             m,
             |c| load(&c.failed),
         );
-        o.per_integration(
+        per_integration(
+            &mut o,
             "alertmanager_notification_requests_total",
             "counter",
             "The total number of attempted notification requests.",
             m,
             |c| load(&c.requests),
         );
-        o.per_integration(
+        per_integration(
+            &mut o,
             "alertmanager_notification_requests_failed_total",
             "counter",
             "The total number of failed notification requests.",

@@ -1,7 +1,6 @@
 //! The alertmanager's own metrics (named like Alertmanager 0.25's), kept in atomics owned by the
 //! App and rendered in text format 0.0.4 at scrape time. No process-wide registry.
 
-use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Integrations Alertmanager 0.25 pre-initialises its per-integration counters for.
@@ -95,65 +94,20 @@ impl Metrics {
     }
 }
 
-/// A text-format writer.
-#[derive(Default)]
-pub struct Out {
-    buf: String,
-}
+pub use web::metrics::Out;
 
-impl Out {
-    pub fn family(&mut self, name: &str, kind: &str, help: &str) -> &mut Self {
-        let _ = writeln!(self.buf, "# HELP {name} {help}");
-        let _ = writeln!(self.buf, "# TYPE {name} {kind}");
-        self
-    }
-
-    pub fn sample(&mut self, name: &str, labels: &[(&str, &str)], v: f64) -> &mut Self {
-        self.buf.push_str(name);
-        if !labels.is_empty() {
-            self.buf.push('{');
-            for (i, (k, val)) in labels.iter().enumerate() {
-                if i > 0 {
-                    self.buf.push(',');
-                }
-                let esc = val
-                    .replace('\\', "\\\\")
-                    .replace('"', "\\\"")
-                    .replace('\n', "\\n");
-                let _ = write!(self.buf, "{k}=\"{esc}\"");
-            }
-            self.buf.push('}');
-        }
-        if v.fract() == 0.0 && v.abs() < 1e15 {
-            let _ = writeln!(self.buf, " {}", v as i64);
-        } else {
-            let _ = writeln!(self.buf, " {v}");
-        }
-        self
-    }
-
-    pub fn single(&mut self, name: &str, kind: &str, help: &str, v: f64) -> &mut Self {
-        self.family(name, kind, help).sample(name, &[], v)
-    }
-
-    /// One family with a sample per integration.
-    pub fn per_integration(
-        &mut self,
-        name: &str,
-        kind: &str,
-        help: &str,
-        m: &Metrics,
-        f: impl Fn(&IntegrationCounters) -> f64,
-    ) -> &mut Self {
-        self.family(name, kind, help);
-        for (n, c) in INTEGRATIONS.iter().zip(&m.integrations) {
-            self.sample(name, &[("integration", n)], f(c));
-        }
-        self
-    }
-
-    pub fn finish(self) -> String {
-        self.buf
+/// One family with a sample per integration.
+pub fn per_integration(
+    o: &mut Out,
+    name: &str,
+    kind: &str,
+    help: &str,
+    m: &Metrics,
+    f: impl Fn(&IntegrationCounters) -> f64,
+) {
+    o.family(name, kind, help);
+    for (n, c) in INTEGRATIONS.iter().zip(&m.integrations) {
+        o.sample(name, &[("integration", n)], f(c));
     }
 }
 

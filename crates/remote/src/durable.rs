@@ -1085,7 +1085,6 @@ impl Drop for Feeder {
 /// Renders the destination's metrics in the text format, under Prometheus's names where one
 /// exists. `labels` is `remote_name="…",url="…"`.
 pub fn render_metrics(out: &mut String, dests: &[(String, String, Arc<Destination>)], now_ms: i64) {
-    use std::fmt::Write;
     type Getter = fn(&Destination, i64) -> f64;
     let families: [(&str, &str, &str, Getter); 17] = [
         (
@@ -1204,45 +1203,27 @@ pub fn render_metrics(out: &mut String, dests: &[(String, String, Arc<Destinatio
     if dests.is_empty() {
         return;
     }
+    let mut o = web::metrics::Out::default();
     for (name, typ, help, get) in families {
-        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {typ}");
+        o.family(name, typ, help);
         for (remote_name, url, d) in dests {
-            let v = get(d, now_ms);
-            let _ = writeln!(
-                out,
-                "{name}{{remote_name=\"{}\",url=\"{}\"}} {}",
-                escape(remote_name),
-                escape(url),
-                fmt_float(v)
-            );
+            let labels = [("remote_name", remote_name.as_str()), ("url", url.as_str())];
+            o.sample(name, &labels, get(d, now_ms));
         }
     }
-    let name = "prometheus_remote_storage_highest_timestamp_in_seconds";
     let highest = dests
         .iter()
         .map(|d| d.2.stats.highest_read_timestamp.load(Ordering::Relaxed))
         .max()
         .unwrap_or(0)
         .max(0);
-    let _ = writeln!(
-        out,
-        "# HELP {name} Highest timestamp that has come into the remote storage via the Appender interface, in seconds since epoch.\n# TYPE {name} gauge\n{name} {}",
-        fmt_float(highest as f64 / 1000.0)
+    o.single(
+        "prometheus_remote_storage_highest_timestamp_in_seconds",
+        "gauge",
+        "Highest timestamp that has come into the remote storage via the Appender interface, in seconds since epoch.",
+        highest as f64 / 1000.0,
     );
-}
-
-fn escape(s: &str) -> String {
-    s.replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
-}
-
-fn fmt_float(v: f64) -> String {
-    if v.fract() == 0.0 && v.abs() < 1e15 {
-        format!("{}", v as i64)
-    } else {
-        format!("{v}")
-    }
+    out.push_str(&o.finish());
 }
 
 /// The directory of a destination under the server's data directory: stable across restarts
@@ -1692,5 +1673,52 @@ mod tests {
         let st = d.stats();
         assert!(st.samples_dropped_quota.load(Ordering::Relaxed) > 0);
         assert!(st.backlog_bytes.load(Ordering::Relaxed) <= 3 << 20);
+    }
+
+    /// Each family once, a sample per destination (label values escaped), the highest
+    /// timestamp over all of them; nothing without destinations.
+    #[test]
+    fn metrics_name_each_destination() {
+        let dir = tempfile::tempdir().unwrap();
+        let open = |sub: &str| {
+            let client =
+                WriteClient::new(&WriteClientConfig::new("http://127.0.0.1:9/write")).unwrap();
+            Destination::open(client, cfg(&dir.path().join(sub))).unwrap()
+        };
+        let (a, b) = (open("a"), open("b"));
+        a.stats().samples_sent.store(7, Ordering::Relaxed);
+        a.stats()
+            .highest_read_timestamp
+            .store(1_500, Ordering::Relaxed);
+        b.stats()
+            .highest_read_timestamp
+            .store(2_250, Ordering::Relaxed);
+        let dests = [
+            ("a".to_string(), "http://a/w".to_string(), a),
+            ("b\"q".to_string(), "http://b/w".to_string(), b),
+        ];
+        let mut out = String::new();
+        render_metrics(&mut out, &dests, 0);
+        let name = "prometheus_remote_storage_samples_total";
+        assert!(
+            out.contains(&format!(
+                "# HELP {name} Total number of samples sent to remote storage.\n\
+                 # TYPE {name} counter\n\
+                 {name}{{remote_name=\"a\",url=\"http://a/w\"}} 7\n\
+                 {name}{{remote_name=\"b\\\"q\",url=\"http://b/w\"}} 0\n"
+            )),
+            "{out}"
+        );
+        assert_eq!(out.matches("# TYPE ").count(), 18, "{out}");
+        assert!(
+            out.ends_with(
+                "# TYPE prometheus_remote_storage_highest_timestamp_in_seconds gauge\n\
+                 prometheus_remote_storage_highest_timestamp_in_seconds 2.25\n"
+            ),
+            "{out}"
+        );
+        let mut none = String::new();
+        render_metrics(&mut none, &[], 0);
+        assert_eq!(none, "");
     }
 }

@@ -1,0 +1,78 @@
+//! A writer of the text exposition format (0.0.4) for a role's own `/metrics`, rendered from
+//! its counters at scrape time (no registry, no process-wide state).
+
+use std::fmt::Write;
+
+/// One exposition being written: families, each a `# HELP`/`# TYPE` pair and its samples.
+#[derive(Default)]
+pub struct Out {
+    buf: String,
+}
+
+impl Out {
+    /// Starts a family with its HELP and TYPE lines (`help` written as given).
+    pub fn family(&mut self, name: &str, kind: &str, help: &str) -> &mut Self {
+        let _ = writeln!(self.buf, "# HELP {name} {help}");
+        let _ = writeln!(self.buf, "# TYPE {name} {kind}");
+        self
+    }
+
+    /// One sample line. Label values are escaped; a whole value below 1e15 is written as an
+    /// integer (`3`, not `3.0`), anything else as Rust's shortest round-trip form.
+    pub fn sample(&mut self, name: &str, labels: &[(&str, &str)], v: f64) -> &mut Self {
+        self.buf.push_str(name);
+        if !labels.is_empty() {
+            self.buf.push('{');
+            for (i, (k, val)) in labels.iter().enumerate() {
+                if i > 0 {
+                    self.buf.push(',');
+                }
+                let esc = val
+                    .replace('\\', "\\\\")
+                    .replace('"', "\\\"")
+                    .replace('\n', "\\n");
+                let _ = write!(self.buf, "{k}=\"{esc}\"");
+            }
+            self.buf.push('}');
+        }
+        if v.fract() == 0.0 && v.abs() < 1e15 {
+            let _ = writeln!(self.buf, " {}", v as i64);
+        } else {
+            let _ = writeln!(self.buf, " {v}");
+        }
+        self
+    }
+
+    /// A family with a single unlabelled sample.
+    pub fn single(&mut self, name: &str, kind: &str, help: &str, v: f64) -> &mut Self {
+        self.family(name, kind, help).sample(name, &[], v)
+    }
+
+    pub fn finish(self) -> String {
+        self.buf
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn writes_families_and_samples() {
+        let mut o = Out::default();
+        o.family("a_total", "counter", "Things done.")
+            .sample("a_total", &[("k", "x\"y\\z\nw"), ("j", "")], 3.0)
+            .sample("a_total", &[], 0.5);
+        o.single("g", "gauge", "A gauge.", 1e15);
+        o.single("n", "gauge", "Not a number.", f64::NAN);
+        o.single("m", "gauge", "Minus.", -2.0);
+        assert_eq!(
+            o.finish(),
+            "# HELP a_total Things done.\n# TYPE a_total counter\n\
+             a_total{k=\"x\\\"y\\\\z\\nw\",j=\"\"} 3\na_total 0.5\n\
+             # HELP g A gauge.\n# TYPE g gauge\ng 1000000000000000\n\
+             # HELP n Not a number.\n# TYPE n gauge\nn NaN\n\
+             # HELP m Minus.\n# TYPE m gauge\nm -2\n"
+        );
+    }
+}
