@@ -111,3 +111,46 @@ fn holt_winters_is_double_exponential_smoothing() {
         Some("holt_winters(t[5m], 0.3, 0.6)")
     );
 }
+
+/// Instant vectors come in Prometheus's order: selectors in label order (its storage sorts
+/// what it merges), aggregations by each group's first series, `topk` by value within a group.
+#[test]
+fn instant_vectors_in_prometheus_order() {
+    let names = |q: &str| -> Vec<String> {
+        instant(q, 4 * MIN)
+            .into_iter()
+            .map(|(l, v)| format!("{l} {v}"))
+            .collect()
+    };
+    assert_eq!(
+        names("t"),
+        [
+            r#"{__name__="t", floor="0", room="garage"} -2"#,
+            r#"{__name__="t", floor="1", room="kitchen"} 21.5"#,
+            r#"{__name__="t", floor="2", room="attic"} 30.5"#,
+        ]
+    );
+    assert_eq!(
+        names("topk by (floor) (1, t)"),
+        [
+            r#"{__name__="t", floor="0", room="garage"} -2"#,
+            r#"{__name__="t", floor="1", room="kitchen"} 21.5"#,
+            r#"{__name__="t", floor="2", room="attic"} 30.5"#,
+        ]
+    );
+    assert_eq!(
+        names("-t"),
+        [
+            r#"{floor="0", room="garage"} 2"#,
+            r#"{floor="1", room="kitchen"} -21.5"#,
+            r#"{floor="2", room="attic"} -30.5"#,
+        ]
+    );
+    assert_eq!(
+        names("topk(2, t)"),
+        [
+            r#"{__name__="t", floor="2", room="attic"} 30.5"#,
+            r#"{__name__="t", floor="1", room="kitchen"} 21.5"#,
+        ]
+    );
+}

@@ -583,6 +583,13 @@ impl Ev<'_> {
         self.budget.release(points_in(v));
     }
 
+    /// Whether selectors ask the storage for series in label order: for instant queries,
+    /// whose vectors are answered in evaluation order, as Prometheus's storage always merges
+    /// (and so sorts) what it selects; range query results are sorted at the end anyway.
+    fn sorted_select(&self) -> bool {
+        self.qstep == 0
+    }
+
     fn select(
         &mut self,
         vs: &VectorSelector,
@@ -599,7 +606,7 @@ impl Ev<'_> {
             step,
             ..SelectHints::default()
         };
-        q.select(false, &hints, &vs.matchers)
+        q.select(self.sorted_select(), &hints, &vs.matchers)
             .map_err(Error::Storage)
     }
 
@@ -638,7 +645,7 @@ impl Ev<'_> {
             ..SelectHints::default()
         };
         let mut set = q
-            .select_iter(false, &hints, &vs.matchers)
+            .select_iter(self.sorted_select(), &hints, &vs.matchers)
             .map_err(Error::Storage)?;
         loop {
             let batch = set
