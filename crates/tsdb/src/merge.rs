@@ -15,7 +15,7 @@ use storage::{Querier, Result, SampleIterator, SelectHints, Series, SeriesSet};
 
 use crate::block::querier::{BlockChunks, BlockQuerier, BlockSeries};
 use crate::head::querier::{HeadQuerier, HeadSampleIter, HeadSeries};
-use crate::read::{ChainIter, ChunkSeqIter};
+use crate::read::{ChainIter, ChunkSeqIter, limited};
 
 pub(crate) struct MergeQuerier {
     /// Blocks sorted by min time.
@@ -334,10 +334,7 @@ impl Querier for MergeQuerier {
             started: false,
             failed: false,
         };
-        Ok(match hints.limit {
-            0 => Box::new(set),
-            n => Box::new(set.take(n)),
-        })
+        Ok(limited(set, hints.limit))
     }
 
     fn label_values(&self, name: &str, matchers: &[Matcher]) -> Result<Vec<String>> {

@@ -6,15 +6,28 @@
 //! parts of one series from non-overlapping sources (blocks in time order, then the head) one
 //! after the other, without a per-sample merge. [`QueryLive`] counts what a query holds
 //! (series and open iterators), so tests can check that reading many blocks stays bounded.
+//! [`limited`] cuts a querier's series to the select's limit.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use model::Timestamp;
-use storage::SampleIterator;
+use storage::{Result, SampleIterator, Series, SeriesSet};
 
 use crate::block::tombstones::is_deleted;
 use crate::chunkenc::{ChunkError, decode_xor};
+
+/// A querier's series as the [`SeriesSet`] a select returns, cut to `limit` series (0: all;
+/// `SelectHints::limit`).
+pub(crate) fn limited<'a>(
+    set: impl Iterator<Item = Result<Box<dyn Series>>> + Send + 'a,
+    limit: usize,
+) -> SeriesSet<'a> {
+    match limit {
+        0 => Box::new(set),
+        n => Box::new(set.take(n)),
+    }
+}
 
 /// Live query objects of one database: selected series not yet dropped, and sample iterators
 /// not yet dropped.

@@ -15,7 +15,7 @@ use model::{Labels, MatchType, Matcher};
 
 use crate::encoding::{Decoder, put_uvarint, put_varint};
 use crate::error::{IoContext, TsdbError};
-use crate::head::postings::{intersect, union, without};
+use crate::head::postings::{intersect_all, union, without_all};
 use crate::head_chunks::mmap::MappedFile;
 
 pub const MAGIC_INDEX: u32 = 0xBAAA_D700;
@@ -977,23 +977,11 @@ impl IndexReader {
                 not_its.push(self.union_where(&m.name, |v| !m.matches(v))?);
             }
         }
-        let mut out = if its.is_empty() {
-            self.all_postings()?
-        } else {
-            its.sort_by_key(Vec::len);
-            let mut acc = its.swap_remove(0);
-            for it in &its {
-                acc = intersect(&acc, it);
-            }
-            acc
+        let out = match intersect_all(its) {
+            Some(out) => out,
+            None => self.all_postings()?,
         };
-        for n in &not_its {
-            if out.is_empty() {
-                break;
-            }
-            out = without(&out, n);
-        }
-        Ok(out)
+        Ok(without_all(out, &not_its))
     }
 }
 

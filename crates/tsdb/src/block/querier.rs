@@ -13,7 +13,7 @@ use super::Block;
 use super::chunks::ENCODING_XOR;
 use super::index::{ChunkMeta, SymbolCache};
 use super::tombstones::Tombstones;
-use crate::read::{ChunkList, ChunkSeqIter, QueryLive, SeriesGuard};
+use crate::read::{ChunkList, ChunkSeqIter, QueryLive, SeriesGuard, limited};
 
 /// A series of a block within a time range. Holds the series' id, not its chunk list: a
 /// query over many blocks keeps one small entry per block and series, and the chunk metas are
@@ -255,10 +255,7 @@ impl Querier for BlockQuerier {
         let it = self
             .series_iter(hints, matchers)?
             .map(|r| r.map(|s| Box::new(s) as Box<dyn Series>));
-        Ok(match hints.limit {
-            0 => Box::new(it),
-            n => Box::new(it.take(n)),
-        })
+        Ok(limited(it, hints.limit))
     }
 
     fn label_values(&self, name: &str, matchers: &[Matcher]) -> Result<Vec<String>> {

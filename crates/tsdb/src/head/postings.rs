@@ -246,23 +246,8 @@ impl MemPostings {
                 not_its.push(self.inverse_postings_for_matcher(m));
             }
         }
-        let mut out = if its.is_empty() {
-            self.all.clone()
-        } else {
-            its.sort_by_key(Vec::len);
-            let mut acc = its.swap_remove(0);
-            for it in &its {
-                acc = intersect(&acc, it);
-            }
-            acc
-        };
-        for n in &not_its {
-            if out.is_empty() {
-                break;
-            }
-            out = without(&out, n);
-        }
-        out
+        let out = intersect_all(its).unwrap_or_else(|| self.all.clone());
+        without_all(out, &not_its)
     }
 
     /// `(name, values)` pairs for the stats endpoint: name → [(value, series count)].
@@ -280,6 +265,32 @@ impl MemPostings {
     pub(crate) fn num_label_pairs(&self) -> usize {
         self.m.values().map(Map::len).sum()
     }
+}
+
+/// The intersection of `lists`, smallest first so every step is cheap; `None` for no lists
+/// (the caller's "all series"). With [`without_all`], the last step of `for_matchers` in the
+/// head and in the block index.
+pub(crate) fn intersect_all(mut lists: Vec<Vec<u64>>) -> Option<Vec<u64>> {
+    if lists.is_empty() {
+        return None;
+    }
+    lists.sort_by_key(Vec::len);
+    let mut acc = lists.swap_remove(0);
+    for l in &lists {
+        acc = intersect(&acc, l);
+    }
+    Some(acc)
+}
+
+/// `out` without the refs of each of `lists`, stopping once nothing is left.
+pub(crate) fn without_all(mut out: Vec<u64>, lists: &[Vec<u64>]) -> Vec<u64> {
+    for l in lists {
+        if out.is_empty() {
+            break;
+        }
+        out = without(&out, l);
+    }
+    out
 }
 
 pub(crate) fn intersect(a: &[u64], b: &[u64]) -> Vec<u64> {
@@ -352,6 +363,21 @@ mod tests {
             .map(|&(n, k, v)| Matcher::new(k, n, v).unwrap())
             .collect();
         assert_eq!(p.for_matchers(&ms), want, "{ms:?}");
+    }
+
+    #[test]
+    fn intersect_all_and_without_all() {
+        assert_eq!(intersect_all(vec![]), None);
+        assert_eq!(intersect_all(vec![vec![4, 7]]), Some(vec![4, 7]));
+        let lists = vec![vec![1, 2, 3, 5, 8], vec![2, 3, 5], vec![0, 3, 5, 9]];
+        assert_eq!(intersect_all(lists), Some(vec![3, 5]));
+        assert_eq!(intersect_all(vec![vec![1, 2], vec![]]), Some(vec![]));
+        assert_eq!(
+            without_all(vec![1, 2, 3, 4], &[vec![2], vec![4, 9]]),
+            [1, 3]
+        );
+        assert_eq!(without_all(vec![1, 2], &[vec![1, 2], vec![5]]), [0u64; 0]);
+        assert_eq!(without_all(vec![1, 2], &[]), [1, 2]);
     }
 
     #[test]

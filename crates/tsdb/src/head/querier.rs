@@ -10,7 +10,7 @@ use storage::{Querier, Result, SampleIterator, SelectHints, Series, SeriesSet};
 
 use super::Head;
 use crate::head_chunks::ChunkBytes;
-use crate::read::{ChunkList, ChunkSeqIter, QueryLive, SeriesGuard};
+use crate::read::{ChunkList, ChunkSeqIter, QueryLive, SeriesGuard, limited};
 
 pub(crate) enum ChunkData {
     Disk(ChunkBytes),
@@ -349,10 +349,7 @@ impl Querier for HeadQuerier {
         let it = self
             .series_iter(sorted, hints, matchers)
             .map(|s| Ok(Box::new(s) as Box<dyn Series>));
-        Ok(match hints.limit {
-            0 => Box::new(it),
-            n => Box::new(it.take(n)),
-        })
+        Ok(limited(it, hints.limit))
     }
 
     fn label_values(&self, name: &str, matchers: &[Matcher]) -> Result<Vec<String>> {
