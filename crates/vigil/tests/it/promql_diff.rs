@@ -674,8 +674,86 @@ fn corpus() -> Vec<String> {
     add("days_in_month(vector(951782400))".into());
     add("day_of_year(vector(1735603200))".into());
 
+    // Mixed: nesting, staleness, regex matchers, NaN parameters, `@` and offset combined.
+    for s in [
+        "sum by (job) (rate(http_requests_total[5m])) > 2",
+        "max by (instance) (node_load1) and on(instance) node_info{os=\"linux\"}",
+        "count by (le) (req_duration_seconds_bucket)",
+        "group without (le) (req_duration_seconds_bucket)",
+        "sort_desc(sum by (job) (http_requests_total))",
+        "sort(sum without (code) (rate(http_requests_total[5m])))",
+        "topk by (room) (1, temperature) > 0",
+        "label_replace(vector(1), \"a\", \"b\", \"\", \"\")",
+        "label_join(vector(1), \"a\", \"-\", \"b\")",
+        "label_replace(path_info, \"dst\", \"$1\", \"path\", \"(?i)/API/(.*)\")",
+        "timestamp(vector(1))",
+        "timestamp(vector(time()))",
+        "scalar(vector(1)) + scalar(vector(2))",
+        "time() > bool 0",
+        "last_over_time(flaky[10m])",
+        "flaky offset 5m",
+        "flaky{id=\"stale\"} or vector(0)",
+        "-special",
+        "special ^ 0",
+        "0 ^ special",
+        "round(special, 0)",
+        "round(temperature, 0)",
+        "clamp(temperature, NaN, 1)",
+        "clamp(temperature, 0, NaN)",
+        "clamp_min(temperature, NaN)",
+        "quantile(NaN, temperature)",
+        "histogram_quantile(NaN, rate(req_duration_seconds_bucket[5m]))",
+        "quantile_over_time(NaN, temperature[5m])",
+        "topk(NaN, temperature)",
+        "topk(1e20, temperature)",
+        "bottomk(1, special)",
+        "topk(2, special)",
+        "predict_linear(temperature[5m] @ end(), 60)",
+        "sum(temperature @ start()) by (floor)",
+        "min_over_time(temperature[5m] offset -1m)",
+        "rate(http_requests_total[5m] @ START_PLUS_10M offset 1m)",
+        "{__name__=\"temperature\"} offset 1m",
+        "http_requests_total{code=~\"2..\"}",
+        "{__name__=~\"http_.*\", job!=\"web\"}",
+        "{job=~\"api|web\"}",
+        "path_info{path=~\"/api/.*\"}",
+        "path_info{host=~\".*:9090\"}",
+        "path_info{env=\"\"}",
+        "path_info{env!=\"\"}",
+        "path_info{env=~\"(?i)PROD\"}",
+        "path_info{host!~\"web-.*|db-.*\"}",
+        "avg(rate(req_duration_seconds_sum[5m]) / rate(req_duration_seconds_count[5m]))",
+        "increase(req_duration_seconds_count[5m]) > 100",
+        "sum(increase(req_duration_seconds_bucket{le=\"0.5\"}[5m])) / sum(increase(req_duration_seconds_count[5m]))",
+        "absent(node_info{os=\"windows\"})",
+        "absent_over_time(node_info{os=~\"win.*\"}[5m])",
+        "count(node_info) by (os) or vector(0)",
+        "max_over_time(rate(http_requests_total[1m])[5m:30s] @ end())",
+        "min_over_time((temperature - temperature offset 1m)[5m:1m] offset 1m)",
+        "sum_over_time(vector(1)[3m:1m])",
+        "count_over_time(time()[5m:1m])",
+        "rate(vector(time())[5m:1m])",
+        "timestamp(temperature[5m:1m])",
+    ] {
+        add(s.to_string());
+    }
+
     // Errors.
     for s in [
+        "{job=~\".*\"}",
+        "{job=\"\"}",
+        "vector(1) @ end()",
+        "sum(temperature) @ end()",
+        "temperature offset 1m @ end() offset 1m",
+        "histogram_quantile(0.5)",
+        "round(temperature, 1, 2)",
+        "clamp(temperature)",
+        "holt_winters(temperature[5m], 1, 0.5)",
+        "holt_winters(temperature[5m], 0.5, 0)",
+        "predict_linear(temperature, 60)",
+        "label_join(path_info, \"a\", 1, \"b\")",
+        "absent_over_time(temperature)",
+        "timestamp(temperature[5m])",
         "rate(temperature)",
         "sum(temperature[5m])",
         "temperature[5m] + 1",
@@ -708,23 +786,25 @@ fn corpus() -> Vec<String> {
     q
 }
 
-/// TODO(before the final commit): differences being fixed.
-const PENDING: &[&str] = &[
-    "histogram_quantile",
-    "quantile",
-    "stdvar",
-    "stddev",
-    "holt_winters",
-    "sort",
-    "topk",
-    "bottomk",
-    "day_of",
-    "hour",
-    "minute",
-    "month",
-    "year",
-    "days_in",
-];
+/// Queries compared as instant queries only, and why their range form is not compared.
+const INSTANT_ONLY: &[(&str, &str)] = &[(
+    "predict_linear(temperature[5m] @ end(), 60)",
+    "in a range query Prometheus 2.42 applies the @ of predict_linear's window as an offset \
+     from the range's start, so the window moves with each step and (the storage being read \
+     only around the @ time) later steps lose their points; vigil keeps the window at the @ \
+     time at every step, as @ is documented",
+)];
+
+/// Whether Prometheus 2.42 answers this instant query's series in a defined order. It does
+/// except where its engine collects them in a Go map: `count_values`, `histogram_quantile`
+/// (by bucket set) and a subquery's inner range evaluation; those are compared as sets.
+fn ordered(q: &str) -> bool {
+    let subquery = q
+        .split('[')
+        .skip(1)
+        .any(|rest| rest.split(']').next().is_some_and(|r| r.contains(':')));
+    !(subquery || q.contains("count_values") || q.contains("histogram_quantile"))
+}
 
 fn enc(q: &str) -> String {
     q.bytes()
@@ -917,11 +997,8 @@ async fn promql_matches_prometheus() -> anyhow::Result<()> {
     let mut compared = 0;
     let mut diffs = Vec::new();
     for q in corpus() {
-        if PENDING.iter().any(|p| q.starts_with(p)) {
-            continue;
-        }
         let q = q.replace("START_PLUS_10M", &secs(start + 10 * min));
-        let ordered = q.starts_with("sort") || q.starts_with("topk") || q.starts_with("bottomk");
+        let ordered = ordered(&q);
         let mut paths: Vec<(String, bool)> = instants
             .iter()
             .map(|t| {
@@ -931,7 +1008,8 @@ async fn promql_matches_prometheus() -> anyhow::Result<()> {
                 )
             })
             .collect();
-        for (s, e, step) in ranges {
+        let instant_only = INSTANT_ONLY.iter().any(|(i, _)| *i == q);
+        for (s, e, step) in ranges.into_iter().filter(|_| !instant_only) {
             paths.push((
                 format!(
                     "/api/v1/query_range?query={}&start={}&end={}&step={step}",
