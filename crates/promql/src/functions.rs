@@ -733,8 +733,8 @@ fn range_func(ev: &mut Ev<'_>, c: &Call, r: Rng) -> Result<Vec<RSeries>> {
     // With statistics on, each window's samples are counted (`engine/stats.rs`).
     let out = match ev.stats.as_ref().map(|c| c.windows(r)) {
         None => {
-            // rate, increase and delta are computed by the window itself (in runs of
-            // windows, see `RateWindow`) when nothing needs to see each window.
+            // rate, increase and delta are computed by the window itself (see
+            // `engine::slide_rate`) when nothing needs to see each window.
             let rate = match func {
                 RangeFn::Rate => Some((true, true)),
                 RangeFn::Increase => Some((true, false)),

@@ -903,8 +903,7 @@ pub(crate) struct Track {
     pub resets: bool,
     /// `Some((counter, per_second))`: the window computes `rate` (`(true, true)`), `increase`
     /// (`(true, false)`) or `delta` (`(false, false)`) itself instead of calling the window
-    /// function (which then must compute the same), holding [`RateWindow`]s of up to
-    /// [`RATE_RUN`] steps so their divisions run back to back.
+    /// function (which then must compute the same; see [`slide_rate`]).
     pub rate: Option<(bool, bool)>,
 }
 
@@ -915,26 +914,6 @@ impl Track {
         resets: true,
         rate: None,
     };
-}
-
-/// Windows whose rate [`slide`] holds before computing them (see [`Track::rate`]).
-const RATE_RUN: usize = 32;
-
-/// The rates of the windows `run` (`(step, window end, window)`) of range `range` to `sink`.
-#[inline]
-fn flush_rates(
-    run: &[(usize, i64, RateWindow)],
-    range: i64,
-    (counter, per_second): (bool, bool),
-    cache: &mut FactorCache,
-    sink: &mut impl FnMut(usize, f64),
-) {
-    for &(k, t, w) in run {
-        sink(
-            k,
-            w.extrapolate_cached(t - range, t, counter, per_second, cache),
-        );
-    }
 }
 
 /// What a sliding window knows about its samples besides the samples themselves.
@@ -1131,9 +1110,8 @@ where
 /// last sample, its length and its counter resets matter, so the window is two indices into
 /// the samples read so far, and the resets come from a running count kept per sample as it
 /// is read (`resets_to[i]`: decreasing adjacent pairs up to sample `i`) — nothing is done per
-/// sample as the window slides. Windows are computed in runs of [`RATE_RUN`] so their
-/// divisions overlap, and windows shaped like the one before (regular scrapes) reuse its
-/// extrapolation factor ([`FactorCache`]).
+/// sample as the window slides. Windows shaped like the one before (regular scrapes) reuse
+/// its extrapolation factor ([`FactorCache`]), so most windows need no division.
 #[allow(clippy::too_many_arguments)]
 fn slide_rate<S: FnMut(usize, f64)>(
     (it, buf): (&mut dyn SampleIterator, &mut Vec<(i64, f64)>),
@@ -1152,8 +1130,6 @@ fn slide_rate<S: FnMut(usize, f64)>(
     let (mut head, mut end) = (0usize, 0usize);
     let mut resets_to: Vec<u32> = Vec::new();
     let mut pending = it.seek(lo);
-    let mut run = [(0usize, 0i64, RateWindow::default()); RATE_RUN];
-    let mut held = 0;
     let mut cache = FactorCache::default();
     for k in ks {
         let t = rt(r.ts(k));
@@ -1207,21 +1183,12 @@ fn slide_rate<S: FnMut(usize, f64)>(
             0
         };
         if let Some(w) = RateWindow::of(&buf[head..end], resets, counter) {
-            run[held] = (k, t, w);
-            held += 1;
-            if held == RATE_RUN {
-                flush_rates(&run, range, (counter, per_second), &mut cache, &mut sink);
-                held = 0;
-            }
+            sink(
+                k,
+                w.extrapolate_cached(t - range, t, counter, per_second, &mut cache),
+            );
         }
     }
-    flush_rates(
-        &run[..held],
-        range,
-        (counter, per_second),
-        &mut cache,
-        &mut sink,
-    );
     Ok(())
 }
 

@@ -1246,8 +1246,8 @@ fn query_stats_same_on_every_evaluation_path() {
     }
 }
 
-/// `rate`, `increase` and `delta` computed by the sliding window in runs of windows
-/// (`Track::rate`) against the window function computing each window on its own, bit for bit,
+/// `rate`, `increase` and `delta` computed by the sliding window itself (`Track::rate`,
+/// `slide_rate`) against the window function computing each window on its own, bit for bit,
 /// over counters with resets (to zero and to fractions), NaN, staleness markers, gaps longer
 /// than the range (windows of 0, 1 and 2 samples), negative values and shifted windows.
 #[test]

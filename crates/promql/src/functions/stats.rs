@@ -254,9 +254,8 @@ pub(crate) fn extrapolated_rate(
     Some(win.extrapolate(start, end, counter, per_second))
 }
 
-/// What [`extrapolated_rate`] needs of a window, taken while the window is at hand so the
-/// divisions can run later, many windows in a row (their latencies then overlap instead of
-/// adding up window after window).
+/// What [`extrapolated_rate`] needs of a window: its first sample, last timestamp, length and
+/// reset-corrected change.
 #[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct RateWindow {
     pub first: (i64, f64),
