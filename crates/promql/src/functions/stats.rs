@@ -472,11 +472,11 @@ pub(crate) fn bucket_quantile(q: f64, buckets: &mut Vec<(f64, f64)>) -> (f64, bo
         return (f64::NAN, forced);
     }
     let total = buckets[buckets.len() - 1].1;
-    if total == 0.0 || total.is_nan() {
+    if total == 0.0 {
         return (f64::NAN, forced);
     }
     let mut rank = q * total;
-    let b = buckets[..buckets.len() - 1].partition_point(|x| x.1 < rank);
+    let b = go_search(buckets.len() - 1, |i| buckets[i].1 >= rank);
     if b == buckets.len() - 1 {
         return (buckets[buckets.len() - 2].0, forced);
     }
@@ -552,6 +552,22 @@ pub(crate) fn bucket_fraction(
 
 /// Raises counts that decrease to their predecessor; tiny differences (float noise, relative
 /// 1e-12) are flattened without being reported.
+/// Go's `sort.Search`: the first `i` in `0..n` for which `f(i)` holds, by its own bisection,
+/// so that counts a NaN makes non-monotonic pick the same bucket as Prometheus
+/// (`partition_point` bisects differently).
+fn go_search(n: usize, f: impl Fn(usize) -> bool) -> usize {
+    let (mut i, mut j) = (0, n);
+    while i < j {
+        let h = (i + j) / 2;
+        if f(h) {
+            j = h;
+        } else {
+            i = h + 1;
+        }
+    }
+    i
+}
+
 fn make_monotonic(buckets: &mut [(f64, f64)]) -> bool {
     let mut forced = false;
     let Some(first) = buckets.first() else {
