@@ -349,8 +349,32 @@ fn write_point(out: &mut String, t: i64, v: f64) {
     out.push('[');
     write_ts(out, t);
     out.push_str(",\"");
-    promql::write_go_float(out, v);
+    write_value(out, v);
     out.push_str("\"]");
+}
+
+/// A sample value as Prometheus's JSON writes it: Go's shortest `'f'` form, but below 1e-6 and
+/// from 1e21 on (in magnitude, zero aside) the shortest `'e'` form (`1.5e-07`, `1e+21`).
+fn write_value(out: &mut String, v: f64) {
+    let a = v.abs();
+    if !v.is_finite() || a == 0.0 || (1e-6..1e21).contains(&a) {
+        promql::write_go_float(out, v);
+        return;
+    }
+    // Rust's shortest exponent form is `1.5e-7`; Go's has a sign and at least two digits.
+    let s = format!("{v:e}");
+    let (mant, exp) = s.split_once('e').unwrap_or((&s, "0"));
+    let (sign, digits) = match exp.strip_prefix('-') {
+        Some(d) => ('-', d),
+        None => ('+', exp),
+    };
+    out.push_str(mant);
+    out.push('e');
+    out.push(sign);
+    if digits.len() < 2 {
+        out.push('0');
+    }
+    out.push_str(digits);
 }
 
 fn write_metric(out: &mut String, l: &model::Labels) {
@@ -613,6 +637,34 @@ mod tests {
             encode_result(&s),
             r#"{"status":"success","data":{"resultType":"scalar","result":[2,"+Inf"]},"warnings":["w"]}"#
         );
+    }
+
+    /// Values as Prometheus 2.42 answered them (`vector(v)` side by side in it::promql_diff).
+    #[test]
+    fn values_in_prometheus_float_format() {
+        for (v, want) in [
+            (1e21, "1e+21"),
+            (1.2345e21, "1.2345e+21"),
+            (9.99e20, "999000000000000000000"),
+            (1e308, "1e+308"),
+            (-1.7976931348623157e308, "-1.7976931348623157e+308"),
+            (1.5e-7, "1.5e-07"),
+            (1e-6, "0.000001"),
+            (9.99e-7, "9.99e-07"),
+            (5e-324, "5e-324"),
+            (-2.5e-10, "-2.5e-10"),
+            (1.568413511681964e58, "1.568413511681964e+58"),
+            (0.0, "0"),
+            (-0.0, "-0"),
+            (0.1, "0.1"),
+            (123.456, "123.456"),
+            (f64::NAN, "NaN"),
+            (f64::NEG_INFINITY, "-Inf"),
+        ] {
+            let mut s = String::new();
+            write_value(&mut s, v);
+            assert_eq!(s, want, "{v:e}");
+        }
     }
 
     /// PromQL's annotations stay out of the answer, as in Prometheus 2.42 (found side by side
