@@ -457,7 +457,15 @@ pub fn encode_result(r: &QueryResult) -> String {
     out.push_str(r.value.type_name());
     out.push_str("\",\"result\":");
     match &r.value {
-        Value::Scalar { t, v } => write_point(&mut out, *t, *v),
+        // Prometheus 2.42 writes a scalar with Go's plain `'f'` form (its Scalar's own JSON
+        // marshaller), never the exponent form of vector and matrix values.
+        Value::Scalar { t, v } => {
+            out.push('[');
+            write_ts(&mut out, *t);
+            out.push_str(",\"");
+            promql::write_go_float(&mut out, *v);
+            out.push_str("\"]");
+        }
         Value::String { t, s } => {
             out.push('[');
             write_ts(&mut out, *t);
@@ -665,6 +673,20 @@ mod tests {
             write_value(&mut s, v);
             assert_eq!(s, want, "{v:e}");
         }
+        // Scalars keep the plain form (`scalar(x)` side by side with Prometheus 2.42).
+        let r = QueryResult {
+            value: Value::Scalar {
+                t: 1000,
+                v: 1.2345e21,
+            },
+            warnings: vec![],
+            infos: vec![],
+            stats: None,
+        };
+        assert_eq!(
+            encode_result(&r),
+            r#"{"status":"success","data":{"resultType":"scalar","result":[1,"1234500000000000000000"]}}"#
+        );
     }
 
     /// PromQL's annotations stay out of the answer, as in Prometheus 2.42 (found side by side
