@@ -206,6 +206,78 @@ fn dataset(base: i64) -> Vec<Series> {
         &[("k", "y"), ("m", "1")],
         regular(&|_| 5.0),
     ));
+    // Extreme magnitudes, negative zero, integers beyond 2^53, and a counter with a NaN.
+    for (k, v) in [
+        ("big", 1e308),
+        ("tiny", 5e-324),
+        ("negzero", -0.0),
+        ("int", 9_007_199_254_740_993.0),
+        ("small", 1.5e-7),
+        ("large", 1.2345e21),
+    ] {
+        out.push(series("extreme", &[("k", k)], regular(&|_| v)));
+    }
+    out.push(series(
+        "nan_counter_total",
+        &[("job", "x")],
+        regular(&|i| {
+            if i % 17 == 5 {
+                f64::NAN
+            } else {
+                i as f64 * 3.0
+            }
+        }),
+    ));
+    // Values that cancel: plain and compensated (Kahan) summation disagree.
+    for (i, v) in [("a", 1e100), ("b", 1.0), ("c", -1e100)] {
+        out.push(series("cancel", &[("i", i)], regular(&|_| v)));
+    }
+    out.push(series(
+        "cancel_seq",
+        &[],
+        regular(&|i| [1e100, 1.0, -1e100][(i % 3) as usize]),
+    ));
+    // Label values needing JSON escapes, and non-ASCII ones.
+    out.push(series(
+        "escape_info",
+        &[
+            ("quote", "say \"hi\" \\ back\\slash"),
+            ("uni", "ünïcödé ✓"),
+            ("ctl", "tab\tnew\nline"),
+        ],
+        regular(&|_| 1.0),
+    ));
+    // Classic histograms gone wrong: non-monotonic buckets, a NaN bucket, no +Inf bucket,
+    // the same bound written twice, negative bounds.
+    for (job, les) in [
+        (
+            "nonmono",
+            vec![("0.1", 5.0), ("0.5", 4.0), ("1", 9.0), ("+Inf", 8.0)],
+        ),
+        (
+            "nanb",
+            vec![("0.1", 1.0), ("0.5", f64::NAN), ("1", 3.0), ("+Inf", 4.0)],
+        ),
+        ("noinf", vec![("0.1", 1.0), ("0.5", 2.0), ("1", 3.0)]),
+        (
+            "dupe",
+            vec![("1", 2.0), ("1.0", 3.0), ("2", 5.0), ("+Inf", 6.0)],
+        ),
+        (
+            "neg",
+            vec![("-1", 1.0), ("0", 3.0), ("1", 6.0), ("+Inf", 6.0)],
+        ),
+        ("onlyinf", vec![("+Inf", 7.0)]),
+        ("zero", vec![("0.5", 0.0), ("1", 0.0), ("+Inf", 0.0)]),
+    ] {
+        for (le, c) in les {
+            out.push(series(
+                "odd_bucket",
+                &[("job", job), ("le", le)],
+                regular(&|i| c * (1.0 + (i % 7) as f64 * 0.01)),
+            ));
+        }
+    }
     // String-ish label values for label_replace/label_join.
     out.push(series(
         "path_info",
@@ -738,6 +810,66 @@ fn corpus() -> Vec<String> {
         add(s.to_string());
     }
 
+    // Extremes, escapes and odd histograms.
+    for s in [
+        "extreme",
+        "sum(extreme)",
+        "avg(extreme)",
+        "sum(extreme{k=~\"big|large\"}) * 2",
+        "extreme * 10",
+        "extreme / 3",
+        "-extreme",
+        "sort(extreme)",
+        "sort_desc(extreme)",
+        "count_values(\"v\", extreme)",
+        "sum_over_time(extreme[1m])",
+        "avg_over_time(extreme[5m])",
+        "stddev(extreme)",
+        "rate(extreme[5m])",
+        "deriv(extreme[5m])",
+        "round(extreme)",
+        "round(extreme, 0.001)",
+        "scalar(extreme{k=\"large\"})",
+        // Not compared: `sum(cancel)`, `avg(cancel)`, `avg_over_time(cancel_seq[45s])`.
+        // Prometheus 2.42 adds these plainly (1e100 + 1 - 1e100 = 0) where 3.x (from 2.50)
+        // and vigil use Kahan-compensated sums (1); its `sum_over_time` was already
+        // compensated, and is compared.
+        "sum_over_time(cancel_seq[45s])",
+        "sum_over_time(cancel_seq[1m])",
+        "max(cancel)",
+        "count(cancel) + sum_over_time(cancel_seq[30s])",
+        "vector(1e21)",
+        "1e21",
+        "1.5e-7",
+        "scalar(vector(1.5e-7))",
+        "vector(-0)",
+        "vector(1.5e-7)",
+        "vector(123456789012345678)",
+        "0.1 + 0.2",
+        "1e308 * 10",
+        "-1e308 * 10",
+        "rate(nan_counter_total[5m])",
+        "increase(nan_counter_total[3m])",
+        "resets(nan_counter_total[10m])",
+        "irate(nan_counter_total[2m])",
+        "max_over_time(nan_counter_total[5m])",
+        "min_over_time(nan_counter_total[2m])",
+        "escape_info",
+        "label_replace(escape_info, \"x\", \"$1\", \"quote\", \"say (.*)\")",
+        "label_join(escape_info, \"all\", \"\\\"\", \"quote\", \"uni\", \"ctl\")",
+        "count_values(\"quote\", escape_info)",
+        "odd_bucket",
+        "histogram_quantile(0.5, odd_bucket)",
+        "histogram_quantile(0.9, odd_bucket)",
+        "histogram_quantile(0.1, odd_bucket)",
+        "histogram_quantile(0, odd_bucket)",
+        "histogram_quantile(1, odd_bucket)",
+        "histogram_quantile(0.5, rate(odd_bucket[5m]))",
+        "histogram_quantile(0.5, sum by (le) (odd_bucket))",
+    ] {
+        add(s.to_string());
+    }
+
     // Errors.
     for s in [
         "{job=~\".*\"}",
@@ -888,9 +1020,9 @@ fn same_value(a: &str, b: &str) -> bool {
         return true;
     }
     match (a.parse::<f64>(), b.parse::<f64>()) {
-        (Ok(x), Ok(y)) => {
-            (x.is_nan() && y.is_nan()) || x == y || (x - y).abs() <= 1e-9 * x.abs().max(y.abs())
-        }
+        // The same number written differently is a difference of the wire format.
+        (Ok(x), Ok(y)) if x.to_bits() == y.to_bits() || (x.is_nan() && y.is_nan()) => false,
+        (Ok(x), Ok(y)) => x == y || (x - y).abs() <= 1e-9 * x.abs().max(y.abs()),
         _ => false,
     }
 }
