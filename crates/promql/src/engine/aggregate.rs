@@ -249,16 +249,16 @@ impl Ev<'_> {
         for (k, &kf) in ks.iter().enumerate().take(r.len()) {
             self.tick()?;
             let t = r.ts(k);
-            if kf.is_nan() {
-                return eval_err("Parameter value is NaN");
+            // Prometheus 2.42: a parameter that does not convert to int64 (NaN and beyond
+            // ±2^63) fails, and the conversion of 2^63 itself wraps below 1.
+            if !(-TWO_63..=TWO_63).contains(&kf) {
+                return eval_err(format!("Scalar value {} overflows int64", go_v_float(kf)));
             }
-            if kf >= 9.223_372_036_854_776e18 {
-                return eval_err(format!(
-                    "Scalar value {} overflows int64",
-                    format_go_float(kf)
-                ));
-            }
-            let n = if kf < 1.0 { 0 } else { kf as usize };
+            let n = if (1.0..TWO_63).contains(&kf) {
+                kf as usize
+            } else {
+                0
+            };
             walker.step(t, &mut step);
             order.clear();
             for &(i, v) in &step {
@@ -573,6 +573,23 @@ fn aggregate_values(op: AggOp, vals: &[f64], p: f64) -> f64 {
     }
 }
 
+const TWO_63: f64 = 9_223_372_036_854_775_808.0;
+
+/// Go's `%v` of a float64 in messages: the shortest digits, in exponent form (`1e+20`) when the
+/// decimal exponent is below -4 or at least 6.
+fn go_v_float(v: f64) -> String {
+    if !v.is_finite() || v == 0.0 {
+        return format_go_float(v);
+    }
+    let s = format!("{v:e}");
+    let (mant, exp) = s.split_once('e').unwrap_or((&s, "0"));
+    let e: i32 = exp.parse().unwrap_or(0);
+    if (-4..6).contains(&e) {
+        return format_go_float(v);
+    }
+    format!("{mant}e{}{:02}", if e < 0 { '-' } else { '+' }, e.abs())
+}
+
 /// The `stdvar` aggregation of one group: a group of one series has variance 0 whatever its
 /// value, NaN and ±Inf included, as in Prometheus (its first value only sets the mean), while
 /// `stdvar_over_time` of a single NaN is NaN.
@@ -618,5 +635,23 @@ mod tests {
             a.add(AggOp::Stdvar, v);
         }
         assert!(a.value(AggOp::Stdvar).is_some_and(f64::is_nan));
+    }
+
+    /// As Prometheus 2.42 words `topk(1e20, x)` and `topk(NaN, x)`.
+    #[test]
+    fn go_v_formatting() {
+        for (v, want) in [
+            (1e20, "1e+20"),
+            (-1e20, "-1e+20"),
+            (9.3e18, "9.3e+18"),
+            (1234567.0, "1.234567e+06"),
+            (123456.5, "123456.5"),
+            (0.0001, "0.0001"),
+            (0.00001, "1e-05"),
+            (f64::NAN, "NaN"),
+            (f64::INFINITY, "+Inf"),
+        ] {
+            assert_eq!(go_v_float(v), want);
+        }
     }
 }

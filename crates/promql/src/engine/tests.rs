@@ -263,7 +263,8 @@ fn aggregations() {
     check("bottomk(1, up)", r#"up{inst="1", job="a"} 10"#);
     check("topk(5, up{job=\"b\"})", r#"up{inst="1", job="b"} NaN"#);
     check("topk(0, up)", "");
-    check("topk(NaN, up)", "error: Parameter value is NaN");
+    check("topk(NaN, up)", "error: Scalar value NaN overflows int64");
+    check("bottomk(-1e20, up)", "error: Scalar value -1e+20 overflows int64");
     check("quantile(0.5, up{job=\"a\"})", "{} 15");
     check("quantile(2, up{job=\"a\"})", "{} +Inf");
     check(
