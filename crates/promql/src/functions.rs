@@ -644,17 +644,25 @@ fn range_func(ev: &mut Ev<'_>, c: &Call, r: Rng) -> Result<Vec<RSeries>> {
         return Ok(out);
     }
     if matches!(name, "double_exponential_smoothing" | "holt_winters") {
+        // Prometheus 2.42's holt_winters prints the factor with Go's `%f`.
+        let show = |v: f64| {
+            if name == "holt_winters" && v.is_finite() {
+                format!("{v:.6}")
+            } else {
+                format_go_float(v)
+            }
+        };
         for (&sf, &tf) in scalars[0].iter().zip(&scalars[1]) {
             if !(sf > 0.0 && sf < 1.0) {
                 return eval_err(format!(
                     "invalid smoothing factor. Expected: 0 < sf < 1, got: {}",
-                    format_go_float(sf)
+                    show(sf)
                 ));
             }
             if !(tf > 0.0 && tf < 1.0) {
                 return eval_err(format!(
                     "invalid trend factor. Expected: 0 < tf < 1, got: {}",
-                    format_go_float(tf)
+                    show(tf)
                 ));
             }
         }
