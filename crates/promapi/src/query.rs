@@ -457,18 +457,19 @@ pub fn encode_result(r: &QueryResult) -> String {
     out.push_str(r.value.type_name());
     out.push_str("\",\"result\":");
     match &r.value {
-        // Prometheus 2.42 writes a scalar with Go's plain `'f'` form (its Scalar's own JSON
-        // marshaller), never the exponent form of vector and matrix values.
+        // Prometheus 2.42 writes scalars and strings with their own JSON marshallers: the
+        // time as Go's shortest float (`1.5`, not the `1.500` of vector and matrix points)
+        // and a scalar's value in Go's plain `'f'` form, never the exponent form.
         Value::Scalar { t, v } => {
             out.push('[');
-            write_ts(&mut out, *t);
+            promql::write_go_float(&mut out, *t as f64 / 1000.0);
             out.push_str(",\"");
             promql::write_go_float(&mut out, *v);
             out.push_str("\"]");
         }
         Value::String { t, s } => {
             out.push('[');
-            write_ts(&mut out, *t);
+            promql::write_go_float(&mut out, *t as f64 / 1000.0);
             out.push(',');
             write_json_str(&mut out, s);
             out.push(']');
@@ -673,10 +674,11 @@ mod tests {
             write_value(&mut s, v);
             assert_eq!(s, want, "{v:e}");
         }
-        // Scalars keep the plain form (`scalar(x)` side by side with Prometheus 2.42).
+        // Scalars keep the plain form (`scalar(x)` side by side with Prometheus 2.42), and
+        // their time is written as a plain float (`1.5`, vectors write `1.500`).
         let r = QueryResult {
             value: Value::Scalar {
-                t: 1000,
+                t: 1500,
                 v: 1.2345e21,
             },
             warnings: vec![],
@@ -685,7 +687,7 @@ mod tests {
         };
         assert_eq!(
             encode_result(&r),
-            r#"{"status":"success","data":{"resultType":"scalar","result":[1,"1234500000000000000000"]}}"#
+            r#"{"status":"success","data":{"resultType":"scalar","result":[1.5,"1234500000000000000000"]}}"#
         );
     }
 
