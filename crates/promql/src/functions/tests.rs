@@ -103,10 +103,20 @@ fn buckets() {
     check(0.5, &[(1.0, 0.0), (f64::INFINITY, 0.0)], f64::NAN, false);
     // A NaN count: the bucket is found by Go's bisection, as Prometheus 2.42 answers
     // (side by side in it::promql_diff).
-    let nan = [(0.1, 1.0), (0.5, f64::NAN), (1.0, 3.0), (f64::INFINITY, 4.0)];
+    let nan = [
+        (0.1, 1.0),
+        (0.5, f64::NAN),
+        (1.0, 3.0),
+        (f64::INFINITY, 4.0),
+    ];
     check(0.9, &nan, 1.0, false);
     check(0.0, &nan, f64::NAN, false);
-    check(0.5, &[(0.1, 1.0), (1.0, 3.0), (f64::INFINITY, f64::NAN)], 1.0, false);
+    check(
+        0.5,
+        &[(0.1, 1.0), (1.0, 3.0), (f64::INFINITY, f64::NAN)],
+        1.0,
+        false,
+    );
 }
 
 #[test]
