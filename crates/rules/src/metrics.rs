@@ -11,21 +11,7 @@ pub fn family(out: &mut String, name: &str, kind: &str, help: &str) {
 
 /// One sample line.
 pub fn sample(out: &mut String, name: &str, labels: &[(&str, &str)], v: f64) {
-    out.push_str(name);
-    if !labels.is_empty() {
-        out.push('{');
-        for (i, (k, val)) in labels.iter().enumerate() {
-            if i > 0 {
-                out.push(',');
-            }
-            let esc = val
-                .replace('\\', "\\\\")
-                .replace('"', "\\\"")
-                .replace('\n', "\\n");
-            let _ = write!(out, "{k}=\"{esc}\"");
-        }
-        out.push('}');
-    }
+    web::metrics::write_series(out, name, labels);
     let _ = writeln!(out, " {}", format_value(v));
 }
 

@@ -26,21 +26,7 @@ impl Out {
 
     /// One sample of the current family.
     pub fn sample(&mut self, name: &str, labels: &[(&str, &str)], v: f64) -> &mut Self {
-        self.buf.push_str(name);
-        if !labels.is_empty() {
-            self.buf.push('{');
-            for (i, (k, val)) in labels.iter().enumerate() {
-                if i > 0 {
-                    self.buf.push(',');
-                }
-                let esc = val
-                    .replace('\\', "\\\\")
-                    .replace('"', "\\\"")
-                    .replace('\n', "\\n");
-                let _ = write!(self.buf, "{k}=\"{esc}\"");
-            }
-            self.buf.push('}');
-        }
+        web::metrics::write_series(&mut self.buf, name, labels);
         let _ = writeln!(self.buf, " {}", expfmt::format_float(v));
         self
     }

@@ -20,21 +20,7 @@ impl Out {
     /// One sample line. Label values are escaped; a whole value below 1e15 is written as an
     /// integer (`3`, not `3.0`), anything else as Rust's shortest round-trip form.
     pub fn sample(&mut self, name: &str, labels: &[(&str, &str)], v: f64) -> &mut Self {
-        self.buf.push_str(name);
-        if !labels.is_empty() {
-            self.buf.push('{');
-            for (i, (k, val)) in labels.iter().enumerate() {
-                if i > 0 {
-                    self.buf.push(',');
-                }
-                let esc = val
-                    .replace('\\', "\\\\")
-                    .replace('"', "\\\"")
-                    .replace('\n', "\\n");
-                let _ = write!(self.buf, "{k}=\"{esc}\"");
-            }
-            self.buf.push('}');
-        }
+        write_series(&mut self.buf, name, labels);
         if v.fract() == 0.0 && v.abs() < 1e15 {
             let _ = writeln!(self.buf, " {}", v as i64);
         } else {
@@ -51,6 +37,27 @@ impl Out {
     pub fn finish(self) -> String {
         self.buf
     }
+}
+
+/// Writes the series part of a sample line, `name{k="v",…}` (just `name` without labels),
+/// with label values escaped (backslash, double quote and newline).
+pub fn write_series(out: &mut String, name: &str, labels: &[(&str, &str)]) {
+    out.push_str(name);
+    if labels.is_empty() {
+        return;
+    }
+    out.push('{');
+    for (i, (k, v)) in labels.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        let esc = v
+            .replace('\\', "\\\\")
+            .replace('"', "\\\"")
+            .replace('\n', "\\n");
+        let _ = write!(out, "{k}=\"{esc}\"");
+    }
+    out.push('}');
 }
 
 #[cfg(test)]
