@@ -153,3 +153,38 @@ fn instant_vectors_in_prometheus_order() {
         ]
     );
 }
+
+/// `group_left(__name__)` copies the "one" side's name into the result, as Prometheus 2.42
+/// does (the arithmetic drops the other side's name first).
+#[test]
+fn group_left_can_take_the_metric_name() {
+    let db = Db(vec![
+        series(&[("__name__", "a"), ("i", "1"), ("m", "x")], &[2.0]),
+        series(&[("__name__", "a"), ("i", "1"), ("m", "y")], &[3.0]),
+        series(&[("__name__", "b"), ("i", "1")], &[10.0]),
+    ]);
+    let run = |q: &str| -> Vec<String> {
+        match Engine::default().instant_query(&db, q, 0) {
+            Ok(r) => match r.value {
+                Value::Vector(v) => v.iter().map(|s| format!("{} {}", s.labels, s.v)).collect(),
+                other => panic!("{q}: {other:?}"),
+            },
+            Err(e) => panic!("{q}: {e}"),
+        }
+    };
+    assert_eq!(
+        run("a * on(i) group_left(__name__) b"),
+        [
+            r#"{__name__="b", i="1", m="x"} 20"#,
+            r#"{__name__="b", i="1", m="y"} 30"#
+        ]
+    );
+    assert_eq!(
+        run("a * on(i) group_left(__name__) (b * 1)"),
+        [r#"{i="1", m="x"} 20"#, r#"{i="1", m="y"} 30"#]
+    );
+    assert_eq!(
+        run("a * on(i) group_left b"),
+        [r#"{i="1", m="x"} 20"#, r#"{i="1", m="y"} 30"#]
+    );
+}

@@ -127,6 +127,7 @@ impl Ev<'_> {
         let mut one_map: HashMap<u64, (usize, f64)> = HashMap::new();
         let mut matched: HashSet<u64> = HashSet::new();
         let mut produced: HashSet<Labels> = HashSet::new();
+        let name_from_one = m.include.iter().any(|n| n == METRIC_NAME);
         for k in 0..r.len() {
             self.tick()?;
             let t = r.ts(k);
@@ -174,7 +175,14 @@ impl Ev<'_> {
                         "multiple matches for labels: grouping labels must ensure unique matches",
                     );
                 }
-                let drop = !b.op.is_comparison() || b.return_bool || many[i].drop_name;
+                // `group_left(__name__)` takes the name from the "one" side after the operator
+                // dropped the other one (Prometheus 2.42, and 3.x without delayed name
+                // removal), so that name stays unless the "one" side's own is to be dropped.
+                let drop = if name_from_one {
+                    one[j].drop_name
+                } else {
+                    !b.op.is_comparison() || b.return_bool || many[i].drop_name
+                };
                 out.push(&labels, drop, t, val)?;
             }
         }
