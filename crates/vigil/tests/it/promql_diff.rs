@@ -278,6 +278,26 @@ fn dataset(base: i64) -> Vec<Series> {
             ));
         }
     }
+    // Bucket bounds written the ways Go's ParseFloat reads them.
+    for (le, c) in [("1e-3", 1.0), ("0.5", 2.0), ("1.0e0", 3.0), ("+inf", 4.0)] {
+        out.push(series(
+            "spelled_bucket",
+            &[("le", le)],
+            regular(&|i| c * (1 + i) as f64),
+        ));
+    }
+    // A counter that resets between its last two samples now and then, and a gauge
+    // sampled only once.
+    out.push(series(
+        "sawtooth_total",
+        &[],
+        regular(&|i| ((i % 4) * 10 + 1) as f64),
+    ));
+    out.push(series(
+        "once",
+        &[],
+        vec![(base + 30 * 60_000 + OFF_MS, 7.0)],
+    ));
     // String-ish label values for label_replace/label_join.
     out.push(series(
         "path_info",
@@ -873,8 +893,60 @@ fn corpus() -> Vec<String> {
         add(s.to_string());
     }
 
+    // Precedence, __name__ in grouping and matching, and more edge cases.
+    for s in [
+        "-sum(temperature)",
+        "temperature + humidity * 2 - 1",
+        "temperature or humidity and temperature",
+        "temperature unless humidity or temperature",
+        "(temperature or humidity) unless on(room) temperature > 20",
+        "vector(1) == vector(1)",
+        "vector(1) == bool vector(2)",
+        "sum by (__name__) ({__name__=~\"temperature|humidity\"})",
+        "count without (__name__) ({__name__=~\"temperature|humidity\"})",
+        "max without () (temperature)",
+        "topk without () (1, temperature)",
+        "{__name__=~\"temperature|humidity\"} / on(__name__, room, floor) {__name__=~\"temperature|humidity\"}",
+        "temperature * on(room) group_left(floor) humidity",
+        "node_cpu_seconds_total * on(instance) group_left(__name__) node_info",
+        "node_cpu_seconds_total + on(instance) group_left(mode) node_load1",
+        "label_replace(temperature, \"room\", \"$1\", \"room\", \"^(k.*)$\")",
+        "label_replace(temperature, \"x\", \"$2\", \"room\", \"(.*)\")",
+        "label_replace(temperature, \"x\", \"$name\", \"room\", \"(?P<name>.*)\")",
+        "label_replace(temperature, \"x\", \"$$1\", \"room\", \"(.*)\")",
+        "histogram_quantile(0.5, spelled_bucket)",
+        "histogram_quantile(0.99, rate(spelled_bucket[5m]))",
+        "irate(sawtooth_total[1m])",
+        "rate(sawtooth_total[2m])",
+        "resets(sawtooth_total[5m])",
+        "increase(sawtooth_total[5m])",
+        "idelta(sawtooth_total[1m])",
+        "deriv(once[10m])",
+        "rate(once[10m])",
+        "predict_linear(once[10m], 60)",
+        "holt_winters(once[10m], 0.5, 0.5)",
+        "stddev_over_time(once[10m])",
+        "changes(once[10m])",
+        "quantile_over_time(0.5, once[10m])",
+        "once",
+        "timestamp(once)",
+        "max_over_time(temperature[5m:1m] offset 1m @ end())",
+        "min_over_time(temperature[3m] @ start() offset -2m)",
+        "sum_over_time(timestamp(temperature)[3m:1m])",
+        "rate(http_requests_total[5m:]) * on(job, instance, code) group_left rate(http_requests_total[5m])",
+        "scalar(sum(rate(http_requests_total[5m])))",
+        "time() - scalar(max(timestamp(temperature)))",
+        "abs(-time())",
+        "count(count by (le) (req_duration_seconds_bucket))",
+    ] {
+        add(s.to_string());
+    }
+
     // Errors.
     for s in [
+        "1 == 1",
+        "temperature == on(room) group_left(room) humidity",
+        "sum(temperature) by (room) + on(floor) sum(temperature) by (room)",
         "{job=~\".*\"}",
         "{job=\"\"}",
         "vector(1) @ end()",
