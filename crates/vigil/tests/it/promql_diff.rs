@@ -895,6 +895,14 @@ fn corpus() -> Vec<String> {
 
     // Precedence, __name__ in grouping and matching, and more edge cases.
     for s in [
+        "sort(node_info)",
+        "sort_desc(dup_l * 0)",
+        "sort_desc(path_info > 0)",
+        "topk(1, node_info)",
+        "topk(2, dup_l * 0 + 1)",
+        "bottomk(1, node_info)",
+        "bottomk by (k) (1, dup_r * 0)",
+        "topk(3, node_cpu_seconds_total * 0)",
         "-sum(temperature)",
         "temperature + humidity * 2 - 1",
         "temperature or humidity and temperature",
@@ -994,13 +1002,23 @@ fn corpus() -> Vec<String> {
 }
 
 /// Queries compared as instant queries only, and why their range form is not compared.
-const INSTANT_ONLY: &[(&str, &str)] = &[(
-    "predict_linear(temperature[5m] @ end(), 60)",
-    "in a range query Prometheus 2.42 applies the @ of predict_linear's window as an offset \
-     from the range's start, so the window moves with each step and (the storage being read \
-     only around the @ time) later steps lose their points; vigil keeps the window at the @ \
-     time at every step, as @ is documented",
-)];
+const INSTANT_ONLY: &[(&str, &str)] = &[
+    (
+        "predict_linear(temperature[5m] @ end(), 60)",
+        "in a range query Prometheus 2.42 applies the @ of predict_linear's window as an offset \
+         from the range's start, so the window moves with each step and (the storage being read \
+         only around the @ time) later steps lose their points; vigil keeps the window at the @ \
+         time at every step, as @ is documented",
+    ),
+    ("topk(2, dup_l * 0 + 1)", TIES_IN_RANGE_QUERIES),
+    ("bottomk by (k) (1, dup_r * 0)", TIES_IN_RANGE_QUERIES),
+    ("topk(3, node_cpu_seconds_total * 0)", TIES_IN_RANGE_QUERIES),
+];
+
+/// Why topk/bottomk over equal values are compared in instant queries only.
+const TIES_IN_RANGE_QUERIES: &str = "in a range query Prometheus 2.42 collects an operator's \
+    output series in a Go map, so which of equal values topk/bottomk keep changes from run to \
+    run; instant queries keep the input order, which vigil's tie-break follows";
 
 /// Whether Prometheus 2.42 answers this instant query's series in a defined order. It does
 /// except where its engine collects them in a Go map: `count_values`, `histogram_quantile`
@@ -1206,7 +1224,15 @@ async fn promql_matches_prometheus() -> anyhow::Result<()> {
     // edge of an outer range function falls on a subquery point.
     let instants = [base + 26 * min + 7_500, base + 33 * min + 41_500];
     let (start, end) = (base + 20 * min + 3_500, base + 38 * min + 3_500);
-    let ranges = [(start, end, 47), (start, end, 180)];
+    // Two long ranges, one point, and a minute at one-second steps (the windows slide by
+    // less than the sample interval).
+    let fine = base + 29 * min + 30_500;
+    let ranges = [
+        (start, end, 47),
+        (start, end, 180),
+        (fine, fine, 60),
+        (fine, fine + min, 1),
+    ];
     let client = reqwest::Client::new();
     let mut compared = 0;
     let mut diffs = Vec::new();
