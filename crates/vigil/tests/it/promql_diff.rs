@@ -893,6 +893,39 @@ fn corpus() -> Vec<String> {
         add(s.to_string());
     }
 
+    // Literals, durations, and range functions over NaN and ±Inf.
+    for s in [
+        "0x1f",
+        "1e3",
+        ".5",
+        "5.",
+        "Inf",
+        "-Inf",
+        "NaN",
+        "+5",
+        "-(-5)",
+        "0x1f + temperature",
+        "max_over_time(temperature[1h30m])",
+        "max_over_time(temperature[1d])",
+        "count_over_time(temperature[1w])",
+        "min_over_time(temperature[1y])",
+        "temperature offset 1h30m",
+        "avg_over_time(temperature[90s] offset 1m30s)",
+        "changes(special[5m])",
+        "idelta(special[5m])",
+        "irate(special[5m])",
+        "delta(special[5m])",
+        "increase(special[5m])",
+        "stddev_over_time(special[5m])",
+        "present_over_time(nonexistent_metric[5m])",
+        "absent_over_time(temperature[5m] offset 30m)",
+        "absent_over_time(temperature[5m] @ end())",
+        "sum without (le) (rate(req_duration_seconds_bucket[5m]))",
+        "quantile_over_time(0.9, rate(http_requests_total[1m])[5m:30s])",
+    ] {
+        add(s.to_string());
+    }
+
     // Precedence, __name__ in grouping and matching, and more edge cases.
     for s in [
         "sort(node_info)",
@@ -1222,7 +1255,13 @@ async fn promql_matches_prometheus() -> anyhow::Result<()> {
     let min = 60_000;
     // Query times are 500 ms off the second: subquery steps are whole seconds, so no window
     // edge of an outer range function falls on a subquery point.
-    let instants = [base + 26 * min + 7_500, base + 33 * min + 41_500];
+    // The third instant lies 3m20s after the data's end: selectors still see the last
+    // samples, windows are partly empty.
+    let instants = [
+        base + 26 * min + 7_500,
+        base + 33 * min + 41_500,
+        base + 43 * min + 20_500,
+    ];
     let (start, end) = (base + 20 * min + 3_500, base + 38 * min + 3_500);
     // Two long ranges, one point, and a minute at one-second steps (the windows slide by
     // less than the sample interval).
