@@ -10,21 +10,9 @@ use testkit::{
     Behaviour, FakeTarget, Proc, free_port, peer_missing, poll_until, wait_ready, which,
 };
 
-use crate::util::{Vigil, promtool_dump};
+use crate::util::{Vigil, enc, now_ms, promtool_dump};
 
 type Samples = BTreeMap<String, Vec<(i64, f64)>>;
-
-fn enc(q: &str) -> String {
-    q.bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() {
-                (b as char).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect()
-}
 
 /// Every raw sample in `(t - 1h, t]` through `/api/v1/query` (a range vector selector).
 async fn raw_samples(base: &str, t_ms: i64) -> anyhow::Result<Samples> {
@@ -65,10 +53,6 @@ fn body() -> String {
         s.push_str(&format!("work{{shard=\"{i}\"}} {}.5\n", i * 3));
     }
     s
-}
-
-fn now_ms() -> i64 {
-    jiff::Timestamp::now().as_millisecond()
 }
 
 #[tokio::test]

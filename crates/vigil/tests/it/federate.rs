@@ -8,12 +8,8 @@ use std::time::Duration;
 
 use testkit::{Behaviour, FakeTarget, peer_missing, poll_until, which};
 
-use crate::ha_query::{Query, enc, get_json, scalar};
-use crate::util::{Vigil, start_prometheus};
-
-fn now_ms() -> i64 {
-    jiff::Timestamp::now().as_millisecond()
-}
+use crate::ha_query::{Query, get_json, scalar};
+use crate::util::{Vigil, enc, now_ms, start_prometheus};
 
 async fn text(url: &str) -> anyhow::Result<(u16, String, String)> {
     let r = reqwest::get(url).await?;

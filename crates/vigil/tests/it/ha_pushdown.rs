@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use testkit::poll_until;
 
-use crate::ha_query::{App, IVAL_MS, Query, Replicas, enc, now_ms, replica_config_with, sleep_ms};
-use crate::util::Vigil;
+use crate::ha_query::{App, IVAL_MS, Query, Replicas, replica_config_with, sleep_ms};
+use crate::util::{Vigil, enc, now_ms};
 
 const ANSWERED_BY: &str = "x-vigil-answered-by";
 

@@ -14,7 +14,7 @@ use testkit::{
     Behaviour, FakeTarget, Proc, free_port, peer_missing, poll_until, wait_ready, which,
 };
 
-use crate::util::Vigil;
+use crate::util::{Vigil, enc, now_ms};
 
 /// Scrape interval of the replicas (ms).
 pub const IVAL_MS: i64 = 200;
@@ -164,18 +164,6 @@ impl Query {
     }
 }
 
-pub fn enc(q: &str) -> String {
-    q.bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() {
-                (b as char).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect()
-}
-
 pub async fn get_json(url: &str) -> anyhow::Result<(u16, serde_json::Value)> {
     let r = reqwest::get(url).await?;
     let st = r.status().as_u16();
@@ -254,10 +242,6 @@ pub async fn max_spacing(base: &str, start: i64, end: i64) -> anyhow::Result<i64
     gaps.push(ts[0] - start);
     gaps.push(end - ts[ts.len() - 1]);
     Ok(gaps.into_iter().max().unwrap_or(0))
-}
-
-pub fn now_ms() -> i64 {
-    jiff::Timestamp::now().as_millisecond()
 }
 
 pub async fn sleep_ms(ms: i64) {

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use testkit::{Behaviour, FakeTarget, peer_missing, poll_until, which};
 
-use crate::util::{Vigil, start_prometheus};
+use crate::util::{Vigil, enc, start_prometheus};
 
 const BODY: &str = "# TYPE x gauge\nx{a=\"1\",b=\"p\"} 1\nx{a=\"2\",b=\"p\"} 2\nx{a=\"3\",b=\"q\"} 3.5\n\
 # TYPE y gauge\ny{a=\"1\"} 10\ny{a=\"2\"} 20\n# TYPE c counter\nc_total 7\n";
@@ -25,18 +25,6 @@ async fn get(url: &str) -> anyhow::Result<(u16, serde_json::Value)> {
         st,
         serde_json::from_str(&body).map_err(|e| anyhow::anyhow!("{url}: {e}: {body}"))?,
     ))
-}
-
-fn enc(q: &str) -> String {
-    q.bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() {
-                (b as char).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect()
 }
 
 #[tokio::test]

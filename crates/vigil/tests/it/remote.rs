@@ -5,19 +5,7 @@ use std::time::Duration;
 
 use testkit::{Behaviour, FakeTarget, peer_missing, poll_until, which};
 
-use crate::util::Vigil;
-
-fn enc(q: &str) -> String {
-    q.bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() {
-                (b as char).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect()
-}
+use crate::util::{Vigil, enc};
 
 async fn query(base: &str, q: &str) -> Option<serde_json::Value> {
     let j = testkit::get_json(&format!("{base}/api/v1/query?query={}", enc(q)))

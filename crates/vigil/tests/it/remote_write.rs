@@ -9,21 +9,9 @@ use testkit::{
     Behaviour, FakeTarget, Proc, free_port, peer_missing, poll_until, wait_ready, which,
 };
 
-use crate::util::Vigil;
+use crate::util::{Vigil, enc};
 
 const BODY: &str = "# TYPE m gauge\nm{i=\"0\"} 1\nm{i=\"1\"} 2.5\nm{i=\"2\"} -3\n";
-
-fn enc(q: &str) -> String {
-    q.bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() {
-                (b as char).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect()
-}
 
 /// Samples of `m` over the last `range` before `at` (unix seconds), per series `i`, as
 /// (timestamp string, value string).

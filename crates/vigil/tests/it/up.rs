@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use testkit::{Proc, poll_until};
 
+use crate::util::enc;
+
 /// A base port with `n` free consecutive ports after it.
 fn free_port_range(n: u16) -> u16 {
     let start = 20000 + (std::process::id() % 2000) as u16 * 13;
@@ -19,18 +21,6 @@ fn free_port_range(n: u16) -> u16 {
         }
     }
     panic!("no free port range");
-}
-
-fn enc(q: &str) -> String {
-    q.bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() {
-                (b as char).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect()
 }
 
 async fn scalar(base: &str, q: &str) -> Option<f64> {

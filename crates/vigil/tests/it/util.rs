@@ -83,6 +83,24 @@ impl Vigil {
     }
 }
 
+/// Percent-encodes everything but ASCII letters and digits: a query parameter value.
+pub fn enc(q: &str) -> String {
+    q.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+/// Wall-clock time in Unix milliseconds.
+pub fn now_ms() -> i64 {
+    jiff::Timestamp::now().as_millisecond()
+}
+
 /// Starts Debian's `prometheus` on a free port with `config` (YAML text) written to
 /// `dir/prometheus.yml` and its data in `dir/data`; returns it and its base URL once ready.
 pub async fn start_prometheus(dir: &Path, config: &str) -> anyhow::Result<(Proc, String)> {
