@@ -3,8 +3,10 @@
 //!
 //! Data: 1,000 chunks of 120 samples at 15 s (Prometheus's usual chunk), in three shapes —
 //! float counters like bench/promql.py's (a non-integer slope per series: wide XOR windows),
-//! integer counters with scrape jitter of a few ms (small windows, non-zero delta-of-deltas)
-//! and gauges that often repeat a value. Throughput is in samples, so ns/sample is
+//! integer counters with scrape jitter of a few ms (small windows, non-zero delta-of-deltas),
+//! gauges that often repeat a value, and classic histogram buckets like bench/promql.py's
+//! (integer counters that grow by a few units at irregular scrapes and stay the same at the
+//! others: the value's control bits change unpredictably). Throughput is in samples, so ns/sample is
 //! 1e9 / (elements per second).
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
@@ -49,8 +51,19 @@ fn shapes() -> Vec<(&'static str, Vec<Vec<u8>>)> {
             })
         })
         .collect();
+    let buckets = (0..CHUNKS as i64)
+        .map(|s| {
+            let (a, b, j) = (6 + s % 5, 1 + s % 6, s % 11);
+            chunk(|k| {
+                let count = k * a + (k * b) % 7;
+                let v = (count * (j + 1) * (j + 2) / 132) as f64;
+                (BASE + k * 15_000, v)
+            })
+        })
+        .collect();
     vec![
         ("float_counter", float_counters),
+        ("histogram_bucket", buckets),
         ("int_counter_jitter", int_counters),
         ("gauge", gauges),
     ]
