@@ -298,6 +298,24 @@ fn dataset(base: i64) -> Vec<Series> {
         &[],
         vec![(base + 30 * 60_000 + OFF_MS, 7.0)],
     ));
+    // A counter scraped with jitter (50-449 ms off the second) and a dense gauge (every 1 s).
+    out.push(series(
+        "jitter_total",
+        &[("job", "j")],
+        (0..SAMPLES)
+            .map(|i| {
+                let t = base + i * SCRAPE_MS + 50 + (i * 37) % 400;
+                (t, (i * i) as f64 * 0.5 + (i % 9) as f64)
+            })
+            .collect(),
+    ));
+    out.push(series(
+        "dense",
+        &[("job", "d")],
+        (0..2400)
+            .map(|i| (base + i * 1000 + OFF_MS, ((i as f64) / 17.0).sin() * 100.0))
+            .collect(),
+    ));
     // String-ish label values for label_replace/label_join.
     out.push(series(
         "path_info",
@@ -411,6 +429,11 @@ fn corpus() -> Vec<String> {
         "42",
         "-1.5e3",
         "temperature[5m]",
+        "flaky[10m]",
+        "temperature[1m] @ start()",
+        "special[1m]",
+        "extreme[30s]",
+        "rate(http_requests_total[1m])[3m:1m]",
         "http_requests_total[2m] offset 1m",
     ] {
         add(s.to_string());
@@ -892,6 +915,29 @@ fn corpus() -> Vec<String> {
     ] {
         add(s.to_string());
     }
+
+    // Jittered and dense samples.
+    for f in [
+        "rate",
+        "irate",
+        "increase",
+        "delta",
+        "idelta",
+        "deriv",
+        "changes",
+        "resets",
+        "avg_over_time",
+        "max_over_time",
+        "stddev_over_time",
+        "last_over_time",
+    ] {
+        add(format!("{f}(jitter_total[2m])"));
+        add(format!("{f}(dense[30s])"));
+    }
+    add("quantile_over_time(0.75, dense[1m])".into());
+    add("predict_linear(jitter_total[3m], 120)".into());
+    add("max_over_time(rate(dense[10s])[1m:5s])".into());
+    add("holt_winters(dense[2m], 0.2, 0.4)".into());
 
     // Literals, durations, and range functions over NaN and ±Inf.
     for s in [
