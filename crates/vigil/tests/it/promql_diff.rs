@@ -938,6 +938,11 @@ fn corpus() -> Vec<String> {
     add("predict_linear(jitter_total[3m], 120)".into());
     add("max_over_time(rate(dense[10s])[1m:5s])".into());
     add("holt_winters(dense[2m], 0.2, 0.4)".into());
+    // Native-histogram functions 2.42 has, over float series. Not compared:
+    // `histogram_fraction` over classic buckets (2.42 answers nothing, 3.x interpolates in the
+    // `le` buckets as histograms.test requires, and vigil follows it).
+    add("histogram_count(temperature)".into());
+    add("histogram_sum(rate(req_duration_seconds_bucket[5m]))".into());
 
     // Literals, durations, and range functions over NaN and ±Inf.
     for s in [
