@@ -705,51 +705,19 @@ fn series_chunks(s: &dyn Series, start: i64, end: i64) -> Vec<OutChunk<'static>>
 #[cfg(test)]
 mod tests {
     use axum::http::Request;
-    use storage::{Querier, VecSeries};
+    use storage::{Querier, VecQueryable, VecSeries};
     use tower::ServiceExt;
 
     use super::*;
     use crate::codec::snappy_decode;
     use crate::proto::{ReadHints, ReadRequest};
 
-    struct Fixed(Vec<VecSeries>);
-
-    impl Queryable for Fixed {
-        fn querier(&self, _: i64, _: i64) -> storage::Result<Box<dyn Querier>> {
-            Ok(Box::new(FixedQ(self.0.clone())))
-        }
-    }
-
-    struct FixedQ(Vec<VecSeries>);
-
-    impl Querier for FixedQ {
-        fn select(
-            &self,
-            _: bool,
-            _: &SelectHints,
-            m: &[Matcher],
-        ) -> storage::Result<Vec<Box<dyn Series>>> {
-            Ok(self
-                .0
-                .iter()
-                .filter(|s| model::matcher::matches_all(&s.labels, m))
-                .map(|s| Box::new(s.clone()) as Box<dyn Series>)
-                .collect())
-        }
-        fn label_values(&self, _: &str, _: &[Matcher]) -> storage::Result<Vec<String>> {
-            Ok(vec![])
-        }
-        fn label_names(&self, _: &[Matcher]) -> storage::Result<Vec<String>> {
-            Ok(vec![])
-        }
-    }
-
-    fn store() -> Arc<Fixed> {
+    fn store() -> Arc<VecQueryable> {
         let s = |job: &str, n: i64| VecSeries {
             labels: Labels::from_pairs([("__name__", "up"), ("job", job)]),
             samples: (0..n).map(|i| (i * 1000, i as f64)).collect(),
         };
-        Arc::new(Fixed(vec![s("a", 300), s("b", 10), s("c1", 5)]))
+        Arc::new(VecQueryable(vec![s("a", 300), s("b", 10), s("c1", 5)]))
     }
 
     fn matcher(t: MatcherType, n: &str, v: &str) -> LabelMatcher {

@@ -879,11 +879,12 @@ mod tests {
     use axum::Router;
     use axum::routing::post;
     use model::MatchType;
-    use storage::{Querier, Queryable, SelectHints, Series, VecSeries};
+    use storage::{Querier, Queryable, VecQueryable, VecSeries};
 
     use super::*;
     use crate::read::{ReadLimits, ReadState, read_router};
 
+    /// A remote endpoint's storage: like [`VecQueryable`], with samples cut to the range.
     struct Fixed(Vec<VecSeries>);
 
     impl Queryable for Fixed {
@@ -901,31 +902,7 @@ mod tests {
                         .collect(),
                 })
                 .collect();
-            Ok(Box::new(FixedQ(s)))
-        }
-    }
-
-    struct FixedQ(Vec<VecSeries>);
-
-    impl Querier for FixedQ {
-        fn select(
-            &self,
-            _: bool,
-            _: &SelectHints,
-            ms: &[Matcher],
-        ) -> storage::Result<Vec<Box<dyn Series>>> {
-            Ok(self
-                .0
-                .iter()
-                .filter(|s| ms.iter().all(|m| m.matches(s.labels.get_or_empty(&m.name))))
-                .map(|s| Box::new(s.clone()) as Box<dyn Series>)
-                .collect())
-        }
-        fn label_values(&self, _: &str, _: &[Matcher]) -> storage::Result<Vec<String>> {
-            Ok(vec![])
-        }
-        fn label_names(&self, _: &[Matcher]) -> storage::Result<Vec<String>> {
-            Ok(vec![])
+            Ok(Box::new(VecQueryable(s)))
         }
     }
 

@@ -279,41 +279,9 @@ pub async fn federate(
 
 #[cfg(test)]
 mod tests {
-    use storage::{Querier, Series, VecSeries};
+    use storage::{VecQueryable, VecSeries};
 
     use super::*;
-
-    struct Fixed(Vec<VecSeries>);
-
-    impl Queryable for Fixed {
-        fn querier(&self, _: i64, _: i64) -> storage::Result<Box<dyn Querier>> {
-            Ok(Box::new(FixedQ(self.0.clone())))
-        }
-    }
-
-    struct FixedQ(Vec<VecSeries>);
-
-    impl Querier for FixedQ {
-        fn select(
-            &self,
-            _: bool,
-            _: &SelectHints,
-            ms: &[Matcher],
-        ) -> storage::Result<Vec<Box<dyn Series>>> {
-            Ok(self
-                .0
-                .iter()
-                .filter(|s| ms.iter().all(|m| m.matches(s.labels.get_or_empty(&m.name))))
-                .map(|s| Box::new(s.clone()) as Box<dyn Series>)
-                .collect())
-        }
-        fn label_values(&self, _: &str, _: &[Matcher]) -> storage::Result<Vec<String>> {
-            Ok(vec![])
-        }
-        fn label_names(&self, _: &[Matcher]) -> storage::Result<Vec<String>> {
-            Ok(vec![])
-        }
-    }
 
     fn s(pairs: &[(&str, &str)], samples: &[(i64, f64)]) -> VecSeries {
         VecSeries {
@@ -324,7 +292,7 @@ mod tests {
 
     #[test]
     fn like_prometheus() {
-        let q = Fixed(vec![
+        let q = VecQueryable(vec![
             s(
                 &[("__name__", "b"), ("job", "x")],
                 &[(1000, 1.0), (2000, 2.0)],

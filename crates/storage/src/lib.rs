@@ -232,6 +232,59 @@ impl Series for VecSeries {
     }
 }
 
+/// Fixed in-memory series as a [`Queryable`], for tests. A select returns every series whose
+/// labels match, whole: samples outside the querier's range are kept, so a test sees what the
+/// code under test filters itself. Series come in the order given, whatever `sorted` says.
+#[derive(Debug, Clone, Default)]
+pub struct VecQueryable(pub Vec<VecSeries>);
+
+impl VecQueryable {
+    fn matching<'a>(&'a self, matchers: &'a [Matcher]) -> impl Iterator<Item = &'a Labels> {
+        self.0
+            .iter()
+            .map(|s| &s.labels)
+            .filter(|l| model::matcher::matches_all(l, matchers))
+    }
+}
+
+impl Queryable for VecQueryable {
+    fn querier(&self, _mint: Timestamp, _maxt: Timestamp) -> Result<Box<dyn Querier>> {
+        Ok(Box::new(self.clone()))
+    }
+}
+
+impl Querier for VecQueryable {
+    fn select(
+        &self,
+        _sorted: bool,
+        _hints: &SelectHints,
+        matchers: &[Matcher],
+    ) -> Result<Vec<Box<dyn Series>>> {
+        Ok(self
+            .0
+            .iter()
+            .filter(|s| model::matcher::matches_all(&s.labels, matchers))
+            .map(|s| Box::new(s.clone()) as Box<dyn Series>)
+            .collect())
+    }
+
+    fn label_values(&self, name: &str, matchers: &[Matcher]) -> Result<Vec<String>> {
+        let set: std::collections::BTreeSet<&str> = self
+            .matching(matchers)
+            .filter_map(|l| l.get(name))
+            .collect();
+        Ok(set.into_iter().map(String::from).collect())
+    }
+
+    fn label_names(&self, matchers: &[Matcher]) -> Result<Vec<String>> {
+        let set: std::collections::BTreeSet<&str> = self
+            .matching(matchers)
+            .flat_map(|l| l.iter().map(|p| p.name))
+            .collect();
+        Ok(set.into_iter().map(String::from).collect())
+    }
+}
+
 /// Iterator over a sample slice.
 pub struct SliceIter<'a> {
     s: &'a [(Timestamp, f64)],
@@ -281,6 +334,52 @@ mod tests {
         out.clear();
         assert_eq!(it.next_until(100, &mut out), None);
         assert!(out.is_empty());
+    }
+
+    #[test]
+    fn vec_queryable_selects_by_matchers() {
+        let s = |job: &str, env: Option<&str>| VecSeries {
+            labels: match env {
+                Some(e) => Labels::from_pairs([("__name__", "up"), ("env", e), ("job", job)]),
+                None => Labels::from_pairs([("__name__", "up"), ("job", job)]),
+            },
+            samples: vec![(1, 1.0), (1000, 2.0)],
+        };
+        let q = VecQueryable(vec![
+            s("b", None),
+            s("a", Some("prod")),
+            s("c", Some("dev")),
+        ])
+        .querier(500, 600)
+        .unwrap();
+        let m = |k, n: &str, v: &str| Matcher::new(k, n, v).unwrap();
+        let jobs = |ms: &[Matcher]| -> Vec<String> {
+            let got = q.select(true, &SelectHints::default(), ms).unwrap();
+            got.iter()
+                .map(|s| s.labels().get_or_empty("job").to_string())
+                .collect()
+        };
+        assert_eq!(
+            jobs(&[m(model::MatchType::Equal, "__name__", "up")]),
+            ["b", "a", "c"]
+        );
+        assert_eq!(
+            jobs(&[m(model::MatchType::RegexMatch, "env", ".+")]),
+            ["a", "c"]
+        );
+        assert!(jobs(&[m(model::MatchType::Equal, "job", "x")]).is_empty());
+        let all = q.select(false, &SelectHints::default(), &[]).unwrap();
+        assert_eq!(
+            all[0].iter().next(),
+            Some((1, 1.0)),
+            "samples are not trimmed"
+        );
+        assert_eq!(q.label_values("job", &[]).unwrap(), ["a", "b", "c"]);
+        let prod = [m(model::MatchType::Equal, "env", "prod")];
+        assert_eq!(q.label_values("job", &prod).unwrap(), ["a"]);
+        assert_eq!(q.label_names(&[]).unwrap(), ["__name__", "env", "job"]);
+        let no_env = [m(model::MatchType::Equal, "env", "")];
+        assert_eq!(q.label_names(&no_env).unwrap(), ["__name__", "job"]);
     }
 
     #[test]
