@@ -956,14 +956,16 @@ fn corpus() -> Vec<String> {
     add("histogram_count(temperature)".into());
     add("histogram_sum(rate(req_duration_seconds_bucket[5m]))".into());
 
-    // Windows over a counter's first samples.
+    // Windows over a counter's first samples. Not compared: `sum(rate({__name__=~"late.*"}[2m]))`
+    // - the two rates differ only by the name rate drops, so 2.42 fails with "vector cannot
+    // contain metrics with the same labelset", while 3.x's delayed name removal sums them
+    // (name_label_dropping.test: `sum(rate({env="1"}[10m])) by (env)`), as vigil does.
     for s in [
         "rate(late_total[5m])",
         "increase(late_total[3m])",
         "rate(late_big_total[5m])",
         "delta(late_total[5m])",
         "irate(late_total[5m])",
-        "sum(rate({__name__=~\"late.*\"}[2m]))",
     ] {
         add(s.to_string());
     }
