@@ -328,6 +328,28 @@ fn dataset(base: i64) -> Vec<Series> {
                 .collect(),
         ));
     }
+    // 600 counters and 600 gauges, enough for the engine's threaded and streamed paths
+    // (range functions over >= 512 series, folds of many series into few groups).
+    for shard in 0..30 {
+        for idx in 0..20 {
+            let (sh, ix) = (shard.to_string(), format!("{idx:02}"));
+            let k = (shard * 20 + idx) as f64;
+            let labels = [("shard", sh.as_str()), ("idx", ix.as_str())];
+            out.push(series(
+                "many_total",
+                &labels,
+                regular(&|i| {
+                    let period = 40 + (k as i64) % 50;
+                    (i % period) as f64 * (0.5 + k * 0.01) + ((i * 13 + k as i64) % 7) as f64
+                }),
+            ));
+            out.push(series(
+                "many_gauge",
+                &labels,
+                regular(&|i| ((i as f64 + k) / 9.0).sin() * (k + 1.0) - k * 0.5),
+            ));
+        }
+    }
     // String-ish label values for label_replace/label_join.
     out.push(series(
         "path_info",
@@ -924,6 +946,38 @@ fn corpus() -> Vec<String> {
         "histogram_quantile(1, odd_bucket)",
         "histogram_quantile(0.5, rate(odd_bucket[5m]))",
         "histogram_quantile(0.5, sum by (le) (odd_bucket))",
+    ] {
+        add(s.to_string());
+    }
+
+    // Many series: the threaded and streamed evaluation paths.
+    for s in [
+        "sum by (shard) (rate(many_total[5m]))",
+        "sum(rate(many_total[2m]))",
+        "avg by (idx) (increase(many_total[3m]))",
+        "count by (shard) (many_gauge > 0)",
+        "max by (shard) (max_over_time(many_gauge[5m]))",
+        "min without (idx) (many_gauge)",
+        "stddev by (shard) (rate(many_total[5m]))",
+        "stdvar(delta(many_gauge[2m]))",
+        "group by (shard) (many_gauge)",
+        "avg(avg_over_time(many_gauge[5m]))",
+        "sum by (shard) (sum_over_time(many_gauge[3m]))",
+        "count(count_over_time(many_gauge[1m]))",
+        "topk(5, rate(many_total[5m]))",
+        "bottomk by (shard) (1, many_gauge)",
+        "quantile by (shard) (0.9, many_gauge)",
+        "rate(many_total[5m])",
+        "irate(many_total[1m])",
+        "deriv(many_gauge[5m])",
+        "many_gauge",
+        "many_gauge > 10",
+        "many_gauge * on(shard, idx) group_left rate(many_total[5m])",
+        "sum by (shard) (many_gauge) / on(shard) group_left count by (shard) (many_gauge)",
+        "sort_desc(sum by (shard) (rate(many_total[5m])))",
+        "max_over_time(sum by (shard) (rate(many_total[1m]))[5m:1m])",
+        "sum(resets(many_total[10m]))",
+        "sum by (idx) (changes(many_gauge[5m]))",
     ] {
         add(s.to_string());
     }
