@@ -127,15 +127,8 @@ impl App {
         tracing::info!(address = %self.inner.local_addr, endpoints = self.inner.endpoints.list().len(), "listening");
         self.inner.ready.store(true, Ordering::SeqCst);
         let token = self.inner.shutdown.clone();
-        // Answers (remote read frames above all) go out at once, not after a delayed ACK.
-        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-            if let Err(e) = tcp.set_nodelay(true) {
-                tracing::debug!("set TCP_NODELAY: {e}");
-            }
-        });
-        let served = axum::serve(listener, router)
-            .with_graceful_shutdown(async move { token.cancelled().await })
-            .await;
+        let served =
+            web::serve_nodelay(listener, router, async move { token.cancelled().await }).await;
         self.inner.ready.store(false, Ordering::SeqCst);
         self.inner.shutdown.cancel();
         health.abort();

@@ -273,15 +273,8 @@ impl App {
         self.inner.ready.store(true, Ordering::SeqCst);
         tracing::info!("server is ready to receive web requests");
         let token = self.inner.shutdown.clone();
-        // Answers (remote read frames above all) go out at once, not after a delayed ACK.
-        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-            if let Err(e) = tcp.set_nodelay(true) {
-                tracing::debug!("set TCP_NODELAY: {e}");
-            }
-        });
-        let served = axum::serve(listener, router)
-            .with_graceful_shutdown(async move { token.cancelled().await })
-            .await;
+        let served =
+            web::serve_nodelay(listener, router, async move { token.cancelled().await }).await;
         self.inner.ready.store(false, Ordering::SeqCst);
         self.inner.shutdown.cancel();
         tracing::info!("stopping scrape manager");
