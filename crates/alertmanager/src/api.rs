@@ -1013,12 +1013,5 @@ pub async fn reload(State(app): State<App>) -> Response {
 }
 
 pub async fn metrics(State(app): State<App>) -> Response {
-    (
-        [(
-            header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )],
-        app.render_metrics(),
-    )
-        .into_response()
+    web::metrics::response(app.render_metrics())
 }

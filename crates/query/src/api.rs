@@ -4,13 +4,12 @@
 //! endpoints `/api/v1/dedup/explain` and `/api/v1/endpoints`.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fmt::Write;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
-use axum::http::{StatusCode, header};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use promapi::{InstantQuery, Params, RangeQuery, parse_instant, parse_range, respond, run_query};
 use serde_json::{Value, json};
@@ -607,7 +606,7 @@ pub async fn explain(
 
 /// `GET /metrics`: own metrics in text format 0.0.4.
 pub async fn metrics(State(app): State<App>) -> Response {
-    let mut s = String::new();
+    let mut o = web::metrics::Out::default();
     let c = app.counters();
     for (name, help, v) in [
         (
@@ -631,37 +630,24 @@ pub async fn metrics(State(app): State<App>) -> Response {
             &c.pushed_down,
         ),
     ] {
-        let _ = writeln!(
-            s,
-            "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}",
-            v.load(Ordering::Relaxed)
-        );
+        o.single(name, "counter", help, v.load(Ordering::Relaxed) as f64);
     }
-    let _ = writeln!(
-        s,
-        "# HELP vigil_query_endpoint_up Whether the endpoint passed its last health check.\n# TYPE vigil_query_endpoint_up gauge"
+    let up = "vigil_query_endpoint_up";
+    o.family(
+        up,
+        "gauge",
+        "Whether the endpoint passed its last health check.",
     );
     for e in app.endpoints().list().iter() {
-        let url = e.url.replace('\\', "\\\\").replace('"', "\\\"");
-        let _ = writeln!(
-            s,
-            "vigil_query_endpoint_up{{endpoint=\"{url}\"}} {}",
-            u8::from(e.is_up())
-        );
+        o.sample(up, &[("endpoint", &e.url)], f64::from(u8::from(e.is_up())));
     }
-    let _ = writeln!(
-        s,
-        "# HELP process_start_time_seconds Start time of the process since unix epoch in seconds.\n# TYPE process_start_time_seconds gauge\nprocess_start_time_seconds {}",
-        app.start_time().as_second()
+    o.single(
+        "process_start_time_seconds",
+        "gauge",
+        "Start time of the process since unix epoch in seconds.",
+        app.start_time().as_second() as f64,
     );
-    (
-        [(
-            header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )],
-        s,
-    )
-        .into_response()
+    web::metrics::response(o.finish())
 }
 
 pub async fn healthy() -> &'static str {

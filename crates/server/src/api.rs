@@ -259,15 +259,7 @@ pub async fn status_tsdb(
 
 /// `GET /metrics`: the server's own metrics in text format 0.0.4.
 pub async fn metrics(State(app): State<App>) -> Response {
-    let body = crate::metrics::render(&app);
-    (
-        [(
-            axum::http::header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )],
-        body,
-    )
-        .into_response()
+    web::metrics::response(crate::metrics::render(&app))
 }
 
 pub async fn healthy() -> &'static str {

@@ -3,6 +3,17 @@
 
 use std::fmt::Write;
 
+use axum::http::header::CONTENT_TYPE;
+use axum::response::{IntoResponse, Response};
+
+/// The Content-Type of text format 0.0.4.
+pub const TEXT_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// A `/metrics` answer: `body` in text format 0.0.4.
+pub fn response(body: String) -> Response {
+    ([(CONTENT_TYPE, TEXT_CONTENT_TYPE)], body).into_response()
+}
+
 /// One exposition being written: families, each a `# HELP`/`# TYPE` pair and its samples.
 #[derive(Default)]
 pub struct Out {
@@ -63,6 +74,13 @@ pub fn write_series(out: &mut String, name: &str, labels: &[(&str, &str)]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn response_is_text_format() {
+        let r = response("a 1\n".to_string());
+        assert_eq!(r.status(), axum::http::StatusCode::OK);
+        assert_eq!(r.headers()[CONTENT_TYPE], TEXT_CONTENT_TYPE);
+    }
 
     #[test]
     fn writes_families_and_samples() {

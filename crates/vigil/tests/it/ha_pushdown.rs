@@ -210,6 +210,16 @@ async fn ha_pushdown_single_endpoint() -> anyhow::Result<()> {
         let r = reqwest::get(q.url(&format!("{}&{bad}", instant("g", now_ms())))).await?;
         assert_eq!(r.status().as_u16(), 400, "{bad}");
     }
+    // vigil query's own /metrics count the push-down and show the endpoint up.
+    let m = reqwest::get(q.url("/metrics")).await?.text().await?;
+    let up = format!("vigil_query_endpoint_up{{endpoint=\"{}\"}} 1", v.url(""));
+    assert!(m.lines().any(|l| l == up), "{m}");
+    assert!(
+        m.lines()
+            .any(|l| l.starts_with("vigil_query_pushed_down_queries_total ")
+                && l != "vigil_query_pushed_down_queries_total 0"),
+        "{m}"
+    );
     v.stop()?;
     Ok(())
 }
