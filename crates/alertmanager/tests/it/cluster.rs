@@ -511,6 +511,27 @@ pub(crate) fn debian_with(
     })
 }
 
+/// Waits up to 15 s until every node of `bases` lists `n` peers; else panics with the counts
+/// and `context()` (a peer's log, say).
+pub(crate) async fn wait_peer_counts(bases: &[String], n: usize, context: impl Fn() -> String) {
+    let end = std::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let mut sizes = Vec::new();
+        for b in bases {
+            sizes.push(peer_names(b).await.len());
+        }
+        if sizes.iter().all(|&s| s == n) {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < end,
+            "every node lists {n} peers: {sizes:?}\n{}",
+            context()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 pub(crate) async fn peer_names(base: &str) -> Vec<String> {
     let Ok(r) = reqwest::get(format!("{base}/api/v2/status")).await else {
         return Vec::new();
@@ -552,21 +573,7 @@ async fn mixed_cluster_with_debian_alertmanager() {
     let deb_base = format!("http://127.0.0.1:{}", deb.http);
     let bases = vec![v0.am.base.clone(), v1.am.base.clone(), deb_base.clone()];
 
-    let end = std::time::Instant::now() + Duration::from_secs(15);
-    loop {
-        let mut sizes = Vec::new();
-        for b in &bases {
-            sizes.push(peer_names(b).await.len());
-        }
-        if sizes == [3, 3, 3] {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < end,
-            "every node lists three peers: {sizes:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_peer_counts(&bases, 3, String::new).await;
     let names = peer_names(&deb_base).await;
     assert_eq!(peer_names(&bases[0]).await, names);
     assert!(names.contains(&"v0".to_string()) && names.contains(&"v1".to_string()));

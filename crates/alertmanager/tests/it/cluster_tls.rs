@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use crate::cluster::{
     Node, config, count_pages_after, create_silence, debian_with, free_port, node_tweaked,
-    peer_names, post_everywhere, wait_state,
+    peer_names, post_everywhere, wait_peer_counts, wait_state,
 };
 use crate::common::{Sink, poll_until, write};
 
@@ -113,22 +113,8 @@ async fn tls_mixed_cluster_with_debian_alertmanager() {
     let v1 = tls_node(&cfg, dir.path(), "v1", g1, &[g0, deb.gossip], Some(&tls)).await;
     let deb_base = format!("http://127.0.0.1:{}", deb.http);
     let bases = vec![v0.am.base.clone(), v1.am.base.clone(), deb_base.clone()];
-    let end = std::time::Instant::now() + Duration::from_secs(15);
-    loop {
-        let mut sizes = Vec::new();
-        for b in &bases {
-            sizes.push(peer_names(b).await.len());
-        }
-        if sizes == [3, 3, 3] {
-            break;
-        }
-        let log = std::fs::read_to_string(dir.path().join("debian/log")).unwrap_or_default();
-        assert!(
-            std::time::Instant::now() < end,
-            "every node lists three peers over TLS: {sizes:?}\n{log}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let debian_log = || std::fs::read_to_string(dir.path().join("debian/log")).unwrap_or_default();
+    wait_peer_counts(&bases, 3, debian_log).await;
     // Silences cross both ways (by gossip packets over the TLS transport).
     let from_debian = create_silence(&deb_base, "FromDebian").await;
     wait_state(&bases, &from_debian, "active", Duration::from_secs(3)).await;
