@@ -213,7 +213,7 @@ impl Webhook {
         let resp = req.send().await.map_err(|e| {
             (
                 true,
-                format!("Post {:?}: {}", redact(&url), error_chain(&e)),
+                format!("Post {:?}: {}", redact(&url), web::error_chain(&e)),
             )
         })?;
         let status = resp.status();
@@ -237,17 +237,6 @@ fn redact(url: &str) -> String {
         }
         _ => url.to_string(),
     }
-}
-
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        cur = c.source();
-    }
-    s
 }
 
 // One value per configured integration, built at (re)load: the size difference costs nothing.

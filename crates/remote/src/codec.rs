@@ -8,6 +8,9 @@ use prost::Message;
 
 use crate::proto::{ReadRequest, WriteRequest};
 
+/// Shared with the other HTTP roles; `remote::error_chain` for this crate's users.
+pub use web::error_chain;
+
 /// The most bytes one snappy element can expand to per byte it occupies: a 3-byte copy
 /// element yields at most 64 bytes (21.3×); literals and 2-byte copies expand less. A header
 /// claiming more than this ratio cannot be a valid block, whatever the limits are.
@@ -91,18 +94,6 @@ pub fn decode_read_request(body: &[u8], limit: usize) -> Result<ReadRequest, Dec
 /// Encodes a message as a snappy-compressed body, as senders and the SAMPLES response do.
 pub fn encode_snappy_message(m: &impl Message) -> Vec<u8> {
     snappy_encode(&m.encode_to_vec())
-}
-
-/// An error and its sources joined by `": "`, for HTTP response bodies and logs.
-pub fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        cur = c.source();
-    }
-    s
 }
 
 #[cfg(test)]

@@ -10,6 +10,19 @@ pub mod api;
 pub mod client;
 pub mod metrics;
 
+/// An error and its sources joined by `": "`, as Go prints wrapped errors: for logs, HTTP
+/// answers and notification failures.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
+}
+
 /// Serves `router` on `listener` until `shutdown` completes, with TCP_NODELAY on every
 /// connection: answers (remote read frames above all) go out at once, not after a delayed ACK.
 pub async fn serve_nodelay(
@@ -25,4 +38,36 @@ pub async fn serve_nodelay(
     axum::serve(listener, router)
         .with_graceful_shutdown(shutdown)
         .await
+}
+
+#[cfg(test)]
+mod tests {
+    #[derive(Debug, thiserror::Error)]
+    #[error("{msg}")]
+    struct E {
+        msg: &'static str,
+        #[source]
+        source: Option<Box<E>>,
+    }
+
+    #[test]
+    fn error_chain_joins_sources() {
+        let inner = E {
+            msg: "connection refused",
+            source: None,
+        };
+        let outer = E {
+            msg: "send request",
+            source: Some(Box::new(inner)),
+        };
+        assert_eq!(
+            super::error_chain(&outer),
+            "send request: connection refused"
+        );
+        let alone = E {
+            msg: "alone",
+            source: None,
+        };
+        assert_eq!(super::error_chain(&alone), "alone");
+    }
 }

@@ -303,7 +303,7 @@ impl Email {
         match transport.send(msg).await {
             Ok(_) => Ok(()),
             Err(e) => {
-                let text = super::chain(&e);
+                let text = web::error_chain(&e);
                 Err((
                     !e.is_permanent(),
                     format!("send email via {}:{}: {text}", self.cfg.host, self.cfg.port),

@@ -84,7 +84,10 @@ impl HttpPoster {
             .map_err(|e| (false, e.to_string()))?;
         let resp = req.send().await.map_err(|e| {
             let e = e.without_url();
-            (true, format!("Post {:?}: {}", redact(url), chain(&e)))
+            (
+                true,
+                format!("Post {:?}: {}", redact(url), web::error_chain(&e)),
+            )
         })?;
         let status = resp.status();
         let body = resp.bytes().await.unwrap_or_default();
@@ -112,17 +115,6 @@ fn redact(url: &str) -> String {
         ),
         Err(_) => "<redacted>".to_string(),
     }
-}
-
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        cur = c.source();
-    }
-    s
 }
 
 /// Reads a secret file (`api_url_file`), trimmed as Alertmanager does.
