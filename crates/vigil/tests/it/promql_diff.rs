@@ -1012,6 +1012,26 @@ fn corpus() -> Vec<String> {
     add("histogram_count(temperature)".into());
     add("histogram_sum(rate(req_duration_seconds_bucket[5m]))".into());
 
+    // Windows at and before the data's start (offsets back to the first samples). Not
+    // compared: `rate`/`increase` of counters over windows that begin before the counter's
+    // first sample, e.g. `rate(http_requests_total[5m] offset 21m)`: when the extrapolation
+    // to zero is shorter than 1.1 sample intervals, 2.42 extrapolates back to zero where 3.x
+    // first caps the start at half an interval (functions.test,
+    // `testcounter_zero_cutoff_total`), as vigil does.
+    for s in [
+        "delta(temperature[10m] offset 20m)",
+        "deriv(temperature[4m] offset 23m)",
+        "max_over_time(temperature[10m] offset 30m)",
+        "temperature offset 26m",
+        "temperature @ 100",
+        "rate(http_requests_total[5m] @ 100)",
+        "avg_over_time(rate(http_requests_total[1m])[10m:1m] offset 17m)",
+        "resets(many_total[10m] offset 20m)",
+        "irate(http_requests_total[1m] offset 25m)",
+    ] {
+        add(s.to_string());
+    }
+
     // Windows over a counter's first samples. Not compared: `sum(rate({__name__=~"late.*"}[2m]))`
     // - the two rates differ only by the name rate drops, so 2.42 fails with "vector cannot
     // contain metrics with the same labelset", while 3.x's delayed name removal sums them
