@@ -151,6 +151,8 @@ pub(crate) struct Inner {
     compact_lock: Mutex<()>,
     /// Series and sample iterators of queries not yet dropped.
     pub(crate) query_live: Arc<crate::read::QueryLive>,
+    /// Queriers that may read the head below its floor (see `crate::readers`).
+    head_readers: Arc<crate::readers::HeadReaders>,
     _lock: Option<File>,
 }
 
@@ -322,6 +324,7 @@ impl Db {
             wbl_flushed_before: Mutex::new(wbl_flushed_before),
             compact_lock: Mutex::new(()),
             query_live: Arc::default(),
+            head_readers: Arc::default(),
             _lock: lock,
         };
         // The replay's read buffers and decoded records are gone now.
@@ -449,6 +452,18 @@ impl Db {
         let _g = inner.truncate_lock.lock();
         let head = &inner.head;
         head.min_valid_time.fetch_max(mint, Ordering::AcqRel);
+        // Queriers made from now on read from `mint` on; those made before may still read
+        // below it (from the head, without the block that holds it now): let them finish.
+        let waiting = inner
+            .head_readers
+            .wait_below(mint, crate::readers::READER_WAIT);
+        if waiting > 0 {
+            tracing::warn!(
+                waiting,
+                mint,
+                "truncating the head while queriers started before still read it"
+            );
+        }
         let mut stats = TruncateStats {
             mint,
             ..Default::default()
@@ -592,6 +607,9 @@ impl Queryable for Db {
         if self.inner.is_closed() {
             return Err(storage::StorageError::Closed);
         }
+        // Registered before the floor and the blocks are read: a head truncation from now
+        // on waits for this querier (see `crate::readers`).
+        let reader = self.inner.head_readers.register(mint);
         let visible = self.inner.visible_mint.load(Ordering::Acquire);
         let floor = visible.max(self.inner.head.min_valid_time.load(Ordering::Acquire));
         let live = &self.inner.query_live;
@@ -601,6 +619,7 @@ impl Queryable for Db {
             ooo_mint: mint.max(visible),
             maxt,
             live: live.clone(),
+            _reader: reader,
         };
         let mint = mint.max(visible);
         let blocks: Vec<BlockQuerier> = self

@@ -26,6 +26,7 @@ mod merge;
 mod metrics;
 mod prefetch;
 mod read;
+mod readers;
 mod replay;
 mod stats;
 pub mod tools;

@@ -273,6 +273,9 @@ pub(crate) struct HeadQuerier {
     pub(crate) ooo_mint: i64,
     pub(crate) maxt: i64,
     pub(crate) live: Arc<QueryLive>,
+    /// Keeps a head truncation from dropping what this querier may still read (see
+    /// [`crate::readers`]).
+    pub(crate) _reader: crate::readers::ReaderGuard,
 }
 
 impl HeadQuerier {

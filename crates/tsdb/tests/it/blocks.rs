@@ -742,3 +742,48 @@ fn many_blocks_stream_with_bounded_memory() {
         "select holds the result"
     );
 }
+
+/// A querier made before a head compaction (its block list without the new block) and used
+/// after it still finds every sample: the truncation that follows the compaction waits for it
+/// (`readers.rs`), so the samples stay in the head until it is dropped; queriers made while it
+/// waits already read the new block.
+#[test]
+fn a_querier_from_before_a_head_compaction_sees_every_sample() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(dir.path(), opts()).unwrap();
+    fill(&db, 3, BASE, BASE + 5 * HOUR);
+    let all = [super::matcher("__name__", model::MatchType::Equal, "m")];
+    let early = db.querier(BASE, BASE + 5 * HOUR).unwrap();
+    let compacting = {
+        let db = db.clone();
+        std::thread::spawn(move || db.compact().unwrap())
+    };
+    // The compaction writes its blocks, then waits in the truncation for `early`.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while db.blocks().is_empty() {
+        assert!(std::time::Instant::now() < deadline, "no block written");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    std::thread::sleep(Duration::from_millis(100));
+    assert!(!compacting.is_finished(), "truncated under a live querier");
+    // A querier made now reads the new blocks and the head above its raised floor.
+    assert_eq!(
+        count(&super::query(&db, BASE, BASE + 5 * HOUR, &all)),
+        3 * 5 * 240
+    );
+    let got: usize = early
+        .select(false, &storage::SelectHints::default(), &all)
+        .unwrap()
+        .iter()
+        .map(|s| {
+            let mut it = s.iter();
+            std::iter::from_fn(move || it.next()).count()
+        })
+        .sum();
+    assert_eq!(got, 3 * 5 * 240);
+    drop(early);
+    let st = compacting.join().unwrap();
+    assert!(st.head_blocks >= 1, "{st:?}");
+    assert!(db.head_min_time() >= BASE + 4 * HOUR);
+    assert_eq!(count(&query_all(&db)), 3 * 5 * 240);
+}
