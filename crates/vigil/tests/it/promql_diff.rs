@@ -1012,6 +1012,51 @@ fn corpus() -> Vec<String> {
     add("histogram_count(temperature)".into());
     add("histogram_sum(rate(req_duration_seconds_bucket[5m]))".into());
 
+    // Unusual but valid syntax, and near misses.
+    for s in [
+        "temperature{room=\"kitchen\",}",
+        "temperature{room='kitchen'}",
+        "temperature{room=`kitchen`}",
+        "{__name__=\"temperature\", room=\"kitchen\"}",
+        "temperature{__name__=\"temperature\"}",
+        "temperature{__name__=\"humidity\"}",
+        "sum by (by) (temperature)",
+        "sum(temperature) without (on, ignoring, group_left, bool)",
+        "temperature @ 1.5e9",
+        "temperature @ -1",
+        "temperature[5m1s:1m]",
+        "max_over_time(temperature[1h0m])",
+        "max_over_time(temperature[300000ms])",
+        "max_over_time(temperature[0.5m])",
+        "max_over_time(temperature[5M])",
+        "1_000",
+        "temperature offset 1m30s",
+        "SUM(temperature) BY (floor)",
+        "Sum(temperature)",
+        "RATE(http_requests_total[5m])",
+        "temperature AND humidity",
+        "temperature > BOOL 20",
+        "temperature + ON(room, floor) humidity",
+        "sum without() (temperature)",
+        "(((temperature)))",
+        "-(-temperature)",
+        "--5",
+        "- - temperature",
+        "+-5",
+        "5 -- 3",
+        "temperature offset 0s",
+        "temperature[5m] offset 0m",
+        "label_replace(temperature, \"x\", \"\\\\\", \"room\", \"(.*)\")",
+        "vector(0x10)",
+        "vector(1e-400)",
+        "vector(1e400)",
+        "time() @ 1000",
+        "sum(temperature @ end()) by (floor) @ start()",
+        "max_over_time(rate(http_requests_total[1m])[5m:1m] @ 1.5e9)",
+    ] {
+        add(s.to_string());
+    }
+
     // Windows at and before the data's start (offsets back to the first samples). Not
     // compared: `rate`/`increase` of counters over windows that begin before the counter's
     // first sample, e.g. `rate(http_requests_total[5m] offset 21m)`: when the extrapolation
