@@ -32,7 +32,8 @@ the load, so results stay comparable). `--ranges 1h` or `24h` times one table on
 
 Queries. A fixed set (see QUERIES) as range queries over the last 1 h with a 15 s step, and
 also over 24 h with a 60 s step when `--hours` covers it; one untimed run, then `--runs` timed
-runs per system and query, one system after the other; the table shows medians. Every vigil
+runs per system and query, interleaved (each run goes to every system in turn, so load from
+other processes falls on all alike); the table shows medians. Every vigil
 and VictoriaMetrics result is compared with Prometheus's (same series, same timestamps, values
 within 1e-9 relative); differences are listed under the table — a vigil difference makes the
 script exit 1, VictoriaMetrics (MetricsQL is not exact PromQL) is only reported.
@@ -473,6 +474,7 @@ def main():
         for rname, rlen, step in ranges:
             for qname, q in queries:
                 refs = {}
+                ok = []
                 for sname in order:
                     url = systems[sname].url("")
                     _, raw = query_range(url, q, end - rlen, end, step)  # untimed first run
@@ -481,12 +483,19 @@ def main():
                         problems.append(f"{rname} {qname}: {sname}: error {err}")
                         results[(rname, qname, sname)] = None
                         continue
-                    times = []
-                    for _ in range(a.runs):
-                        dt, raw = query_range(url, q, end - rlen, end, step)
-                        times.append(dt)
-                    results[(rname, qname, sname)] = (statistics.median(times), len(refs[sname]))
-                    print(f"{rname} {qname:<20} {sname:<17} {statistics.median(times) * 1000:9.1f} ms"
+                    ok.append(sname)
+                # Timed runs interleaved (run 1 of each system, then run 2, ...), so a
+                # change in the machine's load (other processes, a build) touches every
+                # system alike instead of whichever ran its runs at that moment.
+                times = {sname: [] for sname in ok}
+                for _ in range(a.runs):
+                    for sname in ok:
+                        dt, _ = query_range(systems[sname].url(""), q, end - rlen, end, step)
+                        times[sname].append(dt)
+                for sname in ok:
+                    med = statistics.median(times[sname])
+                    results[(rname, qname, sname)] = (med, len(refs[sname]))
+                    print(f"{rname} {qname:<20} {sname:<17} {med * 1000:9.1f} ms"
                           f"  {len(refs[sname])} series", file=sys.stderr)
                 if "prometheus" in refs and refs["prometheus"] is not None:
                     for sname in ("vigil", "victoria-metrics"):
