@@ -264,7 +264,10 @@ fn aggregations() {
     check("topk(5, up{job=\"b\"})", r#"up{inst="1", job="b"} NaN"#);
     check("topk(0, up)", "");
     check("topk(NaN, up)", "error: Scalar value NaN overflows int64");
-    check("bottomk(-1e20, up)", "error: Scalar value -1e+20 overflows int64");
+    check(
+        "bottomk(-1e20, up)",
+        "error: Scalar value -1e+20 overflows int64",
+    );
     check("quantile(0.5, up{job=\"a\"})", "{} 15");
     check("quantile(2, up{job=\"a\"})", "{} +Inf");
     check(
