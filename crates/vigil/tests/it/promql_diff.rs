@@ -977,6 +977,10 @@ fn corpus() -> Vec<String> {
         "many_gauge * on(shard, idx) group_left rate(many_total[5m])",
         "sum by (shard) (many_gauge) / on(shard) group_left count by (shard) (many_gauge)",
         "sort_desc(sum by (shard) (rate(many_total[5m])))",
+        "sort(many_gauge)",
+        "sort_desc(many_gauge * 3)",
+        "topk(10, many_gauge)",
+        "bottomk by (shard) (2, many_gauge)",
         "max_over_time(sum by (shard) (rate(many_total[1m]))[5m:1m])",
         "sum(resets(many_total[10m]))",
         "sum by (idx) (changes(many_gauge[5m]))",
@@ -1530,14 +1534,15 @@ async fn promql_matches_prometheus() -> anyhow::Result<()> {
         base + 43 * min + 20_500,
     ];
     let (start, end) = (base + 20 * min + 3_500, base + 38 * min + 3_500);
-    // Two long ranges, one point, and a minute at one-second steps (the windows slide by
+    // Two long ranges, one point, and a minute at 1 s and 2.5 s steps (the windows slide by
     // less than the sample interval).
     let fine = base + 29 * min + 30_500;
     let ranges = [
-        (start, end, 47),
-        (start, end, 180),
-        (fine, fine, 60),
-        (fine, fine + min, 1),
+        (start, end, "47"),
+        (start, end, "3m"),
+        (fine, fine, "60"),
+        (fine, fine + min, "1"),
+        (fine, fine + min, "2.5"),
     ];
     let client = reqwest::Client::new();
     let (mut compared, mut with_data, mut empty, mut errors) = (0, 0, 0, 0);
