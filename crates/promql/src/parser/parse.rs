@@ -964,6 +964,12 @@ impl Parser {
         if self.peek().tok == Tok::Colon || self.peek().tok == Tok::RBracket {
             return Err(self.unexpected("subquery selector", "duration"));
         }
+        if self.lone_negation() {
+            return Err(PosError {
+                pos: self.peek().pos,
+                msg: "missing unit character in duration".into(),
+            });
+        }
         let range = self.duration_expr("subquery selector", "duration", true)?;
         match self.peek().tok {
             Tok::RBracket => {
@@ -1000,8 +1006,12 @@ impl Parser {
                 let step = if self.peek().tok == Tok::RBracket {
                     None
                 } else {
+                    if self.lone_negation() {
+                        return Err(self.unexpected("subquery selector", "duration or \"]\""));
+                    }
+                    let step_pos = self.peek().pos;
                     let s = self.duration_expr("subquery selector", "duration or \"]\"", true)?;
-                    self.positive(&s, open.pos + 1);
+                    self.positive(&s, step_pos);
                     Some(s)
                 };
                 if self.peek().tok != Tok::RBracket {
@@ -1023,6 +1033,16 @@ impl Parser {
             }
             _ => Err(self.unexpected("subquery or range", "\":\" or \"]\"")),
         }
+    }
+
+    /// Whether a range or subquery step is just a negated duration (`[-5m]`, `[5m:-1m]`),
+    /// which Prometheus 2.42 rejects where the minus stands; with more after it
+    /// (`[-5m+35m]`) it is a 3.x duration expression.
+    fn lone_negation(&self) -> bool {
+        let tok = |k: usize| self.toks.get(self.i + k).map(|t| &t.tok);
+        tok(0) == Some(&Tok::Sub)
+            && tok(1) == Some(&Tok::Duration)
+            && matches!(tok(2), Some(Tok::RBracket | Tok::Colon))
     }
 
     fn positive(&mut self, d: &Dur, pos: usize) {
