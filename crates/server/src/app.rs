@@ -72,6 +72,8 @@ struct Inner {
     wal_replay: (u64, u64),
     /// `--web.cors.origin` and the rest of the HTTP compatibility layer.
     http_compat: Arc<crate::http_compat::Compat>,
+    /// Summary of the `up` series for `/api/v1/vigil/coverage`.
+    coverage: Arc<crate::coverage::CoverageCache>,
 }
 
 /// The lowest and highest numbered WAL segment in `data/wal` (0, 0 when there is none).
@@ -225,6 +227,7 @@ impl App {
             remote_reads: ArcSwap::from_pointee(remote_reads),
             wal_replay,
             http_compat: Arc::new(http_compat),
+            coverage: Arc::new(crate::coverage::CoverageCache::new()),
         };
         Ok(App {
             inner: Arc::new(inner),
@@ -355,7 +358,8 @@ impl App {
             )
             .route(
                 "/admin/tsdb/delete_series",
-                post(admin::delete_series).put(admin::delete_series),
+                // Forgets the coverage summary around the admin API's delete.
+                post(crate::pushdown::delete_series).put(crate::pushdown::delete_series),
             )
             .route(
                 "/admin/tsdb/clean_tombstones",
@@ -510,6 +514,11 @@ impl App {
 
     pub fn db(&self) -> &Arc<tsdb::Db> {
         &self.inner.db
+    }
+
+    /// The summary of the `up` series that `/api/v1/vigil/coverage` answers from.
+    pub(crate) fn coverage_cache(&self) -> &Arc<crate::coverage::CoverageCache> {
+        &self.inner.coverage
     }
 
     /// What queries read: the local storage, plus the `remote_read:` endpoints when any are

@@ -9,6 +9,7 @@ mod alerting;
 mod api;
 mod app;
 pub mod config;
+pub mod coverage;
 pub mod federate;
 pub mod flags;
 mod http_compat;

@@ -25,11 +25,9 @@ use storage::{Querier, Queryable, SampleIterator, SelectHints, Series, SeriesSet
 use web::api::{ApiError, ApiResult, ok};
 
 use crate::app::App;
+use crate::coverage::{Kept, coverage};
 use crate::http_compat::FormBody;
 use crate::query_api::{Endpoint, answer};
-
-/// How far before the window `up` is read, to see whether the window starts inside a gap.
-const BEFORE_WINDOW_MS: i64 = 5 * 60_000;
 
 /// The local storage with external labels attached and some labels removed.
 struct ExternalView {
@@ -247,150 +245,13 @@ pub async fn query_range(
     answer(&app, &p, Endpoint::Range, view).await
 }
 
-/// Completeness of the scrapes over one window, from the `up` series.
-#[derive(Debug, Default, PartialEq)]
-pub struct Coverage {
-    /// The first `up` sample (any target) from shortly before the window on.
-    pub first: Option<Timestamp>,
-    /// Every target was scraped successfully at every interval from here to the window's end;
-    /// `None` when that does not hold at the end either (or nothing is scraped).
-    pub clean_since: Option<Timestamp>,
-    /// The largest scrape interval seen.
-    pub interval: i64,
-    pub targets: usize,
-    /// Order-independent hash of the targets' `up` label sets.
-    pub fingerprint: u64,
-    /// The targets not scraped at every interval of the whole window (usually none).
-    pub imperfect: Vec<TargetCoverage>,
-}
-
-/// One target's scrapes over a window, when they were not all successful.
-#[derive(Debug, Default, PartialEq)]
-pub struct TargetCoverage {
-    /// Hash of its `up` labels.
-    pub target: u64,
-    /// Its first `up` sample from shortly before the window on.
-    pub first: Timestamp,
-    /// Where it has no successful scrape: (last success or first sample, next success or the
-    /// window's end), inside or overlapping the window, in order.
-    pub bad: Vec<(Timestamp, Timestamp)>,
-}
-
-/// One target's `up` samples up to `end` in time order → (interval, where it was not
-/// scraped successfully). `now` tells how much of the end may still be in flight.
-fn target_gaps(
-    samples: &[(Timestamp, f64)],
-    end: Timestamp,
-    now: Timestamp,
-) -> (i64, Vec<(Timestamp, Timestamp)>) {
-    let Some(&(first, _)) = samples.first() else {
-        return (0, Vec::new());
-    };
-    // Its scrape interval: the smallest spacing (a missed scrape doubles one, jitter
-    // shortens none by much). One sample: unknown, so nothing after it is known complete.
-    let Some(ival) = samples
-        .windows(2)
-        .map(|w| w[1].0 - w[0].0)
-        .filter(|&d| d > 0)
-        .min()
-    else {
-        return (0, vec![(first, end.max(first))]);
-    };
-    let gap = ival * 3 / 2;
-    let mut bad: Vec<(Timestamp, Timestamp)> = Vec::new();
-    let mut push = |s: Timestamp, e: Timestamp| match bad.last_mut() {
-        Some(l) if s <= l.1 => l.1 = l.1.max(e),
-        _ => bad.push((s, e)),
-    };
-    let mut last_good: Option<Timestamp> = None;
-    let mut failing_since: Option<Timestamp> = None;
-    for &(t, v) in samples {
-        if v != 1.0 {
-            failing_since.get_or_insert(last_good.unwrap_or(t));
-            continue;
-        }
-        if let Some(f) = failing_since.take() {
-            push(f, t);
-        } else if let Some(lg) = last_good
-            && t - lg > gap
-        {
-            push(lg, t);
-        }
-        last_good = Some(t);
-    }
-    if let Some(f) = failing_since {
-        push(f, end);
-    } else if let Some(lg) = last_good {
-        // A scrape's `up` is written when it ends, so up to one more interval before `now`
-        // may still be in flight; before that the samples are all there.
-        let in_flight = (end - (now - ival)).clamp(0, ival);
-        if end - lg > gap + in_flight {
-            push(lg, end);
-        }
-    }
-    (ival, bad)
-}
-
-/// Reads `up` over `[start - BEFORE_WINDOW_MS, end]`.
-pub fn coverage(
-    db: &dyn Queryable,
-    start: Timestamp,
-    end: Timestamp,
-    now: Timestamp,
-) -> storage::Result<Coverage> {
-    let from = start.saturating_sub(BEFORE_WINDOW_MS);
-    let q = db.querier(from, end)?;
-    let hints = SelectHints {
-        start: from,
-        end,
-        ..Default::default()
-    };
-    let m = Matcher::new(MatchType::Equal, "__name__", "up").map_err(|e| {
-        storage::StorageError::io("up matcher", std::io::Error::other(e.to_string()))
-    })?;
-    let mut cov = Coverage::default();
-    let mut clean_since = Some(i64::MIN);
-    let mut hashes = Vec::new();
-    let mut samples = Vec::new();
-    for s in q.select(true, &hints, &[m])? {
-        samples.clear();
-        let mut it = s.iter();
-        let mut cur = it.seek(from);
-        while let Some((t, v)) = cur {
-            if t > end {
-                break;
-            }
-            samples.push((t, v));
-            cur = it.next();
-        }
-        let Some(&(first, _)) = samples.first() else {
-            continue;
-        };
-        cov.targets += 1;
-        let target = s.labels().stable_hash();
-        hashes.push(target);
-        cov.first = Some(cov.first.map_or(first, |f: i64| f.min(first)));
-        let (ival, mut bad) = target_gaps(&samples, end, now);
-        cov.interval = cov.interval.max(ival);
-        // Clean since the end of its last gap; never when the gap lasts to the end.
-        clean_since = match (clean_since, bad.last()) {
-            (Some(c), None) => Some(c.max(first)),
-            (Some(c), Some(&(_, e))) if e < end => Some(c.max(e)),
-            _ => None,
-        };
-        bad.retain(|&(_, e)| e > start);
-        if first > start || !bad.is_empty() {
-            cov.imperfect.push(TargetCoverage { target, first, bad });
-        }
-    }
-    cov.clean_since = clean_since.filter(|_| cov.targets > 0);
-    hashes.sort_unstable();
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for x in hashes {
-        h = (h ^ x).wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    cov.fingerprint = h;
-    Ok(cov)
+/// `POST|PUT /api/v1/admin/tsdb/delete_series`: the admin API's, and the coverage summary
+/// forgotten before and after (deleted `up` samples change coverage answers).
+pub async fn delete_series(State(app): State<App>, raw: RawQuery, body: FormBody) -> Response {
+    app.coverage_cache().invalidate();
+    let res = crate::admin::delete_series(State(app.clone()), raw, body).await;
+    app.coverage_cache().invalidate();
+    res
 }
 
 /// `GET /api/v1/vigil/coverage?start=…&end=…` (see the module doc).
@@ -400,11 +261,26 @@ pub async fn coverage_api(State(app): State<App>, RawQuery(q): RawQuery) -> ApiR
     let now = jiff::Timestamp::now().as_millisecond();
     let end = p.time("end", now)?.min(now);
     let start = p.time("start", end)?;
-    let db: Arc<dyn Queryable> = app.db().clone();
-    let cov = tokio::task::spawn_blocking(move || coverage(db.as_ref(), start, end, now))
-        .await
-        .map_err(|e| ApiError::internal(e.to_string()))?
-        .map_err(|e| ApiError::internal(e.to_string()))?;
+    let db = app.db().clone();
+    let cache = app.coverage_cache().clone();
+    let receiver = app.flags().enable_remote_write_receiver;
+    let cov = tokio::task::spawn_blocking(move || {
+        // Remote write can add `up` samples at any time: always read storage then.
+        if receiver {
+            return coverage(db.as_ref(), start, end, now);
+        }
+        let kept = Kept {
+            lowest: db
+                .blocks()
+                .first()
+                .map_or(db.head_min_time(), |b| b.min_time.min(db.head_min_time())),
+            retention_ms: i64::try_from(db.options().retention.as_millis()).unwrap_or(i64::MAX),
+        };
+        cache.coverage(db.as_ref(), kept, start, end, now)
+    })
+    .await
+    .map_err(|e| ApiError::internal(e.to_string()))?
+    .map_err(|e| ApiError::internal(e.to_string()))?;
     let ext: BTreeMap<String, String> = app
         .config()
         .external_labels()
@@ -454,44 +330,6 @@ mod tests {
         assert_eq!(
             relabel(&add, &drop, &own),
             Some(Labels::from_pairs([("__name__", "x"), ("region", "us")]))
-        );
-    }
-
-    #[test]
-    fn clean_target() {
-        let s = [(1000, 1.0), (2000, 1.0), (3010, 1.0), (4000, 1.0)];
-        assert_eq!(target_gaps(&s, 4500, 9000), (990, vec![]));
-        // Not settled yet: the next scrape may be in flight.
-        assert_eq!(target_gaps(&s, 5800, 5800), (990, vec![]));
-        assert_eq!(target_gaps(&s, 5800, 9000), (990, vec![(4000, 5800)]));
-    }
-
-    #[test]
-    fn failed_scrapes_are_gaps() {
-        let s = [(1000, 1.0), (2000, 0.0), (3000, 1.0), (4000, 1.0)];
-        assert_eq!(target_gaps(&s, 4000, 4000), (1000, vec![(1000, 3000)]));
-        // Gaps that touch become one.
-        let s = [(1000, 0.0), (2000, 1.0), (3000, 0.0), (4000, 0.0)];
-        assert_eq!(target_gaps(&s, 4000, 4000), (1000, vec![(1000, 4000)]));
-    }
-
-    #[test]
-    fn missing_scrapes_are_gaps() {
-        let s = [(1000, 1.0), (2000, 1.0), (62000, 1.0), (63000, 1.0)];
-        assert_eq!(target_gaps(&s, 63000, 63000), (1000, vec![(2000, 62000)]));
-    }
-
-    #[test]
-    fn stopped_scraping_is_a_gap_to_the_end() {
-        let s = [(1000, 1.0), (2000, 1.0), (3000, 1.0)];
-        assert_eq!(target_gaps(&s, 9000, 9000), (1000, vec![(3000, 9000)]));
-        // A replica that stopped 1.6 intervals before a settled window's end has a gap.
-        assert_eq!(target_gaps(&s, 4600, 9000), (1000, vec![(3000, 4600)]));
-        let s = [(1000, 1.0), (2000, 1.0), (3000, 0.0)];
-        assert_eq!(target_gaps(&s, 3000, 3000), (1000, vec![(2000, 3000)]));
-        assert_eq!(
-            target_gaps(&[(1000, 1.0)], 1000, 1000),
-            (0, vec![(1000, 1000)])
         );
     }
 }
