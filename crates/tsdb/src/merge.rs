@@ -8,13 +8,14 @@
 //! samples are merged by timestamp, and a timestamp present in several sources is returned
 //! once, from the first source.
 
+use std::cmp::Ordering;
 use std::collections::BTreeSet;
 
 use model::{Labels, Matcher, Timestamp};
 use storage::{Querier, Result, SampleIterator, SelectHints, Series, SeriesSet};
 
-use crate::block::querier::{BlockChunks, BlockQuerier, BlockSeries};
-use crate::head::querier::{HeadQuerier, HeadSampleIter, HeadSeries};
+use crate::block::querier::{BlockChunks, BlockQuerier, BlockSeries, BlockSeriesIter, SeriesKey};
+use crate::head::querier::{HeadQuerier, HeadSampleIter, HeadSeries, HeadSeriesIter};
 use crate::read::{ChainIter, ChunkSeqIter, limited};
 
 pub(crate) struct MergeQuerier {
@@ -225,68 +226,104 @@ impl SampleIterator for MergeIter<'_> {
     }
 }
 
-type PartSource<'a> = Box<dyn Iterator<Item = Result<Part>> + Send + 'a>;
-
-/// The merged series stream: `next[i]` is the next series of `sources[i]` not yet merged.
-struct MergeSeriesSet<'a> {
-    sources: Vec<PartSource<'a>>,
-    next: Vec<Option<Part>>,
+/// The merged series stream: each block's iterator stands at its next series not yet merged
+/// ([`BlockSeriesIter::advance`]), `head_next` is the head's. Block series are compared where
+/// their labels lie in the block index; a label set is built only for a series that no later
+/// source has (the head's is shared, not copied).
+struct MergeSeriesSet {
+    blocks: Vec<BlockSeriesIter>,
+    head: HeadSeriesIter,
+    head_next: Option<HeadSeries>,
     started: bool,
     failed: bool,
+    /// The sources whose next series is the least, in source order (kept for its capacity).
+    ties: Vec<usize>,
 }
 
-impl MergeSeriesSet<'_> {
-    fn pull(&mut self, i: usize) -> Result<()> {
-        self.next[i] = self.sources[i].next().transpose()?;
-        Ok(())
+impl MergeSeriesSet {
+    /// The next series of source `i` (the blocks, then the head).
+    fn key(&self, i: usize) -> Option<SeriesKey<'_>> {
+        match self.blocks.get(i) {
+            Some(b) => b.key(),
+            None => self
+                .head_next
+                .as_ref()
+                .map(|s| SeriesKey::Labels(s.labels())),
+        }
+    }
+
+    /// Sets `ties` to the sources whose next series is the least.
+    fn least(&self, ties: &mut Vec<usize>) {
+        ties.clear();
+        let mut min: Option<SeriesKey<'_>> = None;
+        for i in 0..=self.blocks.len() {
+            let Some(k) = self.key(i) else {
+                continue;
+            };
+            // Usually every source has the same next series.
+            match min.as_ref().map(|m| k.cmp(m)) {
+                None | Some(Ordering::Less) => {
+                    min = Some(k);
+                    ties.clear();
+                    ties.push(i);
+                }
+                Some(Ordering::Equal) => ties.push(i),
+                Some(Ordering::Greater) => {}
+            }
+        }
+    }
+
+    /// Takes source `i`'s next series (with `labels`, equal to its own, when given) and moves
+    /// the source on.
+    fn take(&mut self, i: usize, labels: Option<&Labels>) -> Result<Part> {
+        let Some(b) = self.blocks.get_mut(i) else {
+            let s = self
+                .head_next
+                .take()
+                .expect("BUG: the head has a next series");
+            self.head_next = self.head.next();
+            return Ok(Part::Head(s));
+        };
+        let s = b.take(labels).expect("BUG: the block has a next series")?;
+        b.advance()?;
+        Ok(Part::Block(s))
     }
 
     fn step(&mut self) -> Result<Option<Box<dyn Series>>> {
         if !self.started {
             self.started = true;
-            self.next = (0..self.sources.len()).map(|_| None).collect();
-            for i in 0..self.sources.len() {
-                self.pull(i)?;
+            for b in &mut self.blocks {
+                b.advance()?;
             }
+            self.head_next = self.head.next();
         }
-        // Usually every source has the same next series: an equality test (one memcmp) comes
-        // before the label-by-label ordering.
-        let mut min: Option<usize> = None;
-        for (i, p) in self.next.iter().enumerate() {
-            if let Some(p) = p
-                && min.is_none_or(|m| {
-                    let ml = self.next[m].as_ref().expect("set").labels();
-                    p.labels() != ml && p.labels() < ml
-                })
-            {
-                min = Some(i);
+        let mut ties = std::mem::take(&mut self.ties);
+        self.least(&mut ties);
+        let out = match ties[..] {
+            [] => None,
+            [i] => Some(self.take(i, None)?.into_series()),
+            [.., last] => {
+                let mut labels = (last == self.blocks.len())
+                    .then(|| self.head_next.as_ref().map(|s| s.labels().clone()))
+                    .flatten();
+                let mut parts = Vec::with_capacity(ties.len());
+                for &i in &ties {
+                    let p = self.take(i, labels.as_ref())?;
+                    if labels.is_none() {
+                        labels = Some(p.labels().clone());
+                    }
+                    parts.push(p);
+                }
+                let labels = labels.expect("BUG: set from the first part");
+                Some(Box::new(MergedSeries { labels, parts }) as Box<dyn Series>)
             }
-        }
-        let Some(m) = min else {
-            return Ok(None);
         };
-        let first = self.next[m].take().expect("BUG: minimum is set");
-        self.pull(m)?;
-        let mut parts = Vec::new();
-        for i in m + 1..self.next.len() {
-            if self.next[i]
-                .as_ref()
-                .is_some_and(|p| p.labels() == first.labels())
-            {
-                parts.push(self.next[i].take().expect("BUG: checked"));
-                self.pull(i)?;
-            }
-        }
-        if parts.is_empty() {
-            return Ok(Some(first.into_series()));
-        }
-        parts.insert(0, first);
-        let labels = parts[0].labels().clone();
-        Ok(Some(Box::new(MergedSeries { labels, parts })))
+        self.ties = ties;
+        Ok(out)
     }
 }
 
-impl Iterator for MergeSeriesSet<'_> {
+impl Iterator for MergeSeriesSet {
     type Item = Result<Box<dyn Series>>;
 
     fn next(&mut self) -> Option<Self::Item> {
@@ -317,20 +354,16 @@ impl Querier for MergeQuerier {
         hints: &SelectHints,
         matchers: &[Matcher],
     ) -> Result<SeriesSet<'_>> {
-        let mut sources: Vec<PartSource<'_>> = Vec::with_capacity(self.blocks.len() + 1);
-        for b in &self.blocks {
-            sources.push(Box::new(
-                b.series_iter(hints, matchers)?.map(|r| r.map(Part::Block)),
-            ));
-        }
-        sources.push(Box::new(
-            self.head
-                .series_iter(true, hints, matchers)
-                .map(|s| Ok(Part::Head(s))),
-        ));
+        let blocks = self
+            .blocks
+            .iter()
+            .map(|b| b.series_iter(hints, matchers))
+            .collect::<Result<Vec<_>>>()?;
         let set = MergeSeriesSet {
-            sources,
-            next: Vec::new(),
+            ties: Vec::with_capacity(blocks.len() + 1),
+            blocks,
+            head: self.head.series_iter(true, hints, matchers),
+            head_next: None,
             started: false,
             failed: false,
         };

@@ -330,6 +330,16 @@ impl Default for SymbolCache {
     }
 }
 
+/// Where a symbol's bytes lie in the index file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct SymbolSpan {
+    start: usize,
+    end: usize,
+}
+
+/// A label of a series as the spans of its name and value symbols.
+pub(crate) type LabelSpans = [SymbolSpan; 2];
+
 /// A memory-mapped index, every section checked at open. What stays in memory per block does
 /// not grow with its series: every 32nd symbol offset and every 32nd postings table entry.
 pub struct IndexReader {
@@ -726,16 +736,78 @@ impl IndexReader {
         id: u64,
         cache: &mut SymbolCache,
         buf: &mut LabelsBuf,
-        mut keep: impl FnMut(&ChunkMeta) -> bool,
+        keep: impl FnMut(&ChunkMeta) -> bool,
     ) -> Result<Option<Labels>, TsdbError> {
+        let mut pairs = Vec::new();
+        if !self.series_refs_if(id, cache, &mut pairs, keep)? {
+            return Ok(None);
+        }
+        self.labels_at(&pairs, buf).map(Some)
+    }
+
+    /// [`IndexReader::series_if`] without building the label set: where the label names and
+    /// values of series `id` lie in the file go to `pairs` (cleared first), for comparing
+    /// series of several blocks by [`IndexReader::symbol_bytes`] before any label set is
+    /// built ([`IndexReader::labels_at`]). False when no chunk satisfies `keep`.
+    pub(crate) fn series_refs_if(
+        &self,
+        id: u64,
+        cache: &mut SymbolCache,
+        pairs: &mut Vec<LabelSpans>,
+        mut keep: impl FnMut(&ChunkMeta) -> bool,
+    ) -> Result<bool, TsdbError> {
         let (off, mut d) = self.series_entry(id, false)?;
-        self.decode_labels(off, &mut d, cache, buf)?;
+        let bad = || self.bad(off, "bad series entry");
+        let nl = d.uvarint().ok_or_else(bad)?;
+        pairs.clear();
+        for k in 0..nl as usize {
+            let n = self.cached_symbol_pos(d.uvarint().ok_or_else(bad)?, cache)?;
+            let v = self.cached_value_pos(d.uvarint().ok_or_else(bad)?, k, cache)?;
+            pairs.push([self.symbol_span(n)?, self.symbol_span(v)?]);
+        }
         let mut any = false;
         self.visit_chunk_metas(off, &mut d, |c| {
             any = keep(&c);
             !any
         })?;
-        Ok(any.then(|| buf.finish()))
+        Ok(any)
+    }
+
+    /// The label set of `pairs` (from [`IndexReader::series_refs_if`]), built in `buf`.
+    pub(crate) fn labels_at(
+        &self,
+        pairs: &[LabelSpans],
+        buf: &mut LabelsBuf,
+    ) -> Result<Labels, TsdbError> {
+        buf.clear();
+        for &[n, v] in pairs {
+            buf.push(self.span_str(n)?, self.span_str(v)?);
+        }
+        Ok(buf.finish())
+    }
+
+    /// The bytes of a symbol (UTF-8: every symbol was checked when the index was opened).
+    pub(crate) fn symbol_bytes(&self, s: SymbolSpan) -> &[u8] {
+        self.bytes().get(s.start..s.end).unwrap_or_default()
+    }
+
+    fn span_str(&self, s: SymbolSpan) -> Result<&str, TsdbError> {
+        std::str::from_utf8(self.symbol_bytes(s))
+            .map_err(|_| self.bad(s.start as u64, "bad symbol"))
+    }
+
+    /// Where the bytes of the symbol whose length field is at `off` lie.
+    fn symbol_span(&self, off: usize) -> Result<SymbolSpan, TsdbError> {
+        let b = self.bytes();
+        let bad = || self.bad(off as u64, "bad symbol");
+        let (n, w) = crate::encoding::uvarint(b.get(off..).unwrap_or_default()).ok_or_else(bad)?;
+        let start = off + w;
+        let end = usize::try_from(n)
+            .ok()
+            .and_then(|n| start.checked_add(n))
+            .filter(|&e| e <= b.len())
+            .ok_or_else(bad)?;
+        Ok(SymbolSpan { start, end })
     }
 
     /// Decodes the label refs at the front of a series entry into `buf` (cleared first).
@@ -750,8 +822,10 @@ impl IndexReader {
         let nl = d.uvarint().ok_or_else(bad)?;
         buf.clear();
         for k in 0..nl as usize {
-            let n = self.cached_symbol(d.uvarint().ok_or_else(bad)?, cache)?;
-            let v = self.cached_value(d.uvarint().ok_or_else(bad)?, k, cache)?;
+            let n =
+                self.symbol_str(self.cached_symbol_pos(d.uvarint().ok_or_else(bad)?, cache)?)?;
+            let v =
+                self.symbol_str(self.cached_value_pos(d.uvarint().ok_or_else(bad)?, k, cache)?)?;
             buf.push(n, v);
         }
         Ok(())
@@ -785,8 +859,14 @@ impl IndexReader {
         Ok(chunks)
     }
 
-    /// The value symbol `i` of the `k`-th label of a series, through `cache`.
-    fn cached_value(&self, i: u64, k: usize, cache: &mut SymbolCache) -> Result<&str, TsdbError> {
+    /// The offset of the length field of value symbol `i` of the `k`-th label of a series,
+    /// through `cache`.
+    fn cached_value_pos(
+        &self,
+        i: u64,
+        k: usize,
+        cache: &mut SymbolCache,
+    ) -> Result<usize, TsdbError> {
         let slot = (i as usize) % SYMBOL_CACHE_SLOTS;
         if cache.slots[slot].0 != i + 1 {
             let from = cache.cursors.get(k).copied().unwrap_or((0, 0));
@@ -795,15 +875,15 @@ impl IndexReader {
         if let Some(c) = cache.cursors.get_mut(k) {
             *c = cache.slots[slot];
         }
-        self.symbol_str(cache.slots[slot].1)
+        Ok(cache.slots[slot].1)
     }
 
-    fn cached_symbol(&self, i: u64, cache: &mut SymbolCache) -> Result<&str, TsdbError> {
+    fn cached_symbol_pos(&self, i: u64, cache: &mut SymbolCache) -> Result<usize, TsdbError> {
         let slot = &mut cache.slots[(i as usize) % SYMBOL_CACHE_SLOTS];
         if slot.0 != i + 1 {
             *slot = (i + 1, self.symbol_pos(i)?);
         }
-        self.symbol_str(slot.1)
+        Ok(slot.1)
     }
 
     /// The body of series `id`'s entry, its checksum verified when `check`, and the entry's

@@ -11,7 +11,7 @@ use storage::{Querier, Result, SampleIterator, SelectHints, Series, SeriesSet, S
 
 use super::Block;
 use super::chunks::ENCODING_XOR;
-use super::index::{ChunkMeta, SymbolCache};
+use super::index::{ChunkMeta, IndexReader, LabelSpans, SymbolCache};
 use super::tombstones::Tombstones;
 use crate::read::{ChunkList, ChunkSeqIter, QueryLive, SeriesGuard, limited};
 
@@ -140,6 +140,12 @@ pub(crate) struct BlockQuerier {
 /// The series of a block selection, produced one at a time in label order (the index order).
 /// Holds the matching series ids (from the postings) and reads each series' labels and chunk
 /// metas from the mapped index only when reached.
+///
+/// A merge over several blocks steps with [`BlockSeriesIter::advance`], which finds where the
+/// next series' label names and values lie in the index without building its label set;
+/// [`BlockSeriesIter::key`] compares it with other sources' series, and
+/// [`BlockSeriesIter::take`] builds the series, with a label set from another source when
+/// that has the same series (most series are in every block and the head).
 pub(crate) struct BlockSeriesIter {
     block: Arc<Block>,
     ids: std::vec::IntoIter<u64>,
@@ -150,15 +156,19 @@ pub(crate) struct BlockSeriesIter {
     live: Arc<QueryLive>,
     symbols: SymbolCache,
     labels_buf: LabelsBuf,
+    /// The series [`BlockSeriesIter::advance`] stopped at, not yet taken.
+    cur: Option<u64>,
+    /// Its labels.
+    pairs: Vec<LabelSpans>,
     failed: bool,
 }
 
-impl Iterator for BlockSeriesIter {
-    type Item = Result<BlockSeries>;
-
-    fn next(&mut self) -> Option<Result<BlockSeries>> {
+impl BlockSeriesIter {
+    /// Moves to the next series with data in range (not yet taken); false at the end.
+    pub(crate) fn advance(&mut self) -> Result<bool> {
+        self.cur = None;
         if self.failed {
-            return None;
+            return Ok(false);
         }
         let (mint, maxt) = (self.mint, self.maxt);
         for id in self.ids.by_ref() {
@@ -170,31 +180,129 @@ impl Iterator for BlockSeriesIter {
                     && c.mint <= maxt
                     && !deleted.iter().any(|&(a, b)| a <= c.mint && c.maxt <= b)
             };
-            let labels =
-                match self
-                    .block
-                    .index
-                    .series_if(id, &mut self.symbols, &mut self.labels_buf, keep)
-                {
-                    Ok(Some(l)) => l,
-                    Ok(None) => continue,
-                    Err(e) => {
-                        self.failed = true;
-                        return Some(Err(err(e)));
-                    }
-                };
-            return Some(Ok(BlockSeries {
-                block: self.block.clone(),
-                labels,
-                id,
-                deleted: deleted.to_vec(),
-                // Labels-only selects never iterate; an empty range keeps it so.
-                mint: if self.labels_only { i64::MAX } else { mint },
-                maxt: if self.labels_only { i64::MIN } else { maxt },
-                live: SeriesGuard::new(&self.live),
-            }));
+            match self
+                .block
+                .index
+                .series_refs_if(id, &mut self.symbols, &mut self.pairs, keep)
+            {
+                Ok(true) => {
+                    self.cur = Some(id);
+                    return Ok(true);
+                }
+                Ok(false) => {}
+                Err(e) => {
+                    self.failed = true;
+                    return Err(err(e));
+                }
+            }
         }
-        None
+        Ok(false)
+    }
+
+    /// The labels of the series [`BlockSeriesIter::advance`] stopped at.
+    pub(crate) fn key(&self) -> Option<SeriesKey<'_>> {
+        self.cur
+            .map(|_| SeriesKey::Index(&self.block.index, &self.pairs))
+    }
+
+    /// The series [`BlockSeriesIter::advance`] stopped at, with `labels` (equal to its own)
+    /// or its own label set; `None` when there is none.
+    pub(crate) fn take(&mut self, labels: Option<&Labels>) -> Option<Result<BlockSeries>> {
+        let id = self.cur.take()?;
+        let labels = match labels {
+            Some(l) => l.clone(),
+            None => match self
+                .block
+                .index
+                .labels_at(&self.pairs, &mut self.labels_buf)
+            {
+                Ok(l) => l,
+                Err(e) => {
+                    self.failed = true;
+                    return Some(Err(err(e)));
+                }
+            },
+        };
+        Some(Ok(BlockSeries {
+            block: self.block.clone(),
+            labels,
+            id,
+            deleted: self.tomb.get(id).to_vec(),
+            // Labels-only selects never iterate; an empty range keeps it so.
+            mint: if self.labels_only {
+                i64::MAX
+            } else {
+                self.mint
+            },
+            maxt: if self.labels_only {
+                i64::MIN
+            } else {
+                self.maxt
+            },
+            live: SeriesGuard::new(&self.live),
+        }))
+    }
+}
+
+impl Iterator for BlockSeriesIter {
+    type Item = Result<BlockSeries>;
+
+    fn next(&mut self) -> Option<Result<BlockSeries>> {
+        match self.advance() {
+            Ok(true) => self.take(None),
+            Ok(false) => None,
+            Err(e) => Some(Err(e)),
+        }
+    }
+}
+
+/// A series' labels as a merge compares them: a label set, or where a block index holds them.
+pub(crate) enum SeriesKey<'a> {
+    Labels(&'a Labels),
+    Index(&'a IndexReader, &'a [LabelSpans]),
+}
+
+impl SeriesKey<'_> {
+    /// Compares as [`Labels`] do (label by label, name then value; a prefix first), without
+    /// building a label set.
+    pub(crate) fn cmp(&self, other: &SeriesKey<'_>) -> std::cmp::Ordering {
+        match (self, other) {
+            (SeriesKey::Labels(a), SeriesKey::Labels(b)) => {
+                if a == b {
+                    std::cmp::Ordering::Equal
+                } else {
+                    a.cmp(b)
+                }
+            }
+            _ => self.pairs().cmp(other.pairs()),
+        }
+    }
+
+    fn pairs(&self) -> KeyPairs<'_> {
+        match self {
+            SeriesKey::Labels(l) => KeyPairs::Labels(l.iter()),
+            SeriesKey::Index(ix, pairs) => KeyPairs::Index(ix, pairs.iter()),
+        }
+    }
+}
+
+/// The (name, value) bytes of a [`SeriesKey`].
+enum KeyPairs<'a> {
+    Labels(model::labels::LabelsIter<'a>),
+    Index(&'a IndexReader, std::slice::Iter<'a, LabelSpans>),
+}
+
+impl<'a> Iterator for KeyPairs<'a> {
+    type Item = (&'a [u8], &'a [u8]);
+
+    #[inline]
+    fn next(&mut self) -> Option<Self::Item> {
+        match self {
+            KeyPairs::Labels(it) => it.next().map(|l| (l.name.as_bytes(), l.value.as_bytes())),
+            KeyPairs::Index(ix, it) => it
+                .next()
+                .map(|&[n, v]| (ix.symbol_bytes(n), ix.symbol_bytes(v))),
+        }
     }
 }
 
@@ -227,6 +335,8 @@ impl BlockQuerier {
             live: self.live.clone(),
             symbols: SymbolCache::default(),
             labels_buf: LabelsBuf::new(),
+            cur: None,
+            pairs: Vec::new(),
             failed: false,
         })
     }
@@ -296,5 +406,95 @@ impl Querier for BlockQuerier {
             }
         }
         Ok(set.into_iter().collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::block::index::IndexWriter;
+
+    /// An index of `series` (sorted here), each with one chunk.
+    fn index(dir: &std::path::Path, name: &str, series: &[Labels]) -> IndexReader {
+        let mut series = series.to_vec();
+        series.sort();
+        let mut syms: Vec<String> = series
+            .iter()
+            .flat_map(|l| {
+                l.iter()
+                    .flat_map(|p| [p.name.to_string(), p.value.to_string()])
+            })
+            .collect();
+        syms.sort();
+        syms.dedup();
+        let path = dir.join(name);
+        let mut w = IndexWriter::new(&path, syms).unwrap();
+        for (n, l) in series.iter().enumerate() {
+            let c = ChunkMeta {
+                mint: 0,
+                maxt: 10,
+                chunk_ref: 8 + 16 * n as u64,
+            };
+            w.add_series(l, &[c]).unwrap();
+        }
+        w.finish().unwrap();
+        IndexReader::open(&path).unwrap()
+    }
+
+    /// Each series of `ix` in index order: where its labels lie, and its label set.
+    fn keyed(ix: &IndexReader) -> Vec<(Vec<LabelSpans>, Labels)> {
+        let mut cache = SymbolCache::default();
+        ix.all_postings()
+            .unwrap()
+            .into_iter()
+            .map(|id| {
+                let mut pairs = Vec::new();
+                assert!(
+                    ix.series_refs_if(id, &mut cache, &mut pairs, |_| true)
+                        .unwrap()
+                );
+                let l = ix.labels_at(&pairs, &mut LabelsBuf::new()).unwrap();
+                assert_eq!(l, ix.series(id).unwrap().0);
+                (pairs, l)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn series_keys_order_like_label_sets_across_indexes() {
+        let dir = tempfile::tempdir().unwrap();
+        let l = |p: &[(&str, &str)]| Labels::from_pairs(p.iter().copied());
+        // Prefixes of names, values and label lists; symbols the other index lacks, so the
+        // same string has different symbol numbers in the two.
+        let a = [
+            l(&[("a", "1")]),
+            l(&[("a", "1"), ("b", "2")]),
+            l(&[("a", "10")]),
+            l(&[("a", "1"), ("bb", "")]),
+            l(&[("__name__", "m"), ("a", "x")]),
+            l(&[("aa", "1")]),
+        ];
+        let b = [
+            l(&[("a", "1"), ("b", "2")]),
+            l(&[("a", "1"), ("b", "3")]),
+            l(&[("a", "0")]),
+            l(&[("__name__", "m"), ("a", "x")]),
+            l(&[("__name__", "m")]),
+            l(&[("a", "10"), ("c", "z")]),
+            l(&[("aa", "1")]),
+        ];
+        let (ia, ib) = (index(dir.path(), "a", &a), index(dir.path(), "b", &b));
+        let (ka, kb) = (keyed(&ia), keyed(&ib));
+        let keys: Vec<(SeriesKey<'_>, &Labels)> = ka
+            .iter()
+            .map(|(p, l)| (SeriesKey::Index(&ia, p), l))
+            .chain(kb.iter().map(|(p, l)| (SeriesKey::Index(&ib, p), l)))
+            .chain(ka.iter().chain(&kb).map(|(_, l)| (SeriesKey::Labels(l), l)))
+            .collect();
+        for (x, lx) in &keys {
+            for (y, ly) in &keys {
+                assert_eq!(x.cmp(y), lx.cmp(ly), "{lx} vs {ly}");
+            }
+        }
     }
 }
