@@ -9,12 +9,14 @@
 //! window. Samples younger than a settling time are always read from storage (a scrape's `up`
 //! is written when it ends, with the time it started), and every extension re-reads the
 //! settling time before it and rebuilds the summary if anything there changed (a late sample,
-//! a new series). Windows it cannot answer exactly are read from storage: reaching before what
-//! retention keeps, or starting after their end. Deletions must call
-//! [`CoverageCache::invalidate`].
+//! a new series). A window reaching before the summary's start extends it backwards. Read from
+//! storage instead: windows reaching before what time retention keeps, or starting after their
+//! end; everything for a while when the summary grows too large (scrapes far off their tick).
+//! The summary is built again when the oldest data moves (blocks deleted, head truncated) and
+//! after deletions, which must call [`CoverageCache::invalidate`].
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
 use model::{Labels, MatchType, Matcher, Timestamp};
 use parking_lot::Mutex;
@@ -356,6 +358,10 @@ fn run_gaps(runs: &[Run], end: Timestamp, now: Timestamp) -> (i64, Vec<(Timestam
 const SETTLE_MS: i64 = 5 * 60_000;
 /// How far back a new summary starts (unless the first window reaches further).
 const INITIAL_SPAN_MS: i64 = 25 * 3_600_000;
+/// A summary holding more runs than this (scrapes far off their tick) is given up, and
+/// storage read, for [`GIVE_UP_MS`]: about 32 MiB.
+const MAX_RUNS: usize = 1 << 20;
+const GIVE_UP_MS: i64 = 10 * 60_000;
 /// The summary is extended once it is this far behind.
 const EXTEND_EVERY_MS: i64 = 60_000;
 
@@ -379,6 +385,10 @@ impl TargetRuns {
 /// Every `up` sample with its time in `[start, horizon]`, as storage had them.
 struct Summary {
     generation: u64,
+    /// [`Kept::lowest`] when it was built: when that moves, data was deleted.
+    lowest: Timestamp,
+    /// How many runs it holds.
+    runs: usize,
     start: Timestamp,
     horizon: Timestamp,
     /// Whether storage had no sample before `start` (so windows before it are answered too).
@@ -413,6 +423,7 @@ impl Summary {
             }
         })?;
         self.horizon = hi;
+        self.runs = self.targets.values().map(|t| t.runs.len()).sum();
         Ok(())
     }
 
@@ -437,6 +448,7 @@ impl Summary {
             t.runs = runs;
         }
         self.start = lo;
+        self.runs = self.targets.values().map(|t| t.runs.len()).sum();
         Ok(())
     }
 
@@ -457,22 +469,6 @@ impl Summary {
             && seen.keys().all(|l| self.targets.contains_key(l));
         Ok(same)
     }
-
-    /// Drops the samples before `lowest` (deleted by retention).
-    fn trim(&mut self, lowest: Timestamp) {
-        if lowest <= self.start {
-            return;
-        }
-        for t in self.targets.values_mut() {
-            t.runs = t
-                .runs
-                .iter()
-                .filter_map(|r| r.clip(lowest, i64::MAX))
-                .collect();
-        }
-        self.targets.retain(|_, t| !t.runs.is_empty());
-        self.start = lowest;
-    }
 }
 
 /// What storage can still give, as [`CoverageCache::coverage`] needs to know it.
@@ -486,15 +482,36 @@ pub struct Kept {
 }
 
 /// The [`coverage`] answers from a summary of the `up` series (see the module doc).
-#[derive(Default)]
 pub struct CoverageCache {
     summary: Mutex<Option<Summary>>,
     generation: AtomicU64,
+    initial_span_ms: i64,
+    max_runs: usize,
+    /// Storage is read until then (the summary grew too large).
+    given_up_until: AtomicI64,
+}
+
+impl Default for CoverageCache {
+    fn default() -> Self {
+        CoverageCache::with_limits(INITIAL_SPAN_MS, MAX_RUNS)
+    }
 }
 
 impl CoverageCache {
     pub fn new() -> CoverageCache {
         CoverageCache::default()
+    }
+
+    /// A summary starting `initial_span_ms` before the settled end (or where the first window
+    /// starts, if earlier), given up when it holds more than `max_runs` runs.
+    pub fn with_limits(initial_span_ms: i64, max_runs: usize) -> CoverageCache {
+        CoverageCache {
+            summary: Mutex::new(None),
+            generation: AtomicU64::new(0),
+            initial_span_ms,
+            max_runs,
+            given_up_until: AtomicI64::new(i64::MIN),
+        }
     }
 
     /// Forgets the summary: samples were deleted (call before and after deleting).
@@ -513,17 +530,22 @@ impl CoverageCache {
     ) -> storage::Result<Coverage> {
         let from = start.saturating_sub(BEFORE_WINDOW_MS);
         let hidden_before = now.saturating_sub(kept.retention_ms);
-        if from > end || from < hidden_before || kept.lowest == i64::MAX {
+        if from > end
+            || from < hidden_before
+            || kept.lowest == i64::MAX
+            || now < self.given_up_until.load(Ordering::Relaxed)
+        {
             return coverage(db, start, end, now);
         }
         let generation = self.generation.load(Ordering::SeqCst);
         let mut guard = self.summary.lock();
-        let stale = guard.as_ref().is_none_or(|s| s.generation != generation);
+        let stale = guard
+            .as_ref()
+            .is_none_or(|s| s.generation != generation || s.lowest != kept.lowest);
         if stale {
             *guard = None;
         }
         if let Some(s) = guard.as_mut() {
-            s.trim(kept.lowest);
             if from < s.start && !s.from_beginning {
                 s.prepend(db, from)?;
                 s.from_beginning = from <= kept.lowest;
@@ -543,10 +565,12 @@ impl CoverageCache {
             Some(s) => s,
             None => {
                 let horizon = now.saturating_sub(SETTLE_MS);
-                let begin = from.min(horizon.saturating_sub(INITIAL_SPAN_MS));
+                let begin = from.min(horizon.saturating_sub(self.initial_span_ms));
                 let begin = begin.max(kept.lowest).min(horizon.saturating_add(1));
                 let mut s = Summary {
                     generation,
+                    lowest: kept.lowest,
+                    runs: 0,
                     start: begin,
                     horizon: begin - 1,
                     from_beginning: begin <= kept.lowest,
@@ -557,6 +581,12 @@ impl CoverageCache {
                 guard.insert(s)
             }
         };
+        if s.runs > self.max_runs {
+            *guard = None;
+            self.given_up_until
+                .store(now.saturating_add(GIVE_UP_MS), Ordering::Relaxed);
+            return coverage(db, start, end, now);
+        }
         s.answer(db, start, end, now)
     }
 }
@@ -831,8 +861,8 @@ mod tests {
         app.commit().expect("commit");
     }
 
-    /// Random windows ending up to an hour before `now`: the cache answers like storage.
-    fn check_windows(cache: &CoverageCache, db: &tsdb::Db, rng: &mut Rng, now: Timestamp) {
+    /// Random windows ending up to an hour before `now`: each cache answers like storage.
+    fn check_windows(caches: &[CoverageCache], db: &tsdb::Db, rng: &mut Rng, now: Timestamp) {
         for _ in 0..6 {
             let end = if rng.chance(30) {
                 now
@@ -841,10 +871,12 @@ mod tests {
             };
             let start = end - rng.below(4 * 3_600_000) as i64;
             let want = coverage(db, start, end, now).expect("coverage");
-            let got = cache
-                .coverage(db, kept(db), start, end, now)
-                .expect("cached coverage");
-            assert_eq!(got, want, "window [{start}, {end}] at {now}");
+            for (i, cache) in caches.iter().enumerate() {
+                let got = cache
+                    .coverage(db, kept(db), start, end, now)
+                    .expect("cached coverage");
+                assert_eq!(got, want, "cache {i}, window [{start}, {end}] at {now}");
+            }
         }
     }
 
@@ -870,25 +902,35 @@ mod tests {
             })
             .collect();
         let mut db = open(dir.path());
-        let mut cache = CoverageCache::new();
+        // The default; one starting 30 min back (extended backwards by older windows); one
+        // too small to keep (storage read).
+        let new_caches = || {
+            [
+                CoverageCache::new(),
+                CoverageCache::with_limits(1_800_000, MAX_RUNS),
+                CoverageCache::with_limits(INITIAL_SPAN_MS, 40),
+            ]
+        };
+        let mut caches = new_caches();
         let mut now = BASE;
         // A server outage (no `up` at all) in the second hour.
         let down = Some((BASE + 5_400_000, BASE + 5_700_000));
         let mut restarted = false;
         let mut deleted = false;
         let mut late = false;
+        let mut truncated = false;
         while now < BASE + 6 * 3_600_000 {
             now += 10_000 + rng.below(170_000) as i64;
             scrape_until(&db, &mut rng, &mut targets, now, down);
-            check_windows(&cache, &db, &mut rng, now);
+            check_windows(&caches, &db, &mut rng, now);
             if !restarted && now > BASE + 3 * 3_600_000 {
                 // Restart: the WAL is replayed and the summary built again.
                 restarted = true;
                 db.close().expect("close");
                 drop(db);
                 db = open(dir.path());
-                cache = CoverageCache::new();
-                check_windows(&cache, &db, &mut rng, now);
+                caches = new_caches();
+                check_windows(&caches, &db, &mut rng, now);
             }
             if !deleted && now > BASE + 4 * 3_600_000 {
                 deleted = true;
@@ -896,17 +938,23 @@ mod tests {
                     Matcher::new(MatchType::Equal, "__name__", "up").expect("matcher"),
                     Matcher::new(MatchType::Equal, "instance", "host-3:9100").expect("matcher"),
                 ];
-                cache.invalidate();
+                caches.iter().for_each(CoverageCache::invalidate);
                 db.delete_series(&ms, now - 7_200_000, now - 3_600_000)
                     .expect("delete");
-                cache.invalidate();
-                check_windows(&cache, &db, &mut rng, now);
+                caches.iter().for_each(CoverageCache::invalidate);
+                check_windows(&caches, &db, &mut rng, now);
+            }
+            if !truncated && now > BASE + 4 * 3_600_000 + 1_800_000 {
+                // The head drops its oldest data (as after a compaction, or retention).
+                truncated = true;
+                db.truncate(now - 3 * 3_600_000).expect("truncate");
+                check_windows(&caches, &db, &mut rng, now);
             }
             if !late && now > BASE + 5 * 3_600_000 {
                 // A new series whose samples arrive behind the summary's end (which is
                 // `SETTLE_MS` behind `now`): found when the summary is next extended.
                 late = true;
-                let horizon = cache.summary.lock().as_ref().expect("summary").horizon;
+                let horizon = caches[0].summary.lock().as_ref().expect("summary").horizon;
                 let mut app = db.appender();
                 let l = Labels::from_pairs([("__name__", "up"), ("instance", "late")]);
                 for k in 0..10 {
@@ -917,11 +965,16 @@ mod tests {
                 now += EXTEND_EVERY_MS;
                 let (start, end) = (horizon - 3_600_000, now - 1000);
                 let want = coverage(db.as_ref(), start, end, now).expect("coverage");
-                let got = cache.coverage(db.as_ref(), kept(&db), start, end, now);
-                assert_eq!(got.expect("cached coverage"), want);
-                check_windows(&cache, &db, &mut rng, now);
+                for cache in &caches {
+                    let got = cache.coverage(db.as_ref(), kept(&db), start, end, now);
+                    assert_eq!(got.expect("cached coverage"), want);
+                }
+                check_windows(&caches, &db, &mut rng, now);
             }
         }
-        assert!(restarted && deleted && late);
+        assert!(restarted && deleted && late && truncated);
+        // The small one was given up; the others were kept.
+        assert!(caches[2].summary.lock().is_none());
+        assert!(caches[0].summary.lock().is_some() && caches[1].summary.lock().is_some());
     }
 }
