@@ -314,18 +314,19 @@ const SYMBOL_CURSORS: usize = 16;
 /// and for each label position the last value looked up: series come in label order, so a
 /// value missing from the cache (one per series, like a pod name) is usually a few symbols
 /// after the previous series' value, and the lookup scans on from there instead of from the
-/// sampled offset (up to 31 symbols). (64 × 16 + 16 × 16 bytes.)
+/// sampled offset (up to 31 symbols). (64 × 24 + 16 × 24 bytes.)
 pub struct SymbolCache {
-    /// (symbol number + 1, offset of its length field); 0 = empty.
-    slots: [(u64, usize); SYMBOL_CACHE_SLOTS],
-    cursors: [(u64, usize); SYMBOL_CURSORS],
+    /// (symbol number + 1, where its bytes lie); 0 = empty.
+    slots: [(u64, SymbolSpan); SYMBOL_CACHE_SLOTS],
+    cursors: [(u64, SymbolSpan); SYMBOL_CURSORS],
 }
 
 impl Default for SymbolCache {
     fn default() -> Self {
+        let none = (0, SymbolSpan { start: 0, end: 0 });
         SymbolCache {
-            slots: [(0, 0); SYMBOL_CACHE_SLOTS],
-            cursors: [(0, 0); SYMBOL_CURSORS],
+            slots: [none; SYMBOL_CACHE_SLOTS],
+            cursors: [none; SYMBOL_CURSORS],
         }
     }
 }
@@ -761,9 +762,9 @@ impl IndexReader {
         let nl = d.uvarint().ok_or_else(bad)?;
         pairs.clear();
         for k in 0..nl as usize {
-            let n = self.cached_symbol_pos(d.uvarint().ok_or_else(bad)?, cache)?;
-            let v = self.cached_value_pos(d.uvarint().ok_or_else(bad)?, k, cache)?;
-            pairs.push([self.symbol_span(n)?, self.symbol_span(v)?]);
+            let n = self.cached_symbol_span(d.uvarint().ok_or_else(bad)?, cache)?;
+            let v = self.cached_value_span(d.uvarint().ok_or_else(bad)?, k, cache)?;
+            pairs.push([n, v]);
         }
         let mut any = false;
         self.visit_chunk_metas(off, &mut d, |c| {
@@ -822,10 +823,9 @@ impl IndexReader {
         let nl = d.uvarint().ok_or_else(bad)?;
         buf.clear();
         for k in 0..nl as usize {
-            let n =
-                self.symbol_str(self.cached_symbol_pos(d.uvarint().ok_or_else(bad)?, cache)?)?;
+            let n = self.span_str(self.cached_symbol_span(d.uvarint().ok_or_else(bad)?, cache)?)?;
             let v =
-                self.symbol_str(self.cached_value_pos(d.uvarint().ok_or_else(bad)?, k, cache)?)?;
+                self.span_str(self.cached_value_span(d.uvarint().ok_or_else(bad)?, k, cache)?)?;
             buf.push(n, v);
         }
         Ok(())
@@ -859,18 +859,22 @@ impl IndexReader {
         Ok(chunks)
     }
 
-    /// The offset of the length field of value symbol `i` of the `k`-th label of a series,
-    /// through `cache`.
-    fn cached_value_pos(
+    /// Where value symbol `i` of the `k`-th label of a series lies, through `cache`.
+    fn cached_value_span(
         &self,
         i: u64,
         k: usize,
         cache: &mut SymbolCache,
-    ) -> Result<usize, TsdbError> {
+    ) -> Result<SymbolSpan, TsdbError> {
         let slot = (i as usize) % SYMBOL_CACHE_SLOTS;
         if cache.slots[slot].0 != i + 1 {
-            let from = cache.cursors.get(k).copied().unwrap_or((0, 0));
-            cache.slots[slot] = (i + 1, self.symbol_pos_from(i, from)?);
+            // The symbol after the cursor's starts where the cursor's ends.
+            let from = match cache.cursors.get(k) {
+                Some(&(j, s)) if j != 0 => (j + 1, s.end),
+                _ => (0, 0),
+            };
+            let pos = self.symbol_pos_from(i, from)?;
+            cache.slots[slot] = (i + 1, self.symbol_span(pos)?);
         }
         if let Some(c) = cache.cursors.get_mut(k) {
             *c = cache.slots[slot];
@@ -878,10 +882,10 @@ impl IndexReader {
         Ok(cache.slots[slot].1)
     }
 
-    fn cached_symbol_pos(&self, i: u64, cache: &mut SymbolCache) -> Result<usize, TsdbError> {
+    fn cached_symbol_span(&self, i: u64, cache: &mut SymbolCache) -> Result<SymbolSpan, TsdbError> {
         let slot = &mut cache.slots[(i as usize) % SYMBOL_CACHE_SLOTS];
         if slot.0 != i + 1 {
-            *slot = (i + 1, self.symbol_pos(i)?);
+            *slot = (i + 1, self.symbol_span(self.symbol_pos(i)?)?);
         }
         Ok(slot.1)
     }
