@@ -174,4 +174,9 @@ fn main() {
         median(steady),
         40
     );
+    println!(
+        "summary size: {} runs for {TARGETS} targets ({} KiB of runs)",
+        cache.runs(),
+        cache.runs() * std::mem::size_of::<[i64; 4]>() / 1024
+    );
 }

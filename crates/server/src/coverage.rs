@@ -514,6 +514,12 @@ impl CoverageCache {
         }
     }
 
+    /// How many runs the summary holds now (0 when there is none): its size is 32 bytes each,
+    /// plus the series' labels.
+    pub fn runs(&self) -> usize {
+        self.summary.lock().as_ref().map_or(0, |s| s.runs)
+    }
+
     /// Forgets the summary: samples were deleted (call before and after deleting).
     pub fn invalidate(&self) {
         self.generation.fetch_add(1, Ordering::SeqCst);
