@@ -372,13 +372,19 @@ struct TargetRuns {
 }
 
 impl TargetRuns {
+    /// Its runs with samples in `[lo, hi]`, clipped to it.
+    fn clipped(&self, lo: Timestamp, hi: Timestamp) -> impl Iterator<Item = Run> + '_ {
+        // Runs are in time order: skip those that end before `lo` without looking at them.
+        let i = self.runs.partition_point(|r| r.last() < lo);
+        self.runs[i..]
+            .iter()
+            .take_while(move |r| r.start <= hi)
+            .filter_map(move |r| r.clip(lo, hi))
+    }
+
     /// How many samples lie in `[lo, hi]`.
     fn count(&self, lo: Timestamp, hi: Timestamp) -> i64 {
-        self.runs
-            .iter()
-            .filter_map(|r| r.clip(lo, hi))
-            .map(|r| r.count)
-            .sum()
+        self.clipped(lo, hi).map(|r| r.count).sum()
     }
 }
 
@@ -623,7 +629,7 @@ impl Summary {
         let mut one = |hash: u64, old: Option<&TargetRuns>, new: Option<&Vec<Run>>| {
             runs.clear();
             if let Some(t) = old {
-                runs.extend(t.runs.iter().filter_map(|r| r.clip(from, end)));
+                runs.extend(t.clipped(from, end));
             }
             if let Some(n) = new {
                 runs.extend_from_slice(n);
@@ -776,6 +782,11 @@ mod tests {
                     .filter(|&(t, _)| lo <= t && t <= hi)
                     .collect();
                 let clipped: Vec<Run> = runs.iter().filter_map(|r| r.clip(lo, hi)).collect();
+                let target = TargetRuns {
+                    hash: 0,
+                    runs: runs.clone(),
+                };
+                assert_eq!(target.clipped(lo, hi).collect::<Vec<_>>(), clipped);
                 let n: i64 = clipped.iter().map(|r| r.count).sum();
                 assert_eq!(n, window.len() as i64, "{samples:?} [{lo}, {hi}]");
                 assert_eq!(
