@@ -10,13 +10,14 @@
 
 use std::cmp::Ordering;
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
 use model::{Labels, Matcher, Timestamp};
 use storage::{Querier, Result, SampleIterator, SelectHints, Series, SeriesSet};
 
-use crate::block::querier::{BlockChunks, BlockQuerier, BlockSeries, BlockSeriesIter, SeriesKey};
+use crate::block::querier::{BlockChunks, BlockPart, BlockQuerier, BlockSeriesIter, SeriesKey};
 use crate::head::querier::{HeadQuerier, HeadSampleIter, HeadSeries, HeadSeriesIter};
-use crate::read::{ChainIter, ChunkSeqIter, limited};
+use crate::read::{ChainIter, ChunkSeqIter, QueryLive, SeriesGuard, limited};
 
 pub(crate) struct MergeQuerier {
     /// Blocks sorted by min time.
@@ -26,18 +27,11 @@ pub(crate) struct MergeQuerier {
 
 /// One source's part of a series.
 enum Part {
-    Block(BlockSeries),
+    Block(BlockPart),
     Head(HeadSeries),
 }
 
 impl Part {
-    fn labels(&self) -> &Labels {
-        match self {
-            Part::Block(s) => s.labels(),
-            Part::Head(s) => s.labels(),
-        }
-    }
-
     fn span(&self) -> (i64, i64) {
         match self {
             Part::Block(s) => s.span(),
@@ -45,9 +39,10 @@ impl Part {
         }
     }
 
-    fn sample_iter(&self) -> PartIter<'_> {
+    /// Its samples; a block's iterator is counted in `live` (a head series counts its own).
+    fn sample_iter<'a>(&'a self, live: &'a QueryLive) -> PartIter<'a> {
         match self {
-            Part::Block(s) => PartIter::Block(s.sample_iter()),
+            Part::Block(s) => PartIter::Block(s.sample_iter(live)),
             Part::Head(s) => PartIter::Head(s.sample_iter()),
         }
     }
@@ -56,13 +51,6 @@ impl Part {
         match self {
             Part::Block(s) => s.raw_chunks(),
             Part::Head(s) => s.raw_chunks(),
-        }
-    }
-
-    fn into_series(self) -> Box<dyn Series> {
-        match self {
-            Part::Block(s) => Box::new(s),
-            Part::Head(s) => Box::new(s),
         }
     }
 }
@@ -111,6 +99,7 @@ impl SampleIterator for PartIter<'_> {
 struct MergedSeries {
     labels: Labels,
     parts: Vec<Part>,
+    live: SeriesGuard,
 }
 
 impl MergedSeries {
@@ -129,14 +118,14 @@ impl Series for MergedSeries {
         if self.disjoint() {
             let max_time = self.parts.last().map(|p| p.span().1);
             return Box::new(ChainIter::new(
-                self.parts.iter().map(Part::sample_iter),
+                self.parts.iter().map(|p| p.sample_iter(self.live.live())),
                 max_time,
             ));
         }
         Box::new(MergeIter::new(
             self.parts
                 .iter()
-                .map(|p| Box::new(p.sample_iter()) as Box<dyn SampleIterator + '_>)
+                .map(|p| Box::new(p.sample_iter(self.live.live())) as Box<dyn SampleIterator + '_>)
                 .collect(),
         ))
     }
@@ -238,6 +227,7 @@ struct MergeSeriesSet {
     failed: bool,
     /// The sources whose next series is the least, in source order (kept for its capacity).
     ties: Vec<usize>,
+    live: Arc<QueryLive>,
 }
 
 impl MergeSeriesSet {
@@ -273,9 +263,8 @@ impl MergeSeriesSet {
         }
     }
 
-    /// Takes source `i`'s next series (with `labels`, equal to its own, when given) and moves
-    /// the source on.
-    fn take(&mut self, i: usize, labels: Option<&Labels>) -> Result<Part> {
+    /// Takes source `i`'s next part and moves the source on.
+    fn take_part(&mut self, i: usize) -> Result<Part> {
         let Some(b) = self.blocks.get_mut(i) else {
             let s = self
                 .head_next
@@ -284,9 +273,42 @@ impl MergeSeriesSet {
             self.head_next = self.head.next();
             return Ok(Part::Head(s));
         };
-        let s = b.take(labels).expect("BUG: the block has a next series")?;
+        let p = b.take_part().expect("BUG: the block has a next series");
         b.advance()?;
-        Ok(Part::Block(s))
+        Ok(Part::Block(p))
+    }
+
+    /// Source `i`'s next series, alone, and moves the source on.
+    fn take_series(&mut self, i: usize) -> Result<Box<dyn Series>> {
+        let Some(b) = self.blocks.get_mut(i) else {
+            let s = self
+                .head_next
+                .take()
+                .expect("BUG: the head has a next series");
+            self.head_next = self.head.next();
+            return Ok(Box::new(s));
+        };
+        let s = b.take().expect("BUG: the block has a next series")?;
+        b.advance()?;
+        Ok(Box::new(s))
+    }
+
+    /// The series of the sources `ties` as one: the head's label set when it has the series,
+    /// else one built from the first block's.
+    fn merged(&mut self, ties: &[usize]) -> Result<Box<dyn Series>> {
+        let labels = match &self.head_next {
+            Some(h) if ties.last() == Some(&self.blocks.len()) => h.labels().clone(),
+            _ => self.blocks[ties[0]].labels()?,
+        };
+        let mut parts = Vec::with_capacity(ties.len());
+        for &i in ties {
+            parts.push(self.take_part(i)?);
+        }
+        Ok(Box::new(MergedSeries {
+            labels,
+            parts,
+            live: SeriesGuard::new(&self.live),
+        }))
     }
 
     fn step(&mut self) -> Result<Option<Box<dyn Series>>> {
@@ -301,22 +323,8 @@ impl MergeSeriesSet {
         self.least(&mut ties);
         let out = match ties[..] {
             [] => None,
-            [i] => Some(self.take(i, None)?.into_series()),
-            [.., last] => {
-                let mut labels = (last == self.blocks.len())
-                    .then(|| self.head_next.as_ref().map(|s| s.labels().clone()))
-                    .flatten();
-                let mut parts = Vec::with_capacity(ties.len());
-                for &i in &ties {
-                    let p = self.take(i, labels.as_ref())?;
-                    if labels.is_none() {
-                        labels = Some(p.labels().clone());
-                    }
-                    parts.push(p);
-                }
-                let labels = labels.expect("BUG: set from the first part");
-                Some(Box::new(MergedSeries { labels, parts }) as Box<dyn Series>)
-            }
+            [i] => Some(self.take_series(i)?),
+            _ => Some(self.merged(&ties)?),
         };
         self.ties = ties;
         Ok(out)
@@ -366,6 +374,7 @@ impl Querier for MergeQuerier {
             head_next: None,
             started: false,
             failed: false,
+            live: self.head.live.clone(),
         };
         Ok(limited(set, hints.limit))
     }

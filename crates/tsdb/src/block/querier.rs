@@ -19,16 +19,22 @@ use crate::read::{ChunkList, ChunkSeqIter, QueryLive, SeriesGuard, limited};
 /// query over many blocks keeps one small entry per block and series, and the chunk metas are
 /// read from the mapped index only while the series is iterated.
 pub(crate) struct BlockSeries {
-    block: Arc<Block>,
+    part: BlockPart,
     labels: Labels,
+    live: SeriesGuard,
+}
+
+/// A block's part of a series, without its labels: in a series merged from several sources,
+/// the merged series holds the labels and counts as one live series.
+pub(crate) struct BlockPart {
+    block: Arc<Block>,
     id: u64,
     deleted: Vec<(i64, i64)>,
     mint: i64,
     maxt: i64,
-    live: SeriesGuard,
 }
 
-impl BlockSeries {
+impl BlockPart {
     /// The chunks overlapping the range and not wholly deleted.
     fn chunks(&self) -> Vec<ChunkMeta> {
         let (mint, maxt, del) = (self.mint, self.maxt, &self.deleted);
@@ -56,7 +62,11 @@ impl BlockSeries {
         )
     }
 
-    pub(crate) fn sample_iter(&self) -> ChunkSeqIter<'_, BlockChunks<'_>> {
+    /// Its samples, the iterator counted in `live`.
+    pub(crate) fn sample_iter<'a>(
+        &'a self,
+        live: &'a QueryLive,
+    ) -> ChunkSeqIter<'a, BlockChunks<'a>> {
         ChunkSeqIter::new(
             BlockChunks {
                 block: &self.block,
@@ -64,8 +74,21 @@ impl BlockSeries {
             },
             (self.mint, self.maxt),
             &self.deleted,
-            self.live.live(),
+            live,
         )
+    }
+
+    pub(crate) fn raw_chunks(&self) -> Option<Vec<storage::RawChunk<'_>>> {
+        if !self.deleted.is_empty() {
+            return None;
+        }
+        self.chunks()
+            .into_iter()
+            .map(|c| match self.block.chunks.chunk(c.chunk_ref) {
+                Ok((ENCODING_XOR, data)) => Some(storage::RawChunk { maxt: c.maxt, data }),
+                _ => None,
+            })
+            .collect()
     }
 }
 
@@ -108,20 +131,11 @@ impl Series for BlockSeries {
     }
 
     fn iter(&self) -> Box<dyn SampleIterator + '_> {
-        Box::new(self.sample_iter())
+        Box::new(self.part.sample_iter(self.live.live()))
     }
 
     fn raw_chunks(&self) -> Option<Vec<storage::RawChunk<'_>>> {
-        if !self.deleted.is_empty() {
-            return None;
-        }
-        self.chunks()
-            .into_iter()
-            .map(|c| match self.block.chunks.chunk(c.chunk_ref) {
-                Ok((ENCODING_XOR, data)) => Some(storage::RawChunk { maxt: c.maxt, data }),
-                _ => None,
-            })
-            .collect()
+        self.part.raw_chunks()
     }
 }
 
@@ -205,27 +219,22 @@ impl BlockSeriesIter {
             .map(|_| SeriesKey::Index(&self.block.index, &self.pairs))
     }
 
-    /// The series [`BlockSeriesIter::advance`] stopped at, with `labels` (equal to its own)
-    /// or its own label set; `None` when there is none.
-    pub(crate) fn take(&mut self, labels: Option<&Labels>) -> Option<Result<BlockSeries>> {
+    /// The label set of the series [`BlockSeriesIter::advance`] stopped at.
+    pub(crate) fn labels(&mut self) -> Result<Labels> {
+        let r = self
+            .block
+            .index
+            .labels_at(&self.pairs, &mut self.labels_buf);
+        self.failed |= r.is_err();
+        r.map_err(err)
+    }
+
+    /// The series [`BlockSeriesIter::advance`] stopped at, without its labels; `None` when
+    /// there is none.
+    pub(crate) fn take_part(&mut self) -> Option<BlockPart> {
         let id = self.cur.take()?;
-        let labels = match labels {
-            Some(l) => l.clone(),
-            None => match self
-                .block
-                .index
-                .labels_at(&self.pairs, &mut self.labels_buf)
-            {
-                Ok(l) => l,
-                Err(e) => {
-                    self.failed = true;
-                    return Some(Err(err(e)));
-                }
-            },
-        };
-        Some(Ok(BlockSeries {
+        Some(BlockPart {
             block: self.block.clone(),
-            labels,
             id,
             deleted: self.tomb.get(id).to_vec(),
             // Labels-only selects never iterate; an empty range keeps it so.
@@ -239,6 +248,19 @@ impl BlockSeriesIter {
             } else {
                 self.maxt
             },
+        })
+    }
+
+    /// The series [`BlockSeriesIter::advance`] stopped at; `None` when there is none.
+    pub(crate) fn take(&mut self) -> Option<Result<BlockSeries>> {
+        self.cur?;
+        let labels = match self.labels() {
+            Ok(l) => l,
+            Err(e) => return Some(Err(e)),
+        };
+        Some(Ok(BlockSeries {
+            part: self.take_part()?,
+            labels,
             live: SeriesGuard::new(&self.live),
         }))
     }
@@ -249,7 +271,7 @@ impl Iterator for BlockSeriesIter {
 
     fn next(&mut self) -> Option<Result<BlockSeries>> {
         match self.advance() {
-            Ok(true) => self.take(None),
+            Ok(true) => self.take(),
             Ok(false) => None,
             Err(e) => Some(Err(e)),
         }
