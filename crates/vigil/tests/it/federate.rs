@@ -48,9 +48,6 @@ scrape_configs:\n  - job_name: app\n    static_configs:\n      - targets: ['{}']
         "/federate?match[]={}&match[]=temp",
         enc("{__name__=~\"req.*\"}")
     );
-    let (st, ct, body) = text(&v.url(&path)).await?;
-    assert_eq!(st, 200, "{body}");
-    assert!(ct.starts_with("text/plain; version=0.0.4"), "{ct}");
     let strip_ts = |s: &str| -> String {
         s.lines()
             .map(|l| match l.starts_with('#') {
@@ -71,6 +68,18 @@ req_total{{code=\"500\",instance=\"{addr}\",job=\"app\",dc=\"eu1\"}} 2\n\
 # TYPE temp untyped\n\
 temp{{instance=\"{addr}\",job=\"app\",dc=\"eu1\"}} 21.5"
     );
+    // Asked again for a while: a scrape that timed out (150 ms, a busy machine) leaves the
+    // series stale until the next one.
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    let (st, ct, body) = loop {
+        let (st, ct, body) = text(&v.url(&path)).await?;
+        if strip_ts(&body) == want || std::time::Instant::now() > deadline {
+            break (st, ct, body);
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(st, 200, "{body}");
+    assert!(ct.starts_with("text/plain; version=0.0.4"), "{ct}");
     assert_eq!(strip_ts(&body), want, "{body}");
     // Timestamps are the samples' own, recent.
     let ts: i64 = body
