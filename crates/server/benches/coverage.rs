@@ -206,6 +206,6 @@ fn run(jitter: bool) {
     println!(
         "summary size: {} runs for {TARGETS} targets ({} KiB of runs)",
         cache.runs(),
-        cache.runs() * std::mem::size_of::<[i64; 4]>() / 1024
+        cache.runs() * std::mem::size_of::<[i64; 2]>() / 1024
     );
 }

@@ -238,24 +238,51 @@ pub fn coverage(
     Ok(acc.finish())
 }
 
-/// `count` samples `start`, `start + step`, … of one kind (`up` 1 or not).
+/// `count` samples `start`, `start + step`, … of one kind (`up` 1 or not), in 16 bytes.
 #[derive(Clone, Copy, Debug, PartialEq)]
 struct Run {
     start: Timestamp,
-    /// Meaningless when `count` is 1.
-    step: i64,
-    count: i64,
-    good: bool,
+    /// Meaningless when the count is 1.
+    step: u32,
+    /// The count shifted left by one; the low bit tells a successful scrape.
+    meta: u32,
 }
 
+/// The most samples one run holds.
+const MAX_RUN_COUNT: i64 = (u32::MAX >> 1) as i64;
+
 impl Run {
+    fn new(start: Timestamp, step: i64, count: i64, good: bool) -> Run {
+        debug_assert!(
+            (0..=u32::MAX as i64).contains(&step) && (1..=MAX_RUN_COUNT).contains(&count)
+        );
+        Run {
+            start,
+            step: step as u32,
+            meta: ((count as u32) << 1) | u32::from(good),
+        }
+    }
+
+    fn step(&self) -> i64 {
+        i64::from(self.step)
+    }
+
+    fn count(&self) -> i64 {
+        i64::from(self.meta >> 1)
+    }
+
+    fn good(&self) -> bool {
+        self.meta & 1 == 1
+    }
+
     fn last(&self) -> Timestamp {
-        self.start + self.step * (self.count - 1)
+        self.start + self.step() * (self.count() - 1)
     }
 
     /// The samples of the run in `[lo, hi]`, if any.
     fn clip(&self, lo: Timestamp, hi: Timestamp) -> Option<Run> {
-        if self.count == 1 || self.step <= 0 {
+        let (step, count) = (self.step(), self.count());
+        if count == 1 || step <= 0 {
             return (lo <= self.start && self.start <= hi).then_some(*self);
         }
         if hi < self.start || lo > self.last() {
@@ -264,19 +291,14 @@ impl Run {
         let k0 = if lo <= self.start {
             0
         } else {
-            (lo - self.start + self.step - 1) / self.step
+            (lo - self.start + step - 1) / step
         };
         let k1 = if hi >= self.last() {
-            self.count - 1
+            count - 1
         } else {
-            (hi - self.start) / self.step
+            (hi - self.start) / step
         };
-        (k0 <= k1).then(|| Run {
-            start: self.start + k0 * self.step,
-            step: self.step,
-            count: k1 - k0 + 1,
-            good: self.good,
-        })
+        (k0 <= k1).then(|| Run::new(self.start + k0 * step, step, k1 - k0 + 1, self.good()))
     }
 }
 
@@ -284,24 +306,19 @@ impl Run {
 fn push_sample(runs: &mut Vec<Run>, t: Timestamp, v: f64) {
     let good = v == 1.0;
     if let Some(r) = runs.last_mut()
-        && r.good == good
+        && r.good() == good
     {
-        if r.count == 1 && t > r.start {
-            r.step = t - r.start;
-            r.count = 2;
+        let (step, count) = (r.step(), r.count());
+        if count == 1 && t > r.start && t - r.start <= i64::from(u32::MAX) {
+            *r = Run::new(r.start, t - r.start, 2, good);
             return;
         }
-        if r.count > 1 && t - r.last() == r.step {
-            r.count += 1;
+        if count > 1 && count < MAX_RUN_COUNT && t - r.last() == step {
+            *r = Run::new(r.start, step, count + 1, good);
             return;
         }
     }
-    runs.push(Run {
-        start: t,
-        step: 0,
-        count: 1,
-        good,
-    });
+    runs.push(Run::new(t, 0, 1, good));
 }
 
 /// [`target_gaps`] over samples given as runs (in time order, each later than the one before).
@@ -317,8 +334,8 @@ fn run_gaps(runs: &[Run], end: Timestamp, now: Timestamp) -> (i64, Vec<(Timestam
         }
     };
     for r in runs {
-        if r.count > 1 {
-            min(r.step);
+        if r.count() > 1 {
+            min(r.step());
         }
         if let Some(p) = prev_last {
             min(r.start - p);
@@ -333,7 +350,7 @@ fn run_gaps(runs: &[Run], end: Timestamp, now: Timestamp) -> (i64, Vec<(Timestam
     let mut last_good: Option<Timestamp> = None;
     let mut failing_since: Option<Timestamp> = None;
     for r in runs {
-        if !r.good {
+        if !r.good() {
             failing_since.get_or_insert(last_good.unwrap_or(r.start));
             continue;
         }
@@ -345,7 +362,7 @@ fn run_gaps(runs: &[Run], end: Timestamp, now: Timestamp) -> (i64, Vec<(Timestam
             push_gap(&mut bad, lg, r.start);
         }
         // Every spacing inside the run is a gap, or none is.
-        if r.count > 1 && r.step > gap {
+        if r.count() > 1 && r.step() > gap {
             push_gap(&mut bad, r.start, r.last());
         }
         last_good = Some(r.last());
@@ -360,10 +377,10 @@ const SETTLE_MS: i64 = 5 * 60_000;
 /// How far back a new summary starts (unless the first window reaches further).
 const INITIAL_SPAN_MS: i64 = 25 * 3_600_000;
 /// A summary holding more runs than this (scrapes far off their tick) is given up, and
-/// storage read, for [`GIVE_UP_MS`]: about 64 MiB. Each scrape off its tick costs two runs
+/// storage read, for [`GIVE_UP_MS`]: 64 MiB. Each scrape off its tick costs two runs
 /// (a scrape 2 ms or more late, 7.5% of them on a loaded test machine: about 36,000 runs an
 /// hour for 1,000 targets at 15 s).
-const MAX_RUNS: usize = 2 << 20;
+const MAX_RUNS: usize = 4 << 20;
 const GIVE_UP_MS: i64 = 10 * 60_000;
 /// The summary is extended once it is this far behind.
 const EXTEND_EVERY_MS: i64 = 60_000;
@@ -387,7 +404,7 @@ impl TargetRuns {
 
     /// How many samples lie in `[lo, hi]`.
     fn count(&self, lo: Timestamp, hi: Timestamp) -> i64 {
-        self.clipped(lo, hi).map(|r| r.count).sum()
+        self.clipped(lo, hi).map(|r| r.count()).sum()
     }
 }
 
@@ -427,7 +444,7 @@ impl Summary {
             for &(ts, v) in samples {
                 push_sample(&mut t.runs, ts, v);
                 if let Some(r) = t.runs.last() {
-                    *max_step = (*max_step).max(r.step);
+                    *max_step = (*max_step).max(r.step());
                 }
             }
         })?;
@@ -448,7 +465,7 @@ impl Summary {
         for (l, mut runs) in older {
             self.max_step = self
                 .max_step
-                .max(runs.iter().map(|r| r.step).max().unwrap_or(0));
+                .max(runs.iter().map(|r| r.step()).max().unwrap_or(0));
             let t = self.targets.entry(l.clone()).or_insert_with(|| TargetRuns {
                 hash: l.stable_hash(),
                 runs: Vec::new(),
@@ -537,7 +554,7 @@ impl CoverageCache {
         }
     }
 
-    /// How many runs the summary holds now (0 when there is none): its size is 32 bytes each,
+    /// How many runs the summary holds now (0 when there is none): its size is 16 bytes each,
     /// plus the series' labels.
     pub fn runs(&self) -> usize {
         self.summary.lock().as_ref().map_or(0, |s| s.runs)
@@ -785,6 +802,20 @@ mod tests {
     }
 
     #[test]
+    fn runs_are_small() {
+        assert_eq!(std::mem::size_of::<Run>(), 16);
+        let r = Run::new(5, 1000, MAX_RUN_COUNT, true);
+        assert_eq!(
+            (r.start, r.step(), r.count(), r.good()),
+            (5, 1000, MAX_RUN_COUNT, true)
+        );
+        let mut runs = vec![Run::new(0, 0, 1, false)];
+        // A step too long for a run starts another.
+        push_sample(&mut runs, i64::from(u32::MAX) + 1, 0.0);
+        assert_eq!(runs.len(), 2);
+    }
+
+    #[test]
     fn runs_give_the_gaps_of_their_samples() {
         let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
         for _ in 0..3000 {
@@ -793,7 +824,7 @@ mod tests {
             for &(t, v) in &samples {
                 push_sample(&mut runs, t, v);
             }
-            let total: i64 = runs.iter().map(|r| r.count).sum();
+            let total: i64 = runs.iter().map(|r| r.count()).sum();
             assert_eq!(total, samples.len() as i64);
             for _ in 0..10 {
                 let lo = 1_000_000 + rng.below(200_000) as i64 - 10_000;
@@ -810,7 +841,7 @@ mod tests {
                     runs: runs.clone(),
                 };
                 assert_eq!(target.clipped(lo, hi).collect::<Vec<_>>(), clipped);
-                let n: i64 = clipped.iter().map(|r| r.count).sum();
+                let n: i64 = clipped.iter().map(|r| r.count()).sum();
                 assert_eq!(n, window.len() as i64, "{samples:?} [{lo}, {hi}]");
                 assert_eq!(
                     run_gaps(&clipped, hi, now),
