@@ -592,24 +592,35 @@ impl CoverageCache {
             *guard = None;
         }
         if let Some(s) = guard.as_mut() {
-            // Kept to about the initial span (and what this window reads): older windows are
-            // rare, and read into it again when asked.
-            let keep_from = now.saturating_sub(SETTLE_MS + self.initial_span_ms);
-            if s.start < keep_from.saturating_sub(self.initial_span_ms / 2) {
-                s.trim(keep_from.min(from));
-            }
-            if from < s.start && !s.from_beginning {
-                s.prepend(db, from)?;
-                s.from_beginning = from <= kept.lowest;
-            }
-            let horizon = now.saturating_sub(s.settle());
-            if horizon - s.horizon >= EXTEND_EVERY_MS {
-                let check = (s.horizon - s.settle() + 1).max(s.start);
-                if s.unchanged(db, check)? {
+            let updated = (|| {
+                // Kept to about the initial span (and what this window reads): older windows
+                // are rare, and read into it again when asked.
+                let keep_from = now.saturating_sub(SETTLE_MS + self.initial_span_ms);
+                if s.start < keep_from.saturating_sub(self.initial_span_ms / 2) {
+                    s.trim(keep_from.min(from));
+                }
+                if from < s.start && !s.from_beginning {
+                    s.prepend(db, from)?;
+                    s.from_beginning = from <= kept.lowest;
+                }
+                let horizon = now.saturating_sub(s.settle());
+                if horizon - s.horizon >= EXTEND_EVERY_MS {
+                    let check = (s.horizon - s.settle() + 1).max(s.start);
+                    if !s.unchanged(db, check)? {
+                        return Ok(false);
+                    }
                     let lo = s.horizon + 1;
                     s.append(db, lo, horizon)?;
-                } else {
+                }
+                Ok::<_, storage::StorageError>(true)
+            })();
+            match updated {
+                Ok(true) => {}
+                Ok(false) => *guard = None,
+                // A read that failed half-way leaves the summary half-extended.
+                Err(e) => {
                     *guard = None;
+                    return Err(e);
                 }
             }
         }
