@@ -464,6 +464,10 @@ impl Db {
                 "truncating the head while queriers started before still read it"
             );
         }
+        if inner.is_closed() {
+            // Closed while waiting: leave the files as they are.
+            return Err(TsdbError::Closed);
+        }
         let mut stats = TruncateStats {
             mint,
             ..Default::default()
