@@ -1071,20 +1071,7 @@ where
             // Read on (past `t`, so at most once per step), leaving staleness markers out.
             match pending {
                 Some(s) if s.0 <= t => {
-                    let first = buf.len();
-                    buf.push(s);
-                    pending = it.next_until(t.saturating_add(ahead), buf);
-                    // Most reads hold no marker: look before moving anything.
-                    if let Some(at) = buf[first..].iter().position(|s| is_stale_nan(s.1)) {
-                        let mut keep = first + at;
-                        for j in keep + 1..buf.len() {
-                            if !is_stale_nan(buf[j].1) {
-                                buf[keep] = buf[j];
-                                keep += 1;
-                            }
-                        }
-                        buf.truncate(keep);
-                    }
+                    pending = read_on(it, s, t.saturating_add(ahead), buf);
                 }
                 _ => break,
             }
@@ -1104,6 +1091,31 @@ where
         }
     }
     Ok(())
+}
+
+/// Appends `next` (the sample read last from `it`) and every later sample up to `upto` to
+/// `buf`, staleness markers left out; returns the first sample after them (`None` at the end).
+fn read_on(
+    it: &mut dyn SampleIterator,
+    next: (i64, f64),
+    upto: i64,
+    buf: &mut Vec<(i64, f64)>,
+) -> Option<(i64, f64)> {
+    let first = buf.len();
+    buf.push(next);
+    let pending = it.next_until(upto, buf);
+    // Most reads hold no marker: look before moving anything.
+    if let Some(at) = buf[first..].iter().position(|s| is_stale_nan(s.1)) {
+        let mut keep = first + at;
+        for j in keep + 1..buf.len() {
+            if !is_stale_nan(buf[j].1) {
+                buf[keep] = buf[j];
+                keep += 1;
+            }
+        }
+        buf.truncate(keep);
+    }
+    pending
 }
 
 /// [`slide`] for `rate`, `increase` and `delta` ([`Track::rate`]): only a window's first and
@@ -1137,18 +1149,7 @@ fn slide_rate<S: FnMut(usize, f64)>(
         // Every sample up to `t` into `buf` (reading past `t`, so at most once per step).
         while let Some(s) = pending.filter(|s| s.0 <= t) {
             let first = buf.len();
-            buf.push(s);
-            pending = it.next_until(t.saturating_add(ahead), buf);
-            if let Some(at) = buf[first..].iter().position(|s| is_stale_nan(s.1)) {
-                let mut keep = first + at;
-                for j in keep + 1..buf.len() {
-                    if !is_stale_nan(buf[j].1) {
-                        buf[keep] = buf[j];
-                        keep += 1;
-                    }
-                }
-                buf.truncate(keep);
-            }
+            pending = read_on(it, s, t.saturating_add(ahead), buf);
             if counter {
                 let mut n = resets_to.last().copied().unwrap_or(0);
                 let mut prev = first.checked_sub(1).map_or(f64::NAN, |j| buf[j].1);
