@@ -263,15 +263,20 @@ impl MergeSeriesSet {
         }
     }
 
+    /// The head's next series, and moves the head on.
+    fn take_head(&mut self) -> HeadSeries {
+        let s = self
+            .head_next
+            .take()
+            .expect("BUG: the head has a next series");
+        self.head_next = self.head.next();
+        s
+    }
+
     /// Takes source `i`'s next part and moves the source on.
     fn take_part(&mut self, i: usize) -> Result<Part> {
         let Some(b) = self.blocks.get_mut(i) else {
-            let s = self
-                .head_next
-                .take()
-                .expect("BUG: the head has a next series");
-            self.head_next = self.head.next();
-            return Ok(Part::Head(s));
+            return Ok(Part::Head(self.take_head()));
         };
         let p = b.take_part().expect("BUG: the block has a next series");
         b.advance()?;
@@ -281,12 +286,7 @@ impl MergeSeriesSet {
     /// Source `i`'s next series, alone, and moves the source on.
     fn take_series(&mut self, i: usize) -> Result<Box<dyn Series>> {
         let Some(b) = self.blocks.get_mut(i) else {
-            let s = self
-                .head_next
-                .take()
-                .expect("BUG: the head has a next series");
-            self.head_next = self.head.next();
-            return Ok(Box::new(s));
+            return Ok(Box::new(self.take_head()));
         };
         let s = b.take().expect("BUG: the block has a next series")?;
         b.advance()?;
